@@ -1,0 +1,83 @@
+# Stream inference on AWS Lambda: train -> package -> invoke -> publish -> relink.
+# Every target sets up the pinned virtual environment (.venv) it needs by itself.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
+export PYTHONPATH := $(CURDIR)/function:$(CURDIR)
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+
+MODEL_SRC ?= build/model
+MODEL_VERSION ?= 1.0.0
+EVENT ?= build/events/kinesis.json
+RECORDS ?= 1000
+
+FUNCTION_ZIP := build/function.zip
+MODEL_LAYER := build/layers/model-layer.zip
+REFERENCE_MODEL := build/model/manifest.json
+
+.DEFAULT_GOAL := help
+.PHONY: help venv train model-layer function-zip events invoke demo bench test lint format clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing pinned requirements into $(VENV) ..."
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored" || true
+	@$(PY) -c "import sklearn, boto3, moto, pytest" && touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv from the pinned requirements
+
+$(REFERENCE_MODEL): $(STAMP) tools/train.py tools/dataset.py
+	$(PY) -m tools.train --out build/model --version $(MODEL_VERSION)
+
+train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0.0)
+	$(PY) -m tools.train --out build/model --version $(MODEL_VERSION)
+
+# A folder without manifest.json needs NAME, VERSION, PIPELINE and TEXT_FIELD or FEATURES.
+MODEL_LAYER_OPTS = $(if $(NAME),--name "$(NAME)") $(if $(VERSION),--version "$(VERSION)") \
+  $(if $(PIPELINE),--pipeline "$(PIPELINE)") $(if $(TEXT_FIELD),--text-field "$(TEXT_FIELD)") \
+  $(if $(FEATURES),--features "$(FEATURES)")
+model-layer: $(STAMP) $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) ## Package MODEL_SRC (default: reference model) into the model layer zip
+	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
+
+$(FUNCTION_ZIP): $(STAMP) $(shell find function -name '*.py' 2>/dev/null)
+	$(PY) -m tools.package_function --out $(FUNCTION_ZIP)
+
+function-zip: $(FUNCTION_ZIP) ## Build the function zip (build/function.zip)
+
+events: $(STAMP) ## Write sample Kinesis and DynamoDB events to build/events/
+	$(PY) -m tools.events --out build/events
+
+$(MODEL_LAYER): $(REFERENCE_MODEL)
+	$(MAKE) --no-print-directory model-layer
+
+invoke: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Run the handler on EVENT=file.json from the built zips (response on stdout)
+	@test -f "$(EVENT)" || $(PY) -m tools.events --out build/events > /dev/null
+	@$(PY) -m tools.invoke "$(EVENT)"
+
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) ## The main job: score a generated ingest through the function (RECORDS=1000)
+	$(PY) -m tools.demo --records $(RECORDS)
+
+bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler against bare predict/load
+	$(PY) -m tools.bench
+
+test: $(STAMP) ## Lint, then run the test suite
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff check and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean: ## Remove build outputs (keeps .venv)
+	find build -mindepth 1 ! -name README.md -exec rm -rf {} +

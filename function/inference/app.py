@@ -1,0 +1,116 @@
+"""Wiring the function from its environment: model, sinks, quarantine, telemetry.
+
+Environment variables (all optional but ``MODEL_DIR`` has a default):
+
+==========================  ===========================================================
+``MODEL_DIR``               model layer directory (default ``/opt/model``)
+``RESULTS_TABLE``           DynamoDB table for results (partition key ``record_id``, S)
+``RESULTS_STREAM``          Kinesis stream for results
+``RESULTS_BUCKET``          S3 bucket for results, one object per batch
+``RESULTS_PREFIX``          key prefix in ``RESULTS_BUCKET`` (default ``predictions/``)
+``QUARANTINE_QUEUE_URL``    SQS queue for poison records
+``QUARANTINE_BUCKET``       S3 bucket for poison records, one object per record
+``QUARANTINE_PREFIX``       key prefix in ``QUARANTINE_BUCKET`` (default ``quarantine/``)
+``METRICS_NAMESPACE``       CloudWatch namespace for EMF metrics (default ``StreamInference``)
+``LOG_LEVEL``               ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
+==========================  ===========================================================
+
+At most one ``RESULTS_*`` destination and one ``QUARANTINE_*`` destination may be set.
+With no results destination the predictions are returned in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .batch import process_batch
+from .events import StreamResponse
+from .model import LoadedModel, load_model
+from .quarantine import LogQuarantine, Quarantine, S3Quarantine, SQSQuarantine
+from .sinks import DynamoDBSink, KinesisSink, ResponseSink, ResultSink, S3Sink
+from .telemetry import emf_document, emit_metrics, setup_logging
+
+DEFAULT_MODEL_DIR = "/opt/model"
+
+
+class ConfigError(ValueError):
+    """The function's environment variables contradict each other."""
+
+
+def _only_one(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    chosen = [name for name in names if env.get(name)]
+    if len(chosen) > 1:
+        raise ConfigError(f"set at most one of {', '.join(names)}; found {', '.join(chosen)}")
+    return chosen[0] if chosen else None
+
+
+def make_sink(env: Mapping[str, str]) -> ResultSink:
+    """The results sink the environment asks for (a fresh one per batch for the response)."""
+    name = _only_one(env, ("RESULTS_TABLE", "RESULTS_STREAM", "RESULTS_BUCKET"))
+    if name == "RESULTS_TABLE":
+        return DynamoDBSink(env[name])
+    if name == "RESULTS_STREAM":
+        return KinesisSink(env[name])
+    if name == "RESULTS_BUCKET":
+        return S3Sink(env[name], env.get("RESULTS_PREFIX", "predictions/"))
+    return ResponseSink()
+
+
+def make_quarantine(env: Mapping[str, str]) -> Quarantine:
+    name = _only_one(env, ("QUARANTINE_QUEUE_URL", "QUARANTINE_BUCKET"))
+    if name == "QUARANTINE_QUEUE_URL":
+        return SQSQuarantine(env[name])
+    if name == "QUARANTINE_BUCKET":
+        return S3Quarantine(env[name], env.get("QUARANTINE_PREFIX", "quarantine/"))
+    return LogQuarantine()
+
+
+@dataclass
+class App:
+    """Everything one execution environment keeps between invocations."""
+
+    model: LoadedModel
+    env: Mapping[str, str]
+    sink: ResultSink
+    quarantine: Quarantine
+    logger: logging.Logger
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> App:
+        """Load and verify the model, and build the sinks; raises if anything is wrong."""
+        env = os.environ if env is None else env
+        logger = setup_logging(env.get("LOG_LEVEL", "INFO"))
+        sink = make_sink(env)
+        quarantine = make_quarantine(env)
+        model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+        logger.info("model loaded", extra={"model_name": model.name, "model_version": model.version})
+        return cls(model, env, sink, quarantine, logger)
+
+    def handle(self, event: Any, context: Any = None) -> StreamResponse:
+        """Score one stream event; log a summary and emit metrics."""
+        sink = ResponseSink() if isinstance(self.sink, ResponseSink) else self.sink
+        response, report = process_batch(event, self.model, sink, self.quarantine)
+        request_id = getattr(context, "aws_request_id", None)
+        counts = report.counts()
+        self.logger.info(
+            "batch scored",
+            extra={
+                **counts,
+                "predict_ms": round(report.predict_ms, 3),
+                "predict_calls": report.predict_calls,
+                "request_id": request_id,
+            },
+        )
+        emit_metrics(
+            emf_document(
+                self.env.get("METRICS_NAMESPACE", "StreamInference"),
+                self.env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
+                {**counts, "PredictMilliseconds": round(report.predict_ms, 3)},
+                {"model_name": self.model.name, "model_version": self.model.version, "request_id": request_id},
+            )
+        )
+        return response

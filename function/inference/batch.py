@@ -1,0 +1,205 @@
+"""Scoring one stream batch: decode, predict once, persist, report what to retry.
+
+Every record ends in exactly one of four states, and :class:`BatchReport` lists them:
+
+``predicted``
+    scored and its result written (or returned, with no sink);
+``skipped``
+    nothing to score: a REMOVE event, or a DynamoDB image without NewImage;
+``quarantined``
+    poison: it can never be scored; kept with its id and reason;
+``retry``
+    reported in ``batchItemFailures`` for Lambda to deliver again.
+
+Retry follows stream semantics (REFERENCE.md §2): Lambda resumes at the lowest
+reported sequence number and redelivers everything after it. So the first record
+whose result or quarantine could not be persisted is the *cutoff*: it and every
+record after it are reported, and sinks only get records before it.
+
+When the model raises on the batch, the inputs are split in halves and predicted
+again until each failure is pinned to single records, which are quarantined as
+poison. If every input fails on its own, the fault is the model's, not the data's:
+:class:`ModelFailure` is raised so Lambda retries the batch (and, once retries run
+out, sends it to the on-failure destination).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .decode import DecodedRecord, decode_records
+from .events import BatchItemFailure, StreamResponse, classify_event
+from .model import LoadedModel, Predictions
+from .quarantine import Quarantine, QuarantineItem
+from .sinks import ResponseSink, ResultItem, ResultSink
+
+
+class ModelFailure(RuntimeError):
+    """The model raised on every input of the batch, each alone."""
+
+
+@dataclass
+class BatchReport:
+    """What happened to each record of one batch (lists of record indices)."""
+
+    size: int
+    predicted: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    quarantined: list[int] = field(default_factory=list)
+    retry: list[int] = field(default_factory=list)
+    failures: list[BatchItemFailure] = field(default_factory=list)
+    predict_ms: float = 0.0
+    predict_calls: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "RecordsIn": self.size,
+            "RecordsPredicted": len(self.predicted),
+            "RecordsSkipped": len(self.skipped),
+            "RecordsQuarantined": len(self.quarantined),
+            "RecordsRetried": len(self.retry),
+        }
+
+
+def predict_isolating(
+    model: LoadedModel, inputs: list[Any]
+) -> tuple[list[tuple[Any, float | None] | None], dict[int, str], int]:
+    """Predict ``inputs`` in one call; if it raises, bisect to find the inputs at fault.
+
+    Returns
+    -------
+    (results, errors, calls)
+        ``results[i]`` is ``(label, probability)`` or ``None`` when input ``i`` fails
+        alone; ``errors`` maps those positions to the error; ``calls`` counts predicts.
+    """
+    results: list[tuple[Any, float | None] | None] = [None] * len(inputs)
+    errors: dict[int, str] = {}
+    calls = 0
+
+    def run(lo: int, hi: int) -> None:
+        nonlocal calls
+        calls += 1
+        try:
+            out: Predictions = model.predict(inputs[lo:hi])
+        except Exception as exc:
+            if hi - lo == 1:
+                errors[lo] = f"model raised {type(exc).__name__}: {str(exc)[:200]}"
+                return
+            mid = (lo + hi) // 2
+            run(lo, mid)
+            run(mid, hi)
+            return
+        probs = out.probabilities or [None] * (hi - lo)
+        results[lo:hi] = list(zip(out.labels, probs))
+
+    if inputs:
+        run(0, len(inputs))
+    if inputs and len(errors) == len(inputs):
+        raise ModelFailure(f"model failed on all {len(inputs)} inputs, each alone: {errors[0]}")
+    return results, errors, calls
+
+
+def process_batch(
+    event: Any,
+    model: LoadedModel,
+    sink: ResultSink,
+    quarantine: Quarantine,
+) -> tuple[StreamResponse, BatchReport]:
+    """Score one Lambda stream event.
+
+    Parameters
+    ----------
+    event : dict
+        A Kinesis or DynamoDB Streams event as Lambda delivers it.
+    model : LoadedModel
+        The verified model (:func:`inference.model.load_model`).
+    sink : ResultSink
+        Where results go; a :class:`~inference.sinks.ResponseSink` returns them.
+    quarantine : Quarantine
+        Where poison records go.
+
+    Returns
+    -------
+    (response, report)
+        The handler's response (``batchItemFailures``, and ``predictions`` when the
+        sink is the response) and the per-record accounting.
+
+    Raises
+    ------
+    UnsupportedEventError
+        The event is not a stream batch.
+    ModelFailure
+        The model raised on every input (see module docstring).
+    """
+    kind, records = classify_event(event)
+    decoded = decode_records(records, kind, model.manifest["input"])
+    report = BatchReport(size=len(decoded))
+
+    pending = [d for d in decoded if d.status == "input"]
+    started = time.perf_counter()
+    outcomes, errors, report.predict_calls = predict_isolating(model, [d.value for d in pending])
+    report.predict_ms = (time.perf_counter() - started) * 1000
+
+    poison: list[DecodedRecord] = [d for d in decoded if d.status == "poison"]
+    results: list[ResultItem] = []
+    for position, (rec, outcome) in enumerate(zip(pending, outcomes)):
+        if outcome is None:
+            rec.status, rec.reason = "poison", errors[position]
+            poison.append(rec)
+        else:
+            results.append(
+                ResultItem(
+                    rec.index,
+                    rec.record_id,
+                    rec.sequence_number or "",
+                    rec.source_arn,
+                    outcome[0],
+                    outcome[1],
+                    model.name,
+                    model.version,
+                )
+            )
+    poison.sort(key=lambda d: d.index)
+
+    # Persist in stream order of priority: quarantine, then results before the cutoff.
+    cutoff = len(decoded)
+    failed = quarantine.send(
+        [
+            QuarantineItem(d.index, d.record_id, d.sequence_number, d.source_arn, d.reason, records[d.index])
+            for d in poison
+        ]
+    )
+    cutoff = min(failed, default=cutoff)
+    failed = sink.write([r for r in results if r.index < cutoff])
+    cutoff = min(min(failed, default=cutoff), cutoff)
+
+    # Lambda can only resume at a record that has a sequence number.
+    while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:
+        cutoff -= 1
+    if cutoff < len(decoded) and decoded[cutoff].sequence_number is None:
+        # No record at or before the failure can be named: fail the whole batch.
+        report.failures = [{"itemIdentifier": ""}]
+        cutoff = 0
+    for d in decoded:
+        if d.index >= cutoff:
+            report.retry.append(d.index)
+        elif d.status == "input":
+            report.predicted.append(d.index)
+        elif d.status == "skip":
+            report.skipped.append(d.index)
+        else:
+            report.quarantined.append(d.index)
+    if not report.failures:
+        seen: set[str] = set()
+        for index in report.retry:
+            seq = decoded[index].sequence_number
+            if seq is not None and seq not in seen:
+                seen.add(seq)
+                report.failures.append({"itemIdentifier": seq})
+
+    response: StreamResponse = {"batchItemFailures": report.failures}
+    if isinstance(sink, ResponseSink):
+        response["predictions"] = sink.predictions
+    return response, report

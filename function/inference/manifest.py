@@ -1,0 +1,180 @@
+"""The model layer's contract: ``manifest.json`` and the checks run on it.
+
+The manifest sits next to the joblib artifacts in the model layer (``/opt/model`` on
+Lambda). It names the ordered pipeline, the input contract, the output classes, the
+sha256 of every artifact and the library versions that produced them. This module is
+shared by the function (which verifies a layer before loading it) and by the packaging
+tools (which write and check manifests), so both sides read one definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+MANIFEST_NAME = "manifest.json"
+SCHEMA_VERSION = 1
+#: Libraries whose versions must match between training and serving.
+TRACKED_LIBRARIES = ("python", "numpy", "scipy", "scikit-learn", "joblib")
+
+
+class ManifestError(ValueError):
+    """The manifest is missing, malformed, or does not match the artifacts."""
+
+
+class PipelineStep(TypedDict):
+    """One joblib artifact. Preprocessors come first, the classifier last."""
+
+    name: str
+    file: str
+    role: Literal["preprocessor", "classifier"]
+    sha256: str
+
+
+class TextInput(TypedDict):
+    """A text model: the record's JSON field ``field`` holds the text."""
+
+    kind: Literal["text"]
+    field: str
+
+
+class TabularInput(TypedDict):
+    """A tabular model: the record's JSON holds one number per feature, in this order."""
+
+    kind: Literal["tabular"]
+    features: list[str]
+
+
+class Manifest(TypedDict):
+    """``manifest.json`` as written by ``layers.model_layer`` (see README, "The manifest")."""
+
+    schema_version: int
+    name: str
+    version: str
+    created_at: str
+    pipeline: list[PipelineStep]
+    input: TextInput | TabularInput
+    classes: list[Any]
+    libraries: dict[str, str]
+    metrics: dict[str, Any]
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of the file at ``path``, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise ManifestError(f"{where}: missing required key {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ManifestError(f"{where}: {key!r} must be {names}, got {type(value).__name__}")
+    return value
+
+
+def validate_manifest(data: Any) -> Manifest:
+    """Check the structure of a parsed manifest and return it typed.
+
+    Parameters
+    ----------
+    data : Any
+        The parsed JSON document.
+
+    Returns
+    -------
+    Manifest
+        The same object, now known to have every required field.
+
+    Raises
+    ------
+    ManifestError
+        Naming the first missing or wrong-typed field and what it should be.
+    """
+    where = MANIFEST_NAME
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    version = _require(data, "schema_version", int, where)
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{where}: schema_version {version} is not supported (this function reads "
+            f"{SCHEMA_VERSION}); repackage the model with this release's `make model-layer`"
+        )
+    for key in ("name", "version", "created_at"):
+        if not _require(data, key, str, where).strip():
+            raise ManifestError(f"{where}: {key!r} must not be empty")
+    pipeline = _require(data, "pipeline", list, where)
+    if not pipeline:
+        raise ManifestError(f"{where}: 'pipeline' must list at least the classifier")
+    for i, step in enumerate(pipeline):
+        at = f"{where}: pipeline[{i}]"
+        if not isinstance(step, dict):
+            raise ManifestError(f"{at} must be an object")
+        for key in ("name", "file", "role", "sha256"):
+            _require(step, key, str, at)
+        if "/" in step["file"] or "\\" in step["file"] or step["file"].startswith("."):
+            raise ManifestError(f"{at}: 'file' must be a plain file name, got {step['file']!r}")
+        expected_role = "classifier" if i == len(pipeline) - 1 else "preprocessor"
+        if step["role"] != expected_role:
+            raise ManifestError(
+                f"{at}: role {step['role']!r} out of place; the pipeline is preprocessors "
+                "in order, then exactly one classifier, last"
+            )
+        if len(step["sha256"]) != 64:
+            raise ManifestError(f"{at}: 'sha256' must be 64 hex characters")
+    contract = _require(data, "input", dict, where)
+    kind = _require(contract, "kind", str, f"{where}: input")
+    if kind == "text":
+        if not _require(contract, "field", str, f"{where}: input").strip():
+            raise ManifestError(f"{where}: input.field must name the JSON field holding the text")
+    elif kind == "tabular":
+        features = _require(contract, "features", list, f"{where}: input")
+        if not features or not all(isinstance(f, str) and f for f in features):
+            raise ManifestError(f"{where}: input.features must be a non-empty list of names")
+        if len(set(features)) != len(features):
+            raise ManifestError(f"{where}: input.features has duplicate names")
+    else:
+        raise ManifestError(f"{where}: input.kind must be 'text' or 'tabular', got {kind!r}")
+    if not _require(data, "classes", list, where):
+        raise ManifestError(f"{where}: 'classes' must list the classifier's classes")
+    libraries = _require(data, "libraries", dict, where)
+    missing = [lib for lib in TRACKED_LIBRARIES if lib not in libraries]
+    if missing:
+        raise ManifestError(f"{where}: 'libraries' lacks versions for {', '.join(missing)}")
+    _require(data, "metrics", dict, where)
+    return data  # type: ignore[return-value]
+
+
+def read_manifest(model_dir: Path) -> Manifest:
+    """Read and validate ``model_dir/manifest.json``.
+
+    Raises
+    ------
+    ManifestError
+        If the file is absent, is not JSON, or fails :func:`validate_manifest`.
+    """
+    path = Path(model_dir) / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            f"no {MANIFEST_NAME} in {model_dir}: is the model layer attached, and does "
+            "MODEL_DIR point at it? Build one with `make model-layer`"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+    return validate_manifest(data)

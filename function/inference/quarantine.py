@@ -1,0 +1,124 @@
+"""Where poison records go: a structured log line (always), and optionally SQS or S3.
+
+A poison record is one the model can never score (bad base64, bad JSON, a missing or
+wrong-typed field, …). It is taken out of the stream so it never blocks its shard,
+and kept with its identifier and reason so nothing is lost silently. The log line
+carries no payload; the SQS message and the S3 object carry the raw record, so it can
+be repaired and replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .sinks import aws_client
+
+logger = logging.getLogger("inference")
+
+#: SQS messages are capped at 256 KiB; larger raw records are described, not attached.
+MAX_ATTACHED_RECORD_BYTES = 200_000
+
+
+@dataclass(slots=True)
+class QuarantineItem:
+    index: int
+    record_id: str
+    sequence_number: str | None
+    source_arn: str
+    reason: str
+    record: Any
+
+    def document(self, attach_limit: int | None = MAX_ATTACHED_RECORD_BYTES) -> dict[str, Any]:
+        doc = {
+            "record_id": self.record_id,
+            "sequence_number": self.sequence_number,
+            "source_arn": self.source_arn,
+            "reason": self.reason,
+        }
+        raw = json.dumps(self.record, default=str)
+        if attach_limit is None or len(raw) <= attach_limit:
+            doc["record"] = self.record
+        else:
+            doc["record_omitted_bytes"] = len(raw)
+        return doc
+
+
+class Quarantine(Protocol):
+    def send(self, items: list[QuarantineItem]) -> set[int]:
+        """Keep ``items``; return the ``index`` of every item that could not be kept."""
+
+
+def log_quarantined(items: list[QuarantineItem]) -> None:
+    for item in items:
+        logger.warning(
+            "record quarantined",
+            extra={"record_id": item.record_id, "sequence_number": item.sequence_number, "reason": item.reason},
+        )
+
+
+class LogQuarantine:
+    """Default: one WARNING log line per record (id and reason, no payload)."""
+
+    def send(self, items: list[QuarantineItem]) -> set[int]:
+        log_quarantined(items)
+        return set()
+
+
+class SQSQuarantine:
+    """``QUARANTINE_QUEUE_URL``: one message per poison record, sent in batches of 10."""
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self.client = client or aws_client("sqs")
+
+    def send(self, items: list[QuarantineItem]) -> set[int]:
+        log_quarantined(items)
+        failed: set[int] = set()
+        for chunk in _sqs_batches([(item, json.dumps(item.document(), default=str)) for item in items]):
+            entries = [{"Id": str(n), "MessageBody": body} for n, (_, body) in enumerate(chunk)]
+            try:
+                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except Exception as exc:
+                logger.error("quarantine queue send failed", extra={"error": repr(exc)[:300]})
+                failed.update(item.index for item, _ in chunk)
+                continue
+            failed.update(chunk[int(entry["Id"])][0].index for entry in response.get("Failed", []))
+        return failed
+
+
+def _sqs_batches(bodies: list[tuple[QuarantineItem, str]]) -> list[list[tuple[QuarantineItem, str]]]:
+    """Group messages into SendMessageBatch calls: at most 10, and 256 KiB in all."""
+    batches: list[list[tuple[QuarantineItem, str]]] = []
+    size = 0
+    for pair in bodies:
+        length = len(pair[1].encode())
+        if not batches or len(batches[-1]) == 10 or size + length > 250_000:
+            batches.append([])
+            size = 0
+        batches[-1].append(pair)
+        size += length
+    return batches
+
+
+class S3Quarantine:
+    """``QUARANTINE_BUCKET``: one object per poison record, ``<prefix><record id>.json``."""
+
+    def __init__(self, bucket: str, prefix: str = "quarantine/", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.client = client or aws_client("s3")
+
+    def send(self, items: list[QuarantineItem]) -> set[int]:
+        log_quarantined(items)
+        failed: set[int] = set()
+        for item in items:
+            body = json.dumps(item.document(attach_limit=None), default=str).encode()
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}{item.record_id}.json", Body=body)
+            except Exception as exc:
+                logger.error("quarantine object write failed", extra={"error": repr(exc)[:300]})
+                failed.add(item.index)
+        return failed

@@ -1,0 +1,174 @@
+"""Where predictions go: the response, a DynamoDB table, a Kinesis stream, or S3.
+
+Every sink takes the batch's results and returns the ``index`` of each result it
+could not write; the batch processor turns those into ``batchItemFailures``. Writes
+are batched and keyed by ``record_id`` so a redelivered record overwrites its earlier
+result (DynamoDB, S3). A Kinesis stream is append-only: a redelivered record is
+appended again with the same partition key and ``record_id``, for consumers to
+deduplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+logger = logging.getLogger("inference")
+
+#: Attempts for the items a batch API left unprocessed (throttling), with backoff.
+BATCH_ATTEMPTS = 3
+
+
+@dataclass(slots=True)
+class ResultItem:
+    """One prediction, as written to every sink."""
+
+    index: int
+    record_id: str
+    sequence_number: str
+    source_arn: str
+    label: Any
+    probability: float | None
+    model_name: str
+    model_version: str
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["index"]
+        return data
+
+
+class ResultSink(Protocol):
+    def write(self, items: list[ResultItem]) -> set[int]:
+        """Write ``items``; return the ``index`` of every item not written."""
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client with standard retries (throttling is retried with backoff)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(service, config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(0.05 * 2**attempt)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class ResponseSink:
+    """No sink configured: predictions travel back in the response, keyed by record id."""
+
+    def __init__(self) -> None:
+        self.predictions: dict[str, dict[str, Any]] = {}
+
+    def write(self, items: list[ResultItem]) -> set[int]:
+        for item in items:
+            self.predictions[item.record_id] = {"label": item.label, "probability": item.probability}
+        return set()
+
+
+class DynamoDBSink:
+    """``RESULTS_TABLE``: one item per record, partition key ``record_id`` (string)."""
+
+    def __init__(self, table: str, client: Any = None) -> None:
+        self.table = table
+        self.client = client or aws_client("dynamodb")
+        from boto3.dynamodb.types import TypeSerializer
+
+        self._serialize = TypeSerializer().serialize
+
+    def _item(self, item: ResultItem) -> dict[str, Any]:
+        from decimal import Decimal
+
+        data = item.as_json()
+        if data["probability"] is None:
+            del data["probability"]
+        else:
+            data["probability"] = Decimal(repr(data["probability"]))
+        if isinstance(data["label"], float):
+            data["label"] = Decimal(repr(data["label"]))
+        return {key: self._serialize(value) for key, value in data.items()}
+
+    def write(self, items: list[ResultItem]) -> set[int]:
+        failed: set[int] = set()
+        for chunk in _chunks(items, 25):
+            by_id = {item.record_id: item for item in chunk}  # a duplicate id in one call is rejected
+            pending = [{"PutRequest": {"Item": self._item(item)}} for item in by_id.values()]
+            for attempt in range(BATCH_ATTEMPTS):
+                try:
+                    response = self.client.batch_write_item(RequestItems={self.table: pending})
+                except Exception as exc:
+                    logger.error("results table write failed", extra={"error": repr(exc)[:300]})
+                    break
+                pending = response.get("UnprocessedItems", {}).get(self.table, [])
+                if not pending:
+                    break
+                _backoff(attempt)
+            if pending:
+                left = {req["PutRequest"]["Item"]["record_id"]["S"] for req in pending}
+                failed.update(item.index for item in chunk if item.record_id in left)
+        return failed
+
+
+class KinesisSink:
+    """``RESULTS_STREAM``: one JSON record per prediction, partition key ``record_id``."""
+
+    def __init__(self, stream: str, client: Any = None) -> None:
+        self.stream = stream
+        self.client = client or aws_client("kinesis")
+
+    def write(self, items: list[ResultItem]) -> set[int]:
+        failed: set[int] = set()
+        for chunk in _chunks(items, 500):
+            pending = chunk
+            for attempt in range(BATCH_ATTEMPTS):
+                entries = [
+                    {"Data": json.dumps(item.as_json()).encode(), "PartitionKey": item.record_id[:256]}
+                    for item in pending
+                ]
+                try:
+                    response = self.client.put_records(StreamName=self.stream, Records=entries)
+                except Exception as exc:
+                    logger.error("results stream write failed", extra={"error": repr(exc)[:300]})
+                    break
+                pending = [item for item, res in zip(pending, response["Records"]) if res.get("ErrorCode")]
+                if not pending:
+                    break
+                _backoff(attempt)
+            failed.update(item.index for item in pending)
+        return failed
+
+
+class S3Sink:
+    """``RESULTS_BUCKET``: one JSON Lines object per batch.
+
+    The key is ``<prefix><source>/<first record id>.jsonl``: a batch redelivered from the
+    same record overwrites its object, and the batch processor only hands this sink
+    records before the first failure, so no record lands in two objects.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "predictions/", client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.client = client or aws_client("s3")
+
+    def write(self, items: list[ResultItem]) -> set[int]:
+        if not items:
+            return set()
+        first = items[0]
+        source = first.source_arn.split("/")[1] if "/" in first.source_arn else "unknown-source"
+        key = f"{self.prefix}{source}/{first.record_id}.jsonl"
+        body = "".join(json.dumps(item.as_json()) + "\n" for item in items).encode()
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        except Exception as exc:
+            logger.error("results object write failed", extra={"error": repr(exc)[:300], "key": key})
+            return {item.index for item in items}
+        return set()

@@ -1,0 +1,241 @@
+"""Package a folder of joblib artifacts into the model layer zip.
+
+The zip holds ``model/manifest.json`` and the artifacts under ``model/``; Lambda
+extracts layers into ``/opt``, so the function finds them in ``/opt/model`` (its
+default ``MODEL_DIR``).
+
+Usage::
+
+    python -m layers.model_layer --src build/model            # folder with manifest.json
+    python -m layers.model_layer --src my_model --name churn --version 3 \\
+        --pipeline scaler.joblib,classifier.joblib --features age,tenure,spend
+
+A folder that has ``manifest.json`` is checked against it (every file present, every
+sha256 equal). A folder without one gets a manifest built from the options; a missing
+option is named. Either way every artifact is unpickled once here, in the pinned
+environment, with scikit-learn's ``InconsistentVersionWarning`` as an error, so a model
+pickled by another scikit-learn never reaches a layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from inference.manifest import (
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    Manifest,
+    ManifestError,
+    read_manifest,
+    sha256_bytes,
+    validate_manifest,
+)
+from inference.model import _installed_versions
+
+from tools.zipping import write_zip
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYER_PREFIX = "model/"
+DEFAULT_SRC = ROOT / "build" / "model"
+DEFAULT_OUT = ROOT / "build" / "layers" / "model-layer.zip"
+
+
+class PackagingError(ValueError):
+    """The model folder cannot be packaged; the message says what to change."""
+
+
+def _load_verified(path: Path) -> Any:
+    import joblib
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        try:
+            return joblib.load(io.BytesIO(path.read_bytes()))
+        except InconsistentVersionWarning as exc:
+            raise PackagingError(
+                f"{path.name} was pickled by scikit-learn {exc.original_sklearn_version}; the "
+                f"pinned runtime has {exc.current_sklearn_version}. Retrain it with the pinned "
+                "requirements (requirements.txt) before packaging"
+            ) from None
+
+
+def build_manifest(
+    src: Path,
+    *,
+    name: str,
+    version: str,
+    pipeline: list[str],
+    text_field: str | None = None,
+    features: list[str] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Manifest:
+    """Describe the artifacts in ``src`` as a manifest (not yet written).
+
+    Parameters
+    ----------
+    src : Path
+        Folder holding the artifacts.
+    name, version : str
+        Model name and version, as they will appear in results and releases.
+    pipeline : list of str
+        Artifact file names in order: preprocessors, then the classifier last.
+    text_field : str, optional
+        For a text model: the JSON field holding the text.
+    features : list of str, optional
+        For a tabular model: the feature names, in the column order the model expects.
+    metrics : dict, optional
+        Evaluation figures to record (e.g. held-out accuracy).
+
+    Raises
+    ------
+    PackagingError
+        Naming the missing option or file, or the version conflict.
+    """
+    if (text_field is None) == (features is None):
+        raise PackagingError("give exactly one input contract: --text-field NAME (text) or --features a,b,c (tabular)")
+    if not pipeline:
+        raise PackagingError("--pipeline is required: the artifact files in order, classifier last")
+    steps = []
+    objects = []
+    for i, file in enumerate(pipeline):
+        path = Path(src) / file
+        if not path.is_file():
+            raise PackagingError(f"--pipeline names {file}, which is not in {src}")
+        objects.append(_load_verified(path))
+        role = "classifier" if i == len(pipeline) - 1 else "preprocessor"
+        steps.append({"name": path.stem, "file": file, "role": role, "sha256": sha256_bytes(path.read_bytes())})
+    classifier = objects[-1]
+    if not hasattr(classifier, "predict") or not hasattr(classifier, "classes_"):
+        raise PackagingError(
+            f"the last --pipeline file, {pipeline[-1]}, is not a fitted classifier (no predict/classes_)"
+        )
+    for file, obj in zip(pipeline[:-1], objects[:-1]):
+        if not hasattr(obj, "transform"):
+            raise PackagingError(f"preprocessor {file} has no transform(); only the last file may be the classifier")
+    contract = (
+        {"kind": "text", "field": text_field} if text_field is not None else {"kind": "tabular", "features": features}
+    )
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "pipeline": steps,
+        "input": contract,
+        "classes": [c.item() if hasattr(c, "item") else c for c in classifier.classes_],
+        "libraries": _installed_versions(),
+        "metrics": metrics or {},
+    }
+    try:
+        return validate_manifest(manifest)
+    except ManifestError as exc:
+        raise PackagingError(str(exc)) from None
+
+
+def verify_folder(src: Path) -> Manifest:
+    """Check an existing manifest against the artifacts beside it.
+
+    Raises
+    ------
+    PackagingError
+        On a missing file, a sha256 mismatch, or library versions other than the pinned
+        runtime's.
+    """
+    try:
+        manifest = read_manifest(src)
+    except ManifestError as exc:
+        raise PackagingError(str(exc)) from None
+    for step in manifest["pipeline"]:
+        path = Path(src) / step["file"]
+        if not path.is_file():
+            raise PackagingError(f"manifest lists {step['file']}, which is not in {src}")
+        actual = sha256_bytes(path.read_bytes())
+        if actual != step["sha256"]:
+            raise PackagingError(
+                f"{step['file']} does not match its manifest (sha256 {actual}, manifest says "
+                f"{step['sha256']}): refusing to package an artifact nobody verified"
+            )
+        _load_verified(path)
+    installed = _installed_versions()
+    diffs = [
+        f"{lib} {manifest['libraries'][lib]} vs {installed[lib]}"
+        for lib in installed
+        if lib != "python" and manifest["libraries"].get(lib) != installed[lib]
+    ]
+    if diffs:
+        raise PackagingError(
+            "the manifest's library versions differ from the pinned runtime (" + "; ".join(diffs) + "): "
+            "retrain with requirements.txt so the dependencies layer can serve it"
+        )
+    return manifest
+
+
+def write_manifest(src: Path, manifest: Manifest) -> Path:
+    path = Path(src) / MANIFEST_NAME
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def package_model_layer(src: Path, out: Path) -> tuple[Path, Manifest]:
+    """Zip a verified model folder (``manifest.json`` + its artifacts) under ``model/``."""
+    manifest = verify_folder(src)
+    files = [MANIFEST_NAME] + [step["file"] for step in manifest["pipeline"]]
+    return write_zip(out, [(LAYER_PREFIX + f, Path(src) / f) for f in files]), manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Package a model folder into the model layer zip.")
+    parser.add_argument(
+        "--src", type=Path, default=DEFAULT_SRC, help="folder of joblib artifacts (default: build/model)"
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="layer zip to write")
+    parser.add_argument("--name", help="model name (folders without manifest.json)")
+    parser.add_argument("--version", help="model version (folders without manifest.json)")
+    parser.add_argument("--pipeline", help="artifact files in order, comma-separated, classifier last")
+    parser.add_argument("--text-field", help="text model: JSON field that holds the text")
+    parser.add_argument("--features", help="tabular model: feature names in column order, comma-separated")
+    args = parser.parse_args(argv)
+    try:
+        if not args.src.is_dir():
+            raise PackagingError(f"MODEL_SRC {args.src} is not a folder (train the reference model with `make train`)")
+        if not (args.src / MANIFEST_NAME).exists():
+            missing = [
+                opt
+                for opt, val in (("--name", args.name), ("--version", args.version), ("--pipeline", args.pipeline))
+                if not val
+            ]
+            if missing:
+                raise PackagingError(
+                    f"{args.src} has no {MANIFEST_NAME}, so one is built from options; missing: {', '.join(missing)} "
+                    "(and --text-field or --features)"
+                )
+            manifest = build_manifest(
+                args.src,
+                name=args.name,
+                version=args.version,
+                pipeline=args.pipeline.split(","),
+                text_field=args.text_field,
+                features=args.features.split(",") if args.features else None,
+            )
+            print(f"wrote {write_manifest(args.src, manifest)}")
+        out, manifest = package_model_layer(args.src, args.out)
+    except PackagingError as exc:
+        print(f"model-layer: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"model layer: {out} ({out.stat().st_size:,} bytes) - {manifest['name']} {manifest['version']}, "
+        f"{len(manifest['pipeline'])} artifacts under /opt/{LAYER_PREFIX}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
