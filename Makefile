@@ -12,14 +12,17 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 MODEL_SRC ?= build/model
 MODEL_VERSION ?= 1.0.0
 EVENT ?= build/events/kinesis.json
+RUNTIME ?= python3.11
+ARCH ?= x86_64
 RECORDS ?= 1000
 
 FUNCTION_ZIP := build/function.zip
+DEPS_LAYER := build/layers/deps-layer.zip
 MODEL_LAYER := build/layers/model-layer.zip
 REFERENCE_MODEL := build/model/manifest.json
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train model-layer function-zip events invoke demo bench test lint format clean
+.PHONY: help venv train model-layer function-zip events invoke demo bench test lint format clean deps-layer check-layers
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -62,6 +65,15 @@ invoke: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Run the handler on EVENT=file.json fro
 
 demo: $(FUNCTION_ZIP) $(MODEL_LAYER) ## The main job: score a generated ingest through the function (RECORDS=1000)
 	$(PY) -m tools.demo --records $(RECORDS)
+
+deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.11 ARCH=x86_64 (Docker if present, else cross-platform pip)
+	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)
+
+$(DEPS_LAYER): Pipfile
+	$(MAKE) --no-print-directory deps-layer
+
+check-layers: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Check size, binaries, versions, smoke test; print size and cold-init figures
+	$(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH) --figures
 
 bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler against bare predict/load
 	$(PY) -m tools.bench

@@ -65,6 +65,11 @@ def _load_verified(path: Path) -> Any:
                 f"pinned runtime has {exc.current_sklearn_version}. Retrain it with the pinned "
                 "requirements (requirements.txt) before packaging"
             ) from None
+        except Exception as exc:  # not a joblib file, or pickled against modules not installed here
+            raise PackagingError(
+                f"{path.name} cannot be loaded with joblib ({type(exc).__name__}: {str(exc)[:200]}); "
+                "save each pipeline step with joblib.dump in the pinned environment"
+            ) from None
 
 
 def build_manifest(
@@ -163,7 +168,14 @@ def verify_folder(src: Path) -> Manifest:
                 f"{step['file']} does not match its manifest (sha256 {actual}, manifest says "
                 f"{step['sha256']}): refusing to package an artifact nobody verified"
             )
-        _load_verified(path)
+        classifier = _load_verified(path)
+    classes = [str(c) for c in getattr(classifier, "classes_", [])]
+    if classes != [str(c) for c in manifest["classes"]]:
+        # The function refuses such a layer at start-up (inference.model.load_model).
+        raise PackagingError(
+            f"manifest classes {manifest['classes']} differ from the classifier's classes_ "
+            f"{list(getattr(classifier, 'classes_', []))}"
+        )
     installed = _installed_versions()
     diffs = [
         f"{lib} {manifest['libraries'][lib]} vs {installed[lib]}"
@@ -189,6 +201,30 @@ def package_model_layer(src: Path, out: Path) -> tuple[Path, Manifest]:
     manifest = verify_folder(src)
     files = [MANIFEST_NAME] + [step["file"] for step in manifest["pipeline"]]
     return write_zip(out, [(LAYER_PREFIX + f, Path(src) / f) for f in files]), manifest
+
+
+def _option_conflicts(args: argparse.Namespace) -> list[str]:
+    """Options given for a folder that has a manifest, whose values the manifest contradicts.
+
+    Without this check they would be ignored silently (e.g. ``VERSION=2`` packaging 1.0.0).
+    """
+    try:
+        manifest = read_manifest(args.src)
+    except ManifestError:
+        return []  # verify_folder reports what is wrong with it
+    contract = manifest["input"]
+    given = {
+        "--name": (args.name, manifest["name"]),
+        "--version": (args.version, manifest["version"]),
+        "--pipeline": (args.pipeline, ",".join(step["file"] for step in manifest["pipeline"])),
+        "--text-field": (args.text_field, contract.get("field")),
+        "--features": (args.features, ",".join(contract.get("features", [])) or None),
+    }
+    return [
+        f"{option} {wanted} but the manifest has {have}"
+        for option, (wanted, have) in given.items()
+        if wanted is not None and wanted != have
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
                 features=args.features.split(",") if args.features else None,
             )
             print(f"wrote {write_manifest(args.src, manifest)}")
+        else:
+            conflicts = _option_conflicts(args)
+            if conflicts:
+                raise PackagingError(
+                    f"{args.src} already has {MANIFEST_NAME}, and the options contradict it: "
+                    f"{'; '.join(conflicts)}. Delete {args.src / MANIFEST_NAME} to rebuild it from "
+                    "the options, or drop the options to package the folder as its manifest says"
+                )
         out, manifest = package_model_layer(args.src, args.out)
     except PackagingError as exc:
         print(f"model-layer: {exc}", file=sys.stderr)

@@ -9,8 +9,10 @@ from pathlib import Path
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def write_zip(out: Path, entries: Iterable[tuple[str, Path]]) -> Path:
+def write_zip(out: Path, entries: Iterable[tuple[str, Path]], progress: str | None = None) -> Path:
     """Write ``(name in archive, file on disk)`` pairs, sorted, with fixed timestamps.
+
+    ``progress``, if given, labels a progress bar (on stderr) over the entries.
 
     Returns
     -------
@@ -21,7 +23,12 @@ def write_zip(out: Path, entries: Iterable[tuple[str, Path]]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        for name, path in sorted(entries):
+        ordered = sorted(entries)
+        if progress:
+            from tqdm import tqdm
+
+            ordered = tqdm(ordered, desc=progress, unit="file", leave=False)
+        for name, path in ordered:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -30,11 +37,14 @@ def write_zip(out: Path, entries: Iterable[tuple[str, Path]]) -> Path:
     return out
 
 
-def tree_entries(root: Path, prefix: str = "") -> list[tuple[str, Path]]:
-    """Every file under ``root`` (no ``__pycache__``), named ``prefix + relative path``."""
+def tree_entries(root: Path, prefix: str = "", include_bytecode: bool = False) -> list[tuple[str, Path]]:
+    """Every file under ``root``, named ``prefix + relative path``.
+
+    Bytecode (``__pycache__``, ``*.pyc``) is left out unless ``include_bytecode``.
+    """
     root = Path(root)
     return [
         (prefix + path.relative_to(root).as_posix(), path)
         for path in sorted(root.rglob("*"))
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        if path.is_file() and (include_bytecode or ("__pycache__" not in path.parts and path.suffix != ".pyc"))
     ]

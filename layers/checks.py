@@ -1,0 +1,311 @@
+"""Checks that run before anything ships (``make check-layers``; publishing runs them too).
+
+1. Function zip + all layers fit Lambda's 262,144,000-byte unzipped limit (margin shown).
+2. Every ELF file in the dependencies layer is built for ``ARCH``, needs no GLIBC newer
+   than the runtime's Amazon Linux provides, and every extension module's CPython tag
+   is the runtime's.
+3. The model manifest's numpy / scipy / scikit-learn / joblib equal the layer's.
+4. Where this interpreter is the runtime's Python on the layer's architecture: import
+   and predict in a fresh interpreter that sees only the function and the layers.
+
+Usage: ``python -m layers.checks [--runtime python3.11] [--arch x86_64]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from layers.deps_layer import (
+    ARCH_TAG,
+    DEFAULT_ARCH,
+    DEFAULT_RUNTIME,
+    RUNTIME_GLIBC,
+    python_version,
+)
+from layers.deps_layer import (
+    DEFAULT_OUT as DEPS_ZIP,
+)
+from layers.model_layer import DEFAULT_OUT as MODEL_ZIP
+from tools.package_function import DEFAULT_OUT as FUNCTION_ZIP
+
+UNZIPPED_LIMIT = 262_144_000
+#: ELF e_machine names, as pyelftools reports them, per Lambda architecture.
+ELF_MACHINE = {"x86_64": "EM_X86_64", "arm64": "EM_AARCH64"}
+_EXT_TAG = re.compile(r"\.cpython-(\d+)-([a-z0-9_]+)-linux-gnu\.so$")
+_GLIBC = re.compile(r"^GLIBC_(\d+)\.(\d+)")
+
+
+@dataclass
+class Finding:
+    """One check's verdict; ``detail`` says what was found and, on failure, what to change."""
+
+    check: str
+    ok: bool
+    detail: str
+
+
+def unzipped_size(path: Path) -> int:
+    with zipfile.ZipFile(path) as zf:
+        return sum(info.file_size for info in zf.infolist())
+
+
+def check_size(zips: list[Path]) -> Finding:
+    """Function + layers under Lambda's unzipped limit."""
+    total = sum(unzipped_size(z) for z in zips)
+    margin = UNZIPPED_LIMIT - total
+    detail = f"{total:,} of {UNZIPPED_LIMIT:,} bytes unzipped; margin {margin:,} bytes ({margin / 1e6:.1f} MB)"
+    if margin < 0:
+        detail += ": slim the dependencies layer or move artifacts out of the model layer"
+    return Finding("size", margin >= 0, detail)
+
+
+def _elf_requirements(data: bytes) -> tuple[str, tuple[int, int] | None]:
+    """(e_machine, highest GLIBC version required) of an ELF image."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.gnuversions import GNUVerNeedSection
+
+    elf = ELFFile(io.BytesIO(data))
+    highest = None
+    for section in elf.iter_sections():
+        if isinstance(section, GNUVerNeedSection):
+            for _, auxiliaries in section.iter_versions():
+                for aux in auxiliaries:
+                    match = _GLIBC.match(aux.name)
+                    if match:
+                        version = (int(match[1]), int(match[2]))
+                        highest = max(highest or version, version)
+    return elf["e_machine"], highest
+
+
+def check_binaries(deps_zip: Path, runtime: str, arch: str) -> list[Finding]:
+    """Architecture, GLIBC and CPython tag of every ELF file in the layer."""
+    want_machine = ELF_MACHINE[arch]
+    glibc = RUNTIME_GLIBC[runtime]
+    tag = python_version(runtime).replace(".", "")
+    wrong_arch, too_new, wrong_tag = [], [], []
+    count = 0
+    newest = (0, 0)
+    with zipfile.ZipFile(deps_zip) as zf:
+        for info in zf.infolist():
+            if not re.search(r"\.so(\.[0-9.]+)?$", info.filename):
+                continue
+            data = zf.read(info)
+            if data[:4] != b"\x7fELF":
+                continue
+            count += 1
+            machine, needs = _elf_requirements(data)
+            if machine != want_machine:
+                wrong_arch.append(f"{info.filename} ({machine})")
+            if needs and needs > glibc:
+                too_new.append(f"{info.filename} (GLIBC_{needs[0]}.{needs[1]})")
+            newest = max(newest, needs or (0, 0))
+            match = _EXT_TAG.search(info.filename)
+            if match and (match[1] != tag or match[2] != ARCH_TAG[arch]):
+                wrong_tag.append(f"{info.filename} (cpython-{match[1]}-{match[2]})")
+
+    def listed(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+    return [
+        Finding(
+            "architecture",
+            not wrong_arch,
+            f"{count} ELF files, all {arch}"
+            if not wrong_arch
+            else f"not {arch}: {listed(wrong_arch)}; rebuild with make deps-layer ARCH={arch}",
+        ),
+        Finding(
+            "glibc",
+            not too_new,
+            f"highest GLIBC required {newest[0]}.{newest[1]} <= {glibc[0]}.{glibc[1]} ({runtime})"
+            if not too_new
+            else f"need a newer glibc than {runtime}'s {glibc[0]}.{glibc[1]}: {listed(too_new)}; pin releases "
+            f"with manylinux wheels for glibc <= {glibc[0]}.{glibc[1]}, or target a python3.12+ runtime",
+        ),
+        Finding(
+            "python-tag",
+            not wrong_tag,
+            f"every extension module is cpython-{tag}-{ARCH_TAG[arch]}"
+            if not wrong_tag
+            else f"built for another Python: {listed(wrong_tag)}; rebuild with make deps-layer RUNTIME={runtime}",
+        ),
+    ]
+
+
+def layer_versions(deps_zip: Path) -> dict[str, str]:
+    """Package versions in the layer, from its ``*.dist-info`` folder names."""
+    versions = {}
+    with zipfile.ZipFile(deps_zip) as zf:
+        for name in zf.namelist():
+            match = re.match(r"python/([A-Za-z0-9_.]+)-([^-/]+)\.dist-info/METADATA$", name)
+            if match:
+                versions[match[1].lower().replace("_", "-")] = match[2]
+    return versions
+
+
+def check_model_versions(model_zip: Path, deps_zip: Path) -> Finding:
+    """The manifest's library versions equal the dependencies layer's."""
+    with zipfile.ZipFile(model_zip) as zf:
+        manifest = json.loads(zf.read("model/manifest.json"))
+    have = layer_versions(deps_zip)
+    diffs = [
+        f"{lib} {want} (model) vs {have.get(lib, 'absent')} (layer)"
+        for lib, want in manifest["libraries"].items()
+        if lib != "python" and have.get(lib) != want
+    ]
+    if diffs:
+        return Finding(
+            "model-versions",
+            False,
+            "; ".join(diffs) + ": retrain the model with requirements.txt, or rebuild the layer from the same pins",
+        )
+    libs = ", ".join(f"{k} {v}" for k, v in manifest["libraries"].items() if k != "python")
+    return Finding("model-versions", True, f"model and layer agree: {libs}")
+
+
+_SMOKE = r"""
+import json, sys, time
+started = time.perf_counter()
+sys.path[:0] = [sys.argv[1], sys.argv[2] + "/python"]
+import lambda_function
+init = time.perf_counter() - started
+event = json.loads(sys.argv[3])
+response = lambda_function.lambda_handler(event, None)
+assert not response["batchItemFailures"], response
+print(json.dumps({"init_s": init, "predictions": len(response["predictions"]),
+                  "outside": sorted({m.__file__.split("/site-packages/")[0] for m in list(sys.modules.values())
+                                     if getattr(m, "__file__", None) and "site-packages" in m.__file__})}))
+"""
+
+
+def extract_tree(function_zip: Path, layers: list[Path], root: Path) -> tuple[Path, Path]:
+    """Extract like Lambda: the function to ``task/``, the layers in order to ``opt/``."""
+    task, opt = root / "task", root / "opt"
+    with zipfile.ZipFile(function_zip) as zf:
+        zf.extractall(task)
+    for layer in layers:
+        with zipfile.ZipFile(layer) as zf:
+            zf.extractall(opt)
+    return task, opt
+
+
+def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:
+    """Import the function and predict a sample batch in a fresh, isolated interpreter.
+
+    ``-I -S``: no user site, no site-packages, no PYTHONPATH; only the stdlib, the
+    function and ``opt/python`` (plus ``opt/model`` through ``MODEL_DIR``). With
+    ``drop_bytecode`` the interpreter neither reads nor writes ``.pyc`` outside the
+    stdlib's, as on a layer shipped without bytecode (``/opt`` is read-only).
+    """
+    from tools.events import SAMPLE_TEXTS, kinesis_event
+
+    env = {"MODEL_DIR": str(opt / "model"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    if drop_bytecode:
+        for pyc_dir in opt.rglob("__pycache__"):
+            for pyc in pyc_dir.iterdir():
+                pyc.unlink()
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _SMOKE, str(task), str(opt), json.dumps(kinesis_event(SAMPLE_TEXTS))],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_smoke(function_zip: Path, layers: list[Path], runtime: str, arch: str) -> Finding:
+    """Import-and-predict from the layers alone, where this machine can run them."""
+    local = "{}.{}".format(*sys.version_info[:2])
+    if local != python_version(runtime) or platform.machine() != ARCH_TAG[arch]:
+        return Finding(
+            "smoke-test",
+            True,
+            f"skipped: this machine runs Python {local} on {platform.machine()}, not {runtime}/{arch}",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        task, opt = extract_tree(function_zip, layers, Path(tmp))
+        try:
+            result = smoke_run(task, opt)
+        except RuntimeError as exc:
+            return Finding("smoke-test", False, f"import-and-predict from the layers failed: {exc}")
+    outside = [p for p in result["outside"] if not p.startswith(tmp)]
+    if outside:
+        return Finding("smoke-test", False, f"modules were imported from outside the layers: {outside}")
+    return Finding("smoke-test", True, f"imported and predicted {result['predictions']} records from the layers alone")
+
+
+def cold_init_figures(function_zip: Path, layers: list[Path], repeat: int = 5) -> tuple[float, float]:
+    """Median init seconds from the layers as built, and with their bytecode removed."""
+    with tempfile.TemporaryDirectory() as tmp:
+        task, opt = extract_tree(function_zip, layers, Path(tmp))
+        with_pyc = sorted(smoke_run(task, opt)["init_s"] for _ in range(repeat))
+        without = sorted(smoke_run(task, opt, drop_bytecode=True)["init_s"] for _ in range(repeat))
+    return with_pyc[repeat // 2], without[repeat // 2]
+
+
+def run_checks(
+    runtime: str = DEFAULT_RUNTIME,
+    arch: str = DEFAULT_ARCH,
+    function_zip: Path = FUNCTION_ZIP,
+    deps_zip: Path = DEPS_ZIP,
+    model_zip: Path = MODEL_ZIP,
+) -> list[Finding]:
+    """Every check, in order; missing zips are reported as failures naming the make target."""
+    missing = [
+        f"{path} (make {target})"
+        for path, target in ((function_zip, "function-zip"), (deps_zip, "deps-layer"), (model_zip, "model-layer"))
+        if not Path(path).is_file()
+    ]
+    if missing:
+        return [Finding("inputs", False, "missing: " + ", ".join(missing))]
+    return [
+        check_size([function_zip, deps_zip, model_zip]),
+        *check_binaries(deps_zip, runtime, arch),
+        check_model_versions(model_zip, deps_zip),
+        check_smoke(function_zip, [deps_zip, model_zip], runtime, arch),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check the function zip and layers before publishing.")
+    parser.add_argument("--runtime", default=DEFAULT_RUNTIME)
+    parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCH_TAG))
+    parser.add_argument("--figures", action="store_true", help="also measure cold init with and without bytecode")
+    args = parser.parse_args(argv)
+    findings = run_checks(args.runtime, args.arch)
+    for f in findings:
+        print(f"  [{'ok' if f.ok else 'FAIL'}] {f.check:<15} {f.detail}")
+    if not all(f.ok for f in findings):
+        print("check-layers: fix the failures above before publishing", file=sys.stderr)
+        return 1
+    if args.figures:
+        from layers.size_report import print_size_report
+
+        print_size_report(args.runtime, args.arch)
+        started = time.perf_counter()
+        with_pyc, without = cold_init_figures(FUNCTION_ZIP, [DEPS_ZIP, MODEL_ZIP])
+        print(
+            f"\ncold init of the reference model from the built layers (median of 5 fresh interpreters):\n"
+            f"  with bytecode     {with_pyc * 1000:8.0f} ms\n"
+            f"  without bytecode  {without * 1000:8.0f} ms   ({without / with_pyc:.2f}x)"
+            f"   [measured in {time.perf_counter() - started:.0f} s]"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

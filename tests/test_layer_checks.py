@@ -1,0 +1,117 @@
+"""Each pre-publish layer check passes a good layer and fails a crafted bad one."""
+
+from __future__ import annotations
+
+import json
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from layers import checks
+from layers.deps_layer import platform_tags, runtime_pins
+
+SITE = Path(sysconfig.get_paths()["purelib"])
+SMALL_SO = next((SITE / "numpy" / "_core").glob("_multiarray_tests.cpython-311-*.so"))
+GOOD_NAME = "python/numpy/_core/_multiarray_tests.cpython-311-x86_64-linux-gnu.so"
+VERSIONS = {"numpy": "2.2.6", "scipy": "1.16.3", "scikit_learn": "1.7.2", "joblib": "1.6.0"}
+
+
+def make_deps_zip(path: Path, so_name: str = GOOD_NAME, so_bytes: bytes | None = None, versions=VERSIONS) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(so_name, so_bytes if so_bytes is not None else SMALL_SO.read_bytes())
+        for name, version in versions.items():
+            zf.writestr(f"python/{name}-{version}.dist-info/METADATA", f"Name: {name}\nVersion: {version}\n")
+    return path
+
+
+def make_model_zip(path: Path, sklearn: str = "1.7.2") -> Path:
+    libs = {"python": "3.11.7", "numpy": "2.2.6", "scipy": "1.16.3", "scikit-learn": sklearn, "joblib": "1.6.0"}
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model/manifest.json", json.dumps({"libraries": libs}))
+    return path
+
+
+def by_name(findings):
+    return {f.check: f for f in findings}
+
+
+def test_good_layer_passes_binary_and_version_checks(tmp_path):
+    deps = make_deps_zip(tmp_path / "deps.zip")
+    found = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))
+    assert all(f.ok for f in found.values()), found
+    assert "highest GLIBC required 2.14 <= 2.26" in found["glibc"].detail
+    assert checks.check_model_versions(make_model_zip(tmp_path / "m.zip"), deps).ok
+
+
+def test_wrong_architecture_is_refused(tmp_path):
+    data = bytearray(SMALL_SO.read_bytes())
+    data[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
+    deps = make_deps_zip(tmp_path / "deps.zip", so_bytes=bytes(data))
+    finding = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))["architecture"]
+    assert not finding.ok
+    assert "EM_AARCH64" in finding.detail and "ARCH=x86_64" in finding.detail
+
+
+def test_too_new_glibc_is_refused(tmp_path):
+    data = SMALL_SO.read_bytes()
+    assert b"GLIBC_2.14\x00" in data
+    deps = make_deps_zip(tmp_path / "deps.zip", so_bytes=data.replace(b"GLIBC_2.14\x00", b"GLIBC_2.28\x00"))
+    finding = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))["glibc"]
+    assert not finding.ok
+    assert "GLIBC_2.28" in finding.detail and "2.26" in finding.detail
+    # python3.12 runs on Amazon Linux 2023 (glibc 2.34): the same file is fine there.
+    assert by_name(checks.check_binaries(deps, "python3.12", "x86_64"))["glibc"].ok
+
+
+def test_wrong_python_tag_is_refused(tmp_path):
+    deps = make_deps_zip(tmp_path / "deps.zip", so_name=GOOD_NAME.replace("cpython-311", "cpython-312"))
+    finding = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))["python-tag"]
+    assert not finding.ok
+    assert "cpython-312" in finding.detail and "RUNTIME=python3.11" in finding.detail
+
+
+def test_mismatched_scikit_learn_is_refused(tmp_path):
+    deps = make_deps_zip(tmp_path / "deps.zip")
+    finding = checks.check_model_versions(make_model_zip(tmp_path / "m.zip", sklearn="1.5.0"), deps)
+    assert not finding.ok
+    assert "scikit-learn 1.5.0 (model) vs 1.7.2 (layer)" in finding.detail
+
+
+def test_oversized_bundle_is_refused(tmp_path):
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w", compression=zipfile.ZIP_DEFLATED) as zf, zf.open("python/blob.bin", "w") as fh:
+        chunk = bytes(1 << 24)
+        for _ in range(checks.UNZIPPED_LIMIT // len(chunk) + 1):
+            fh.write(chunk)
+    small = make_model_zip(tmp_path / "m.zip")
+    finding = checks.check_size([big, small])
+    assert not finding.ok and "margin -" in finding.detail
+    assert checks.check_size([small]).ok
+
+
+def test_missing_inputs_name_the_make_target(tmp_path):
+    findings = checks.run_checks(deps_zip=tmp_path / "nope.zip", model_zip=tmp_path / "nope2.zip")
+    assert not findings[0].ok and "make deps-layer" in findings[0].detail
+
+
+def test_platform_tags_list_every_accepted_manylinux_tag():
+    tags = platform_tags("python3.11", "x86_64")
+    assert tags[0] == "manylinux_2_26_x86_64" and "manylinux_2_17_x86_64" in tags
+    assert tags[-1] == "manylinux2014_x86_64" and len(tags) == 11
+    assert platform_tags("python3.12", "arm64")[0] == "manylinux_2_34_aarch64"
+
+
+def test_layer_pins_are_the_training_pins():
+    import importlib.metadata as md
+
+    for pin in runtime_pins():
+        name, version = pin.split("==")
+        assert md.version(name) == version, f"{name}: venv has {md.version(name)}, layer pins {version}"
+
+
+@pytest.mark.skipif(not Path(checks.DEPS_ZIP).is_file(), reason="needs make deps-layer")
+def test_built_layer_smoke_test_from_layers_alone():
+    finding = checks.check_smoke(checks.FUNCTION_ZIP, [checks.DEPS_ZIP, checks.MODEL_ZIP], "python3.11", "x86_64")
+    assert finding.ok, finding.detail
