@@ -35,7 +35,7 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## Create .venv from the pinned requirements
 
-$(REFERENCE_MODEL): $(STAMP) tools/train.py tools/dataset.py
+$(REFERENCE_MODEL): tools/train.py tools/dataset.py | $(STAMP)
 	$(PY) -m tools.train --out build/model --version $(MODEL_VERSION)
 
 train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0.0)
@@ -45,10 +45,10 @@ train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0
 MODEL_LAYER_OPTS = $(if $(NAME),--name "$(NAME)") $(if $(VERSION),--version "$(VERSION)") \
   $(if $(PIPELINE),--pipeline "$(PIPELINE)") $(if $(TEXT_FIELD),--text-field "$(TEXT_FIELD)") \
   $(if $(FEATURES),--features "$(FEATURES)")
-model-layer: $(STAMP) $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) ## Package MODEL_SRC (default: reference model) into the model layer zip
+model-layer: $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) | $(STAMP) ## Package MODEL_SRC (default: reference model) into the model layer zip
 	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
 
-$(FUNCTION_ZIP): $(STAMP) $(shell find function -name '*.py' 2>/dev/null)
+$(FUNCTION_ZIP): $(shell find function -name '*.py' 2>/dev/null) | $(STAMP)
 	$(PY) -m tools.package_function --out $(FUNCTION_ZIP)
 
 function-zip: $(FUNCTION_ZIP) ## Build the function zip (build/function.zip)
@@ -93,3 +93,29 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 
 clean: ## Remove build outputs (keeps .venv)
 	find build -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+# --- Releases: publish, relink, roll back, deploy (tools/release.py) ---------------
+# Settings: deploy.toml (or DEPLOY_SETTINGS=other.toml). AWS credentials and region
+# come from the usual places (AWS_PROFILE, AWS_REGION, ~/.aws/config).
+.PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy
+RELEASE := $(PY) -m tools.release
+
+publish-deps-layer: deps-layer ## Publish build/layers/deps-layer.zip as a new dependencies layer version
+	$(RELEASE) publish-deps-layer --zip build/layers/deps-layer.zip
+
+publish-model-layer: model-layer ## Publish the model layer (MODEL_SRC=dir), relink the function, move the alias
+	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER)
+
+relink: $(STAMP) ## Switch the model layer to LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
+	@test -n "$(LAYER_ARN)" || { echo "relink: set LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N (make releases lists them)" >&2; exit 2; }
+	$(RELEASE) relink --layer-arn "$(LAYER_ARN)"
+
+rollback: $(STAMP) ## Relink to the model layer version that was live before this one
+	$(RELEASE) rollback
+
+releases: $(STAMP) ## List the model layer versions, marking the live one
+	$(RELEASE) releases
+
+deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_LAYER_ARN=, MODEL_LAYER_ARN= optional)
+	$(RELEASE) deploy --function-zip $(FUNCTION_ZIP) \
+	  $(if $(DEPS_LAYER_ARN),--deps-layer-arn "$(DEPS_LAYER_ARN)") $(if $(MODEL_LAYER_ARN),--model-layer-arn "$(MODEL_LAYER_ARN)")

@@ -106,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, json.JSONDecodeError) as exc:
         print(f"invoke: cannot read event {args.event}: {exc}", file=sys.stderr)
         return 2
+    bad = [item for item in args.env if "=" not in item]
+    if bad:
+        parser.error(f"--env takes KEY=VALUE, got {bad[0]!r}")
     env = dict(item.split("=", 1) for item in args.env)
     proc = invoke(event, args.function, args.layer, env)
     sys.stderr.write(proc.stderr)

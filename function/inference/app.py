@@ -35,6 +35,7 @@ from .sinks import DynamoDBSink, KinesisSink, ResponseSink, ResultSink, S3Sink
 from .telemetry import emf_document, emit_metrics, setup_logging
 
 DEFAULT_MODEL_DIR = "/opt/model"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -83,7 +84,10 @@ class App:
     def from_env(cls, env: Mapping[str, str] | None = None) -> App:
         """Load and verify the model, and build the sinks; raises if anything is wrong."""
         env = os.environ if env is None else env
-        logger = setup_logging(env.get("LOG_LEVEL", "INFO"))
+        level = env.get("LOG_LEVEL", "INFO").upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL={level!r} is not one of {', '.join(LOG_LEVELS)}")
+        logger = setup_logging(level)
         sink = make_sink(env)
         quarantine = make_quarantine(env)
         model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR))

@@ -55,7 +55,18 @@ def aws_client(service: str) -> Any:
 
 
 def _backoff(attempt: int) -> None:
-    time.sleep(0.05 * 2**attempt)
+    """Sleep before the next attempt (none after the last one)."""
+    if attempt < BATCH_ATTEMPTS - 1:
+        time.sleep(0.05 * 2**attempt)
+
+
+def _rest_failed(chunks: list[list[ResultItem]], after: int) -> set[int]:
+    """Items of the chunks after a failed one: past the cutoff, so not written at all.
+
+    Lambda redelivers everything from the first failure on, so writing them now would
+    only duplicate work (and, on an append-only stream, results).
+    """
+    return {item.index for chunk in chunks[after + 1 :] for item in chunk}
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -98,7 +109,8 @@ class DynamoDBSink:
 
     def write(self, items: list[ResultItem]) -> set[int]:
         failed: set[int] = set()
-        for chunk in _chunks(items, 25):
+        chunks = _chunks(items, 25)
+        for n, chunk in enumerate(chunks):
             by_id = {item.record_id: item for item in chunk}  # a duplicate id in one call is rejected
             pending = [{"PutRequest": {"Item": self._item(item)}} for item in by_id.values()]
             for attempt in range(BATCH_ATTEMPTS):
@@ -114,6 +126,7 @@ class DynamoDBSink:
             if pending:
                 left = {req["PutRequest"]["Item"]["record_id"]["S"] for req in pending}
                 failed.update(item.index for item in chunk if item.record_id in left)
+                return failed | _rest_failed(chunks, n)
         return failed
 
 
@@ -126,7 +139,8 @@ class KinesisSink:
 
     def write(self, items: list[ResultItem]) -> set[int]:
         failed: set[int] = set()
-        for chunk in _chunks(items, 500):
+        chunks = _chunks(items, 500)
+        for n, chunk in enumerate(chunks):
             pending = chunk
             for attempt in range(BATCH_ATTEMPTS):
                 entries = [
@@ -142,7 +156,9 @@ class KinesisSink:
                 if not pending:
                     break
                 _backoff(attempt)
-            failed.update(item.index for item in pending)
+            if pending:
+                failed.update(item.index for item in pending)
+                return failed | _rest_failed(chunks, n)
         return failed
 
 

@@ -1,0 +1,89 @@
+"""One set of pins: requirements.txt, Pipfile, the venv, and the model's manifest agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from inference.manifest import TRACKED_LIBRARIES
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>[^\s;#]+)$")
+
+Pin = tuple[str, frozenset[str]]  # (version, extras)
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirements_txt() -> dict[str, Pin]:
+    pins: dict[str, Pin] = {}
+    for raw in (ROOT / "requirements.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = REQUIREMENT.match(line)
+        assert match, f"requirements.txt: {raw!r} is not an exact pin (name[extras]==version)"
+        name = canonical(match["name"])
+        assert name not in pins, f"requirements.txt pins {name} twice"
+        extras = frozenset(e.strip() for e in (match["extras"] or "").split(",") if e.strip())
+        pins[name] = (match["version"], extras)
+    return pins
+
+
+def pipfile() -> dict[str, dict]:
+    return tomllib.loads((ROOT / "Pipfile").read_text())
+
+
+def pipfile_section(section: str) -> dict[str, Pin]:
+    pins: dict[str, Pin] = {}
+    for name, spec in pipfile().get(section, {}).items():
+        if isinstance(spec, str):
+            version, extras = spec, []
+        else:
+            version, extras = spec.get("version", "*"), spec.get("extras", [])
+        assert version.startswith("=="), f"Pipfile [{section}] {name} = {spec!r} is not an exact pin"
+        pins[canonical(name)] = (version[2:], frozenset(extras))
+    return pins
+
+
+def test_requirements_and_pipfile_pin_the_same_versions():
+    packages, dev = pipfile_section("packages"), pipfile_section("dev-packages")
+    assert not set(packages) & set(dev), "a package is in both [packages] and [dev-packages]"
+    combined = {**packages, **dev}
+    txt = requirements_txt()
+
+    assert sorted(txt) == sorted(combined)
+    differing = {name: (txt[name], combined[name]) for name in txt if txt[name] != combined[name]}
+    assert differing == {}
+
+
+def test_pipfile_python_matches_the_runtime_the_pins_were_chosen_for():
+    assert pipfile()["requires"]["python_version"] == "3.11"
+
+
+def test_runtime_packages_cover_the_libraries_a_manifest_tracks():
+    runtime = set(pipfile_section("packages"))
+    assert {canonical(lib) for lib in TRACKED_LIBRARIES if lib != "python"} <= runtime
+
+
+def test_runtime_pins_are_what_the_venv_has_installed():
+    installed = {name: metadata.version(name) for name in pipfile_section("packages")}
+    pinned = {name: version for name, (version, _) in pipfile_section("packages").items()}
+    assert installed == pinned
+
+
+def test_reference_model_was_built_with_the_runtime_pins():
+    path = ROOT / "build" / "model" / "manifest.json"
+    if not path.is_file():
+        pytest.skip("no reference model (make train)")
+    libraries = json.loads(path.read_text())["libraries"]
+    pinned = pipfile_section("packages")
+    for lib in TRACKED_LIBRARIES:
+        if lib != "python":
+            assert libraries[lib] == pinned[canonical(lib)][0], lib
