@@ -25,7 +25,7 @@ REFERENCE_MODEL := build/model/manifest.json
 .PHONY: help venv train model-layer function-zip events invoke demo bench test lint format clean deps-layer check-layers
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -96,14 +96,19 @@ clean: ## Remove build outputs (keeps .venv)
 
 # --- Releases: publish, relink, roll back, deploy (tools/release.py) ---------------
 # Settings: deploy.toml (or DEPLOY_SETTINGS=other.toml). AWS credentials and region
-# come from the usual places (AWS_PROFILE, AWS_REGION, ~/.aws/config).
+# come from the usual places (AWS_PROFILE, AWS_DEFAULT_REGION, ~/.aws/config).
 .PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy
 RELEASE := $(PY) -m tools.release
 
-publish-deps-layer: deps-layer ## Publish build/layers/deps-layer.zip as a new dependencies layer version
-	$(RELEASE) publish-deps-layer --zip build/layers/deps-layer.zip
+# Publishing runs the layer checks first; a failed check stops it.
+LAYER_CHECKS := $(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH)
 
-publish-model-layer: model-layer ## Publish the model layer (MODEL_SRC=dir), relink the function, move the alias
+publish-deps-layer: deps-layer $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and publish build/layers/deps-layer.zip as a new dependencies layer version
+	$(LAYER_CHECKS)
+	$(RELEASE) publish-deps-layer --zip $(DEPS_LAYER)
+
+publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias
+	$(LAYER_CHECKS)
 	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER)
 
 relink: $(STAMP) ## Switch the model layer to LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
