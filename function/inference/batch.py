@@ -16,15 +16,22 @@ reported sequence number and redelivers everything after it. So the first record
 whose result or quarantine could not be persisted is the *cutoff*: it and every
 record after it are reported, and sinks only get records before it.
 
+Quarantine is at least once, like the stream itself: poison records are sent before
+the results, so when a later write fails, poison records past the cutoff are sent
+again on redelivery (each carries its ``record_id``; the S3 destination overwrites).
+
 When the model raises on the batch, the inputs are split in halves and predicted
 again until each failure is pinned to single records, which are quarantined as
-poison. If every input fails on its own, the fault is the model's, not the data's:
-:class:`ModelFailure` is raised so Lambda retries the batch (and, once retries run
-out, sends it to the on-failure destination).
+poison. If two or more inputs each fail on their own, the fault is the model's, not
+the data's: :class:`ModelFailure` is raised so Lambda retries the batch (and, once
+retries run out, sends it to the on-failure destination). A lone input that fails is
+quarantined: after Lambda's ``BisectBatchOnFunctionError`` has split a batch down to
+one record, that record must not block its shard.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +41,8 @@ from .events import BatchItemFailure, StreamResponse, classify_event
 from .model import LoadedModel, Predictions
 from .quarantine import Quarantine, QuarantineItem
 from .sinks import ResponseSink, ResultItem, ResultSink
+
+logger = logging.getLogger("inference")
 
 
 class ModelFailure(RuntimeError):
@@ -96,7 +105,7 @@ def predict_isolating(
 
     if inputs:
         run(0, len(inputs))
-    if inputs and len(errors) == len(inputs):
+    if len(inputs) > 1 and len(errors) == len(inputs):
         raise ModelFailure(f"model failed on all {len(inputs)} inputs, each alone: {errors[0]}")
     return results, errors, calls
 
@@ -144,6 +153,7 @@ def process_batch(
 
     poison: list[DecodedRecord] = [d for d in decoded if d.status == "poison"]
     results: list[ResultItem] = []
+    name, version = (model.name, model.version) if pending else ("", "")  # once, not once per record
     for position, (rec, outcome) in enumerate(zip(pending, outcomes)):
         if outcome is None:
             rec.status, rec.reason = "poison", errors[position]
@@ -157,8 +167,8 @@ def process_batch(
                     rec.source_arn,
                     outcome[0],
                     outcome[1],
-                    model.name,
-                    model.version,
+                    name,
+                    version,
                 )
             )
     poison.sort(key=lambda d: d.index)
@@ -199,6 +209,12 @@ def process_batch(
                 seen.add(seq)
                 report.failures.append({"itemIdentifier": seq})
 
+    for index in report.quarantined:
+        d = decoded[index]
+        logger.warning(
+            "record quarantined",
+            extra={"record_id": d.record_id, "sequence_number": d.sequence_number, "reason": d.reason},
+        )
     response: StreamResponse = {"batchItemFailures": report.failures}
     if isinstance(sink, ResponseSink):
         response["predictions"] = sink.predictions

@@ -101,7 +101,7 @@ def check_versions(manifest: Manifest, installed: dict[str, str]) -> None:
     trained = manifest["libraries"]
     mismatches = []
     for lib, have in installed.items():
-        want = trained.get(lib, "?")
+        want = str(trained.get(lib, "?"))  # a hand-edited manifest may hold a number
         same = want.split(".")[:2] == have.split(".")[:2] if lib == "python" else want == have
         if not same:
             mismatches.append(f"{lib} {want} (trained) vs {have} (installed)")

@@ -1,10 +1,11 @@
-"""Where poison records go: a structured log line (always), and optionally SQS or S3.
+"""Where poison records go: a log line and a metric (always), and optionally SQS or S3.
 
 A poison record is one the model can never score (bad base64, bad JSON, a missing or
 wrong-typed field, …). It is taken out of the stream so it never blocks its shard,
-and kept with its identifier and reason so nothing is lost silently. The log line
-carries no payload; the SQS message and the S3 object carry the raw record, so it can
-be repaired and replayed.
+and kept with its identifier and reason so nothing is lost silently. Every quarantined
+record gets a WARNING log line (no payload) and counts in ``RecordsQuarantined``
+(:mod:`inference.batch`); the SQS message and the S3 object also carry the raw
+record, so it can be repaired and replayed.
 """
 
 from __future__ import annotations
@@ -51,19 +52,11 @@ class Quarantine(Protocol):
         """Keep ``items``; return the ``index`` of every item that could not be kept."""
 
 
-def log_quarantined(items: list[QuarantineItem]) -> None:
-    for item in items:
-        logger.warning(
-            "record quarantined",
-            extra={"record_id": item.record_id, "sequence_number": item.sequence_number, "reason": item.reason},
-        )
-
-
 class LogQuarantine:
-    """Default: one WARNING log line per record (id and reason, no payload)."""
+    """Default: nothing beyond the WARNING log line and the metric that every quarantined
+    record gets from the batch processor (id and reason, no payload)."""
 
     def send(self, items: list[QuarantineItem]) -> set[int]:
-        log_quarantined(items)
         return set()
 
 
@@ -75,7 +68,6 @@ class SQSQuarantine:
         self.client = client or aws_client("sqs")
 
     def send(self, items: list[QuarantineItem]) -> set[int]:
-        log_quarantined(items)
         failed: set[int] = set()
         for chunk in _sqs_batches([(item, json.dumps(item.document(), default=str)) for item in items]):
             entries = [{"Id": str(n), "MessageBody": body} for n, (_, body) in enumerate(chunk)]
@@ -112,7 +104,6 @@ class S3Quarantine:
         self.client = client or aws_client("s3")
 
     def send(self, items: list[QuarantineItem]) -> set[int]:
-        log_quarantined(items)
         failed: set[int] = set()
         for item in items:
             body = json.dumps(item.document(attach_limit=None), default=str).encode()
