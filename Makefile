@@ -59,11 +59,11 @@ events: $(STAMP) ## Write sample Kinesis and DynamoDB events to build/events/
 $(MODEL_LAYER): $(REFERENCE_MODEL)
 	$(MAKE) --no-print-directory model-layer
 
-invoke: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Run the handler on EVENT=file.json from the built zips (response on stdout)
+invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json through the local Lambda runtime from the built zips (response on stdout)
 	@test -f "$(EVENT)" || $(PY) -m tools.events --out build/events > /dev/null
 	@$(PY) -m tools.invoke "$(EVENT)"
 
-demo: $(FUNCTION_ZIP) $(MODEL_LAYER) ## The main job: score a generated ingest through the function (RECORDS=1000)
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: score a generated ingest through the function (RECORDS=1000)
 	$(PY) -m tools.demo --records $(RECORDS)
 
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.11 ARCH=x86_64 (Docker if present, else cross-platform pip)
@@ -78,7 +78,8 @@ check-layers: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Check size, binari
 bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler against bare predict/load
 	$(PY) -m tools.bench
 
-test: $(STAMP) ## Lint, then run the test suite
+# The zips are built first so that the tests that run them from the layers run too.
+test: $(STAMP) $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the test suite
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q

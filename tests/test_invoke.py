@@ -16,25 +16,29 @@ from tools.package_function import build_function_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_MODEL = ROOT / "build" / "model"
+DEPS_LAYER = ROOT / "build" / "layers" / "deps-layer.zip"
 
 
 @pytest.fixture(scope="module")
-def zips(tmp_path_factory) -> tuple[Path, Path]:
-    """The function zip and the model layer zip, built from this checkout into a temp folder."""
+def zips(tmp_path_factory) -> tuple[Path, list[Path], Path]:
+    """The function zip, the layers (dependencies, then the model built from this checkout
+    into a temp folder) and a work folder the module's tests share (extracted once)."""
     if not (REFERENCE_MODEL / "manifest.json").is_file():
         pytest.skip("reference model missing: run `make train`")
+    if not DEPS_LAYER.is_file():
+        pytest.skip("dependencies layer missing: run `make deps-layer`")
     out = tmp_path_factory.mktemp("zips")
     function_zip = build_function_zip(out / "function.zip")
     layer_zip, _ = package_model_layer(REFERENCE_MODEL, out / "model-layer.zip")
-    return function_zip, layer_zip
+    return function_zip, [DEPS_LAYER, layer_zip], out / "invoke"
 
 
 @pytest.fixture
-def run(zips, tmp_path):
-    function_zip, layer_zip = zips
+def run(zips):
+    function_zip, layers, workdir = zips
 
     def _run(event, **kwargs) -> subprocess.CompletedProcess:
-        return invoke(event, function_zip, [layer_zip], workdir=tmp_path / "invoke", **kwargs)
+        return invoke(event, function_zip, layers, workdir=workdir, **kwargs)
 
     return _run
 
@@ -140,16 +144,19 @@ def test_make_invoke_prints_the_response(tmp_path):
     if (
         not (ROOT / "build" / "layers" / "model-layer.zip").is_file()
         or not (REFERENCE_MODEL / "manifest.json").is_file()
+        or not DEPS_LAYER.is_file()
     ):
-        pytest.skip("build the reference model and layer first: `make train model-layer`")
+        pytest.skip("build the reference model and layers first: `make train model-layer deps-layer`")
     event = kinesis_event(SAMPLE_TEXTS[:3])
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
 
-    # -o: never retrain the reference model here (a newer venv stamp would trigger it);
+    # -o: never retrain the reference model or rebuild the dependencies layer here (a newer
+    # venv stamp or Pipfile would trigger them);
     # the function zip is still rebuilt from the sources if they changed.
     proc = subprocess.run(
         ["make", "--no-print-directory", "-o", "build/model/manifest.json", "-o", ".venv/.installed-requirements"]
+        + ["-o", "build/layers/deps-layer.zip"]
         + ["invoke", f"EVENT={path}"],
         cwd=ROOT,
         env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},

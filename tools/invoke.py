@@ -1,12 +1,14 @@
-"""Run the handler once on an event file, from the built zips, like ``sam local invoke -e``.
+"""Run the handler on an event file from the built zips, like ``sam local invoke -e``.
 
-The function zip and the model layer zip are extracted the way Lambda does it (the
-layer into a folder standing for ``/opt``), and the handler runs in a fresh
-interpreter that imports the function only from the extracted zip. The response JSON
-goes to stdout; the function's logs go to stderr.
+The function zip and the layers (by default the dependencies layer, then the model
+layer) are extracted the way Lambda does it, and the event goes through the local
+Lambda runtime (:class:`tools.local.lambda_runtime.LocalLambda`): a worker process
+running AWS's runtime interface client, importing only from the zips and the runtime.
+The response JSON goes to stdout; the function's logs and Lambda's ``START`` / ``END``
+/ ``REPORT`` lines go to stderr; a function error exits with status 1.
 
 Usage: ``python -m tools.invoke EVENT.json [--function build/function.zip]
-[--layer build/layers/model-layer.zip] [--env KEY=VALUE ...]``
+[--layer ZIP ...] [--env KEY=VALUE ...] [--memory-mb 1024] [--timeout-s 60]``
 """
 
 from __future__ import annotations
@@ -17,52 +19,71 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
+
+from tools.local.lambda_runtime import InvokeResult, LocalLambda, extract_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 DEFAULT_FUNCTION = BUILD / "function.zip"
-DEFAULT_LAYERS = [BUILD / "layers" / "model-layer.zip"]
-
-# Runs inside the fresh interpreter: function code from the task root only, logs to stderr.
-_BOOTSTRAP = r"""
-import json, sys, uuid
-task_root = sys.argv[1]
-sys.path.insert(0, task_root)
-event = json.load(sys.stdin)
-real_stdout, sys.stdout = sys.stdout, sys.stderr
-
-class Context:
-    function_name = "local-invoke"
-    memory_limit_in_mb = 1024
-    aws_request_id = str(uuid.uuid4())
-    def get_remaining_time_in_millis(self):
-        return 60000
-
-import lambda_function
-if sys.argv[2:] == ["--many"]:
-    responses = [lambda_function.lambda_handler(e, Context()) for e in event]
-    real_stdout.write(json.dumps(responses, default=str) + "\n")
-else:
-    response = lambda_function.lambda_handler(event, Context())
-    real_stdout.write(json.dumps(response, indent=2, default=str) + "\n")
-"""
+DEPS_LAYER = BUILD / "layers" / "deps-layer.zip"
+MODEL_LAYER = BUILD / "layers" / "model-layer.zip"
+#: The model layer alone (``tools.bench`` runs the function with the venv's libraries).
+DEFAULT_LAYERS = [MODEL_LAYER]
+#: What an invocation runs with unless told otherwise: dependencies, then model.
+INVOKE_LAYERS = [DEPS_LAYER, MODEL_LAYER]
+#: Host variables handed to the function, as ``sam local invoke`` hands over credentials.
+FORWARDED = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCOUNT_ID_ENDPOINT_MODE",
+)
 
 
 def extract(function_zip: Path, layer_zips: list[Path], into: Path) -> tuple[Path, Path]:
     """Unzip the function to ``into/task`` and the layers, in order, to ``into/opt``."""
-    for missing in [p for p in [function_zip, *layer_zips] if not Path(p).is_file()]:
-        raise FileNotFoundError(f"{missing} not found: build it first (make function-zip / make model-layer)")
     shutil.rmtree(into, ignore_errors=True)
-    task, opt = into / "task", into / "opt"
-    with zipfile.ZipFile(function_zip) as zf:
-        zf.extractall(task)
-    opt.mkdir(parents=True)
-    for layer in layer_zips:
-        with zipfile.ZipFile(layer) as zf:
-            zf.extractall(opt)
-    return task, opt
+    return extract_tree(function_zip, layer_zips, into)
+
+
+def run_events(
+    events: list[dict],
+    function_zip: Path = DEFAULT_FUNCTION,
+    layer_zips: list[Path] | None = None,
+    env: dict[str, str] | None = None,
+    workdir: Path = BUILD / "invoke",
+    log: Callable[[str], None] | None = None,
+    memory_mb: int = 1024,
+    timeout_s: float = 60,
+) -> list[InvokeResult]:
+    """Invoke the function on each event in turn, in one (warm) execution environment.
+
+    Stops after the first invocation that fails. ``env`` is the function's
+    environment, on top of the host's AWS credentials, region and endpoint.
+    """
+    environment = {k: os.environ[k] for k in FORWARDED if k in os.environ}
+    environment.update(env or {})
+    results = []
+    with LocalLambda(
+        function_zip,
+        INVOKE_LAYERS if layer_zips is None else layer_zips,
+        environment=environment,
+        memory_mb=memory_mb,
+        timeout_s=timeout_s,
+        max_environments=1,
+        log=log,
+        workdir=workdir,
+    ) as function:
+        for event in events:
+            results.append(function.invoke(event))
+            if results[-1].error is not None:
+                break
+    return results
 
 
 def invoke(
@@ -73,33 +94,35 @@ def invoke(
     workdir: Path = BUILD / "invoke",
     many: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Invoke the handler on ``event`` in a fresh interpreter; return the finished process.
+    """Invoke the handler on ``event``; return what a CLI run would have printed.
 
-    With ``many=True``, ``event`` is a list of events handled one after the other by the
-    same (warm) interpreter, and stdout holds the list of responses.
+    ``stdout`` holds the response JSON (with ``many=True``: ``event`` is a list of
+    events handled one after the other by the same warm environment, and stdout holds
+    the list of responses); ``stderr`` holds the function's log lines, then on failure
+    the error document; ``returncode`` is 1 if an invocation failed.
     """
-    task, opt = extract(function_zip, layer_zips or DEFAULT_LAYERS, workdir)
-    child_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    child_env.update(
-        {"MODEL_DIR": str(opt / "model"), "AWS_LAMBDA_FUNCTION_NAME": "local-invoke", "LAMBDA_TASK_ROOT": str(task)}
-    )
-    child_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-c", _BOOTSTRAP, str(task), *(["--many"] if many else [])],
-        input=json.dumps(event),
-        capture_output=True,
-        text=True,
-        env=child_env,
-        cwd=task,
-    )
+    events = list(event) if many else [event]
+    results = run_events(events, function_zip, layer_zips, env, workdir, log=lambda line: None)
+    logs = [line for result in results for line in result.logs]
+    failed = next((result for result in results if result.error is not None), None)
+    if failed is not None:
+        stderr = "".join(line + "\n" for line in [*logs, json.dumps(failed.error)])
+        return subprocess.CompletedProcess(["tools.invoke"], 1, "", stderr)
+    payloads = [result.payload for result in results]
+    stdout = json.dumps(payloads) if many else json.dumps(payloads[0], indent=2)
+    return subprocess.CompletedProcess(["tools.invoke"], 0, stdout + "\n", "".join(line + "\n" for line in logs))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Invoke the built function on an event file.")
     parser.add_argument("event", type=Path, help="event JSON file (e.g. from `make events`)")
     parser.add_argument("--function", type=Path, default=DEFAULT_FUNCTION)
-    parser.add_argument("--layer", type=Path, action="append", help="layer zip, in order (default: the model layer)")
+    parser.add_argument(
+        "--layer", type=Path, action="append", help="layer zip, in order (default: the dependencies + model layers)"
+    )
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the function's environment")
+    parser.add_argument("--memory-mb", type=int, default=1024, help="memory size (MB), default 1024")
+    parser.add_argument("--timeout-s", type=float, default=60, help="timeout (seconds), default 60")
     args = parser.parse_args(argv)
     try:
         event = json.loads(args.event.read_text())
@@ -110,10 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         parser.error(f"--env takes KEY=VALUE, got {bad[0]!r}")
     env = dict(item.split("=", 1) for item in args.env)
-    proc = invoke(event, args.function, args.layer, env)
-    sys.stderr.write(proc.stderr)
-    sys.stdout.write(proc.stdout)
-    return proc.returncode
+    try:
+        (result,) = run_events(
+            [event], args.function, args.layer, env, memory_mb=args.memory_mb, timeout_s=args.timeout_s
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"invoke: {exc}", file=sys.stderr)
+        return 2
+    if result.error is not None:
+        print(f"invoke: the function failed: {json.dumps(result.error)}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.payload, indent=2))
+    return 0
 
 
 if __name__ == "__main__":
