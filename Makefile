@@ -95,7 +95,7 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 clean: ## Remove build outputs (keeps .venv)
 	find build -mindepth 1 ! -name README.md -exec rm -rf {} +
 
-# --- Releases: publish, relink, roll back, deploy (tools/release.py) ---------------
+# --- Releases: publish, relink, roll back, deploy (tools/release/) ---------------
 # Settings: deploy.toml (or DEPLOY_SETTINGS=other.toml). AWS credentials and region
 # come from the usual places (AWS_PROFILE, AWS_DEFAULT_REGION, ~/.aws/config).
 .PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy

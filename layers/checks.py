@@ -38,6 +38,7 @@ from layers.deps_layer import (
 )
 from layers.model_layer import DEFAULT_OUT as MODEL_ZIP
 from tools.package_function import DEFAULT_OUT as FUNCTION_ZIP
+from tools.release.deps_zip import layer_versions
 
 UNZIPPED_LIMIT = 262_144_000
 #: ELF e_machine names, as pyelftools reports them, per Lambda architecture.
@@ -141,17 +142,6 @@ def check_binaries(deps_zip: Path, runtime: str, arch: str) -> list[Finding]:
             else f"built for another Python: {listed(wrong_tag)}; rebuild with make deps-layer RUNTIME={runtime}",
         ),
     ]
-
-
-def layer_versions(deps_zip: Path) -> dict[str, str]:
-    """Package versions in the layer, from its ``*.dist-info`` folder names."""
-    versions = {}
-    with zipfile.ZipFile(deps_zip) as zf:
-        for name in zf.namelist():
-            match = re.match(r"python/([A-Za-z0-9_.]+)-([^-/]+)\.dist-info/METADATA$", name)
-            if match:
-                versions[match[1].lower().replace("_", "-")] = match[2]
-    return versions
 
 
 def check_model_versions(model_zip: Path, deps_zip: Path) -> Finding:

@@ -12,9 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inference.manifest import sha256_bytes, sha256_file
 
-from tools import release
-from tools.release import Clients, LayerArn, ReleaseError
+from tools.release.arns import LayerArn, replace_layers
+from tools.release.aws import Clients, get_configuration
+from tools.release.cli import main
+from tools.release.deploy import deploy
+from tools.release.descriptions import format_description, model_description, parse_description
+from tools.release.errors import ReleaseError
+from tools.release.history import read_history
+from tools.release.model_zip import verify_model_zip
+from tools.release.publish import publish_deps_layer, publish_layer, publish_model_layer
+from tools.release.relink import format_releases, releases, relink, rollback
+from tools.release.upload import code_sha256
 from tools.settings import SettingsError, load_settings, parse_settings
 
 REGION = "us-east-1"
@@ -39,7 +49,7 @@ def aws(monkeypatch):
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.setattr(release, "_sleep", lambda seconds: None)
+    monkeypatch.setattr("tools.release.aws._sleep", lambda seconds: None)
     from moto import mock_aws
 
     with mock_aws():
@@ -178,7 +188,7 @@ def model_zip(tmp: Path, version: str, sklearn: str = "1.7.2", tamper: bool = Fa
         "metrics": {},
     }
     for step in manifest["pipeline"]:
-        step["sha256"] = release.sha256_bytes(artifacts[step["file"]])
+        step["sha256"] = sha256_bytes(artifacts[step["file"]])
     if tamper:
         artifacts["classifier.joblib"] += b" swapped"
     files = {"model/manifest.json": json.dumps(manifest).encode()}
@@ -212,10 +222,10 @@ class Recorder:
 def _deployed(env) -> tuple[str, str]:
     """Publish both layers and deploy; returns (deps ARN, model 1.0.0 ARN)."""
     s, c = env["settings"], env["clients"]
-    deps = release.publish_deps_layer(s, env["deps_zip"], clients=c).layer_arn
-    result = release.publish_model_layer(s, model_zip(env["tmp"], "1.0.0"), clients=c)
+    deps = publish_deps_layer(s, env["deps_zip"], clients=c).layer_arn
+    result = publish_model_layer(s, model_zip(env["tmp"], "1.0.0"), clients=c)
     assert result.release is None  # no function yet: published only
-    release.deploy(s, env["function_zip"], clients=c)
+    deploy(s, env["function_zip"], clients=c)
     return deps, result.layer_arn
 
 
@@ -251,14 +261,14 @@ def test_publish_both_layers_then_deploy_creates_function_alias_and_mappings(env
     )
     assert deps_layer["CompatibleRuntimes"] == ["python3.11"] and deps_layer["CompatibleArchitectures"] == ["x86_64"]
     model_layer = lam.get_layer_version(LayerName="model-layer", VersionNumber=1)
-    kind, fields = release.parse_description(model_layer["Description"])
+    kind, fields = parse_description(model_layer["Description"])
     assert (kind, fields["name"], fields["version"], fields["scikit-learn"]) == (
         "model",
         "rotten-tomatoes-sentiment",
         "1.0.0",
         "1.7.2",
     )
-    assert fields["sha256"] == release.sha256_hex(model_zip(env["tmp"], "1.0.0"))
+    assert fields["sha256"] == sha256_file(model_zip(env["tmp"], "1.0.0"))
     assert len(model_layer["Description"]) <= 256
 
     config = lam.get_function_configuration(FunctionName="stream-inference")
@@ -290,14 +300,14 @@ def test_publish_both_layers_then_deploy_creates_function_alias_and_mappings(env
             mapping["MaximumRecordAgeInSeconds"],
         ) == (True, 3, 3600)
         assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    assert [line["action"] for line in release.read_history(env["settings"].history.file)] == ["deploy"]
+    assert [line["action"] for line in read_history(env["settings"].history.file)] == ["deploy"]
 
 
 def test_publishing_a_new_model_relinks_publishes_a_version_and_moves_the_alias(env):
     lam = env["clients"].lambda_
     deps, v1 = _deployed(env)
 
-    result = release.publish_model_layer(env["settings"], model_zip(env["tmp"], "2.0.0"), clients=env["clients"])
+    result = publish_model_layer(env["settings"], model_zip(env["tmp"], "2.0.0"), clients=env["clients"])
 
     assert result.layer_arn.endswith(":layer:model-layer:2")
     assert _live_layers(lam) == [deps, result.layer_arn]  # deps kept, in place; only the model swapped
@@ -308,7 +318,7 @@ def test_publishing_a_new_model_relinks_publishes_a_version_and_moves_the_alias(
     assert result.release.version == "2" and result.release.previous_version == "1"
     assert result.release.previous_model_layer_arn == v1
     version = lam.get_function_configuration(FunctionName="stream-inference", Qualifier="2")
-    assert release.parse_description(version["Description"]) == (
+    assert parse_description(version["Description"]) == (
         "publish-model-layer",
         {"model": "rotten-tomatoes-sentiment", "version": "2.0.0", "layer": result.layer_arn},
     )
@@ -318,14 +328,14 @@ def test_publishing_a_new_model_relinks_publishes_a_version_and_moves_the_alias(
         and tags["model-layer-arn"] == result.layer_arn
         and tags["release-version"] == "2"
     )
-    history = release.read_history(env["settings"].history.file)
+    history = read_history(env["settings"].history.file)
     assert history[-1]["action"] == "publish-model-layer" and history[-1]["model_layer_arn"] == result.layer_arn
 
 
 def test_publishing_the_same_zip_again_reuses_its_version_and_changes_nothing(env):
     _, v1 = _deployed(env)
     lam = Recorder(env["clients"].lambda_)
-    result = release.publish_model_layer(
+    result = publish_model_layer(
         env["settings"], model_zip(env["tmp"], "1.0.0"), clients=Clients(lam, env["clients"].s3)
     )
     assert result.reused and result.layer_arn == v1 and not result.release.changed
@@ -335,30 +345,30 @@ def test_publishing_the_same_zip_again_reuses_its_version_and_changes_nothing(en
 def test_relink_to_an_older_version_then_rollback_goes_back_and_forth(env):
     lam, s, c = env["clients"].lambda_, env["settings"], env["clients"]
     deps, v1 = _deployed(env)
-    v2 = release.publish_model_layer(s, model_zip(env["tmp"], "2.0.0"), clients=c).layer_arn
+    v2 = publish_model_layer(s, model_zip(env["tmp"], "2.0.0"), clients=c).layer_arn
 
-    back = release.relink(s, v1, clients=c)
+    back = relink(s, v1, clients=c)
     assert _live_layers(lam) == [deps, v1]
     assert (back.version, back.previous_version, back.previous_model_layer_arn) == ("3", "2", v2)
 
-    rolled = release.rollback(s, clients=c)  # the previously live model was v2
+    rolled = rollback(s, clients=c)  # the previously live model was v2
     assert _live_layers(lam) == [deps, v2] and rolled.action == "rollback" and rolled.version == "4"
-    release.rollback(s, clients=c)
+    rollback(s, clients=c)
     assert _live_layers(lam) == [deps, v1]
 
-    again = release.relink(s, v1, clients=c)  # already live: nothing to do
+    again = relink(s, v1, clients=c)  # already live: nothing to do
     assert not again.changed and lam.get_alias(FunctionName="stream-inference", Name="live")["FunctionVersion"] == "5"
 
-    rows = release.releases(s, clients=c)
+    rows = releases(s, clients=c)
     assert [(r["version"], r["model_version"], r["live"]) for r in rows] == [(2, "2.0.0", False), (1, "1.0.0", True)]
-    table = release.format_releases(rows)
+    table = format_releases(rows)
     assert "rotten-tomatoes-sentiment" in table and table.splitlines()[2].startswith("*")
 
 
 def test_rollback_without_an_earlier_model_says_what_to_do(env):
     _deployed(env)
     with pytest.raises(ReleaseError, match="relink explicitly"):
-        release.rollback(env["settings"], clients=env["clients"])
+        rollback(env["settings"], clients=env["clients"])
 
 
 # --------------------------------------------------------------------------- refusals leave the function alone
@@ -366,9 +376,9 @@ def test_rollback_without_an_earlier_model_says_what_to_do(env):
 
 def _publish_model_variant(env, *, runtime="python3.11", arch="x86_64", sklearn="1.7.2") -> str:
     zip_path = model_zip(env["tmp"], "9.9.9", sklearn=sklearn)
-    manifest = release.verify_model_zip(zip_path)
-    description = release.model_description(manifest, release.sha256_hex(zip_path))
-    return release.publish_layer(zip_path, "model-layer", description, runtime, arch, None, clients=env["clients"])[
+    manifest = verify_model_zip(zip_path)
+    description = model_description(manifest, sha256_file(zip_path))
+    return publish_layer(zip_path, "model-layer", description, runtime, arch, None, clients=env["clients"])[
         "LayerVersionArn"
     ]
 
@@ -387,7 +397,7 @@ def test_relink_to_an_incompatible_layer_is_refused_and_changes_nothing(env, var
     bad = _publish_model_variant(env, **variant)
     before = _state(lam)
     with pytest.raises(ReleaseError, match=message):
-        release.relink(env["settings"], bad, clients=env["clients"])
+        relink(env["settings"], bad, clients=env["clients"])
     assert _state(lam) == before
 
 
@@ -406,33 +416,29 @@ def test_relink_to_a_missing_or_wrong_arn_is_refused_and_changes_nothing(env, ar
     _deployed(env)
     before = _state(lam)
     with pytest.raises(ReleaseError, match=message):
-        release.relink(env["settings"], arn, clients=env["clients"])
+        relink(env["settings"], arn, clients=env["clients"])
     assert _state(lam) == before
 
 
 def test_a_model_zip_whose_artifact_does_not_match_its_manifest_is_not_published(env):
     with pytest.raises(ReleaseError, match="classifier.joblib has sha256 .* but the manifest says"):
-        release.publish_model_layer(
-            env["settings"], model_zip(env["tmp"], "1.0.0", tamper=True), clients=env["clients"]
-        )
+        publish_model_layer(env["settings"], model_zip(env["tmp"], "1.0.0", tamper=True), clients=env["clients"])
     assert env["clients"].lambda_.list_layer_versions(LayerName="model-layer")["LayerVersions"] == []
 
 
 def test_a_model_for_another_scikit_learn_is_refused_before_publishing(env):
     _deployed(env)
     with pytest.raises(ReleaseError, match="scikit-learn: model built with 1.5.0, dependencies layer has 1.7.2"):
-        release.publish_model_layer(
-            env["settings"], model_zip(env["tmp"], "3.0.0", sklearn="1.5.0"), clients=env["clients"]
-        )
+        publish_model_layer(env["settings"], model_zip(env["tmp"], "3.0.0", sklearn="1.5.0"), clients=env["clients"])
     assert len(env["clients"].lambda_.list_layer_versions(LayerName="model-layer")["LayerVersions"]) == 1
 
 
 def test_a_deps_layer_built_for_another_python_or_cpu_is_refused(env):
     s, c = env["settings"], env["clients"]
     with pytest.raises(ReleaseError, match="Python 3.12.*RUNTIME=python3.11"):
-        release.publish_deps_layer(s, deps_zip(env["tmp"], tag="cpython-312-x86_64"), clients=c)
+        publish_deps_layer(s, deps_zip(env["tmp"], tag="cpython-312-x86_64"), clients=c)
     with pytest.raises(ReleaseError, match="arm64 extension modules.*ARCH=x86_64"):
-        release.publish_deps_layer(s, deps_zip(env["tmp"], tag="cpython-311-aarch64"), clients=c)
+        publish_deps_layer(s, deps_zip(env["tmp"], tag="cpython-311-aarch64"), clients=c)
 
 
 # --------------------------------------------------------------------------- S3 path, retries, idempotency
@@ -441,40 +447,38 @@ def test_a_deps_layer_built_for_another_python_or_cpu_is_refused(env):
 def test_a_layer_over_the_direct_upload_limit_goes_through_s3(env, monkeypatch):
     import boto3
 
-    monkeypatch.setattr(release, "DIRECT_UPLOAD_LIMIT", 100)
+    monkeypatch.setattr("tools.release.upload.DIRECT_UPLOAD_LIMIT", 100)
     zip_path = model_zip(env["tmp"], "1.0.0")
     calls = Recorder(env["clients"].s3)
     clients = Clients(env["clients"].lambda_, calls)
-    result = release.publish_model_layer(env["settings"], zip_path, clients=clients)
+    result = publish_model_layer(env["settings"], zip_path, clients=clients)
 
     assert calls.calls == ["upload_file"]
-    key = f"layers/model-layer/{release.sha256_hex(zip_path)}.zip"
+    key = f"layers/model-layer/{sha256_file(zip_path)}.zip"
     body = boto3.client("s3", region_name=REGION).get_object(Bucket="artifacts-bucket", Key=key)["Body"].read()
     assert body == zip_path.read_bytes()
     layer = env["clients"].lambda_.get_layer_version(LayerName="model-layer", VersionNumber=1)
-    assert layer["LayerVersionArn"] == result.layer_arn and layer["Content"]["CodeSha256"] == release.code_sha256(
-        zip_path
-    )
+    assert layer["LayerVersionArn"] == result.layer_arn and layer["Content"]["CodeSha256"] == code_sha256(zip_path)
 
     no_bucket = _write_toml(env["tmp"] / "nobucket.toml", env["sources"], bucket='""')
     with pytest.raises(
         ReleaseError, match=r"over Lambda's 100-byte direct upload limit; set \[layers\] artifact_bucket"
     ):
-        release.publish_model_layer(load_settings(no_bucket), model_zip(env["tmp"], "2.0.0"), clients=clients)
+        publish_model_layer(load_settings(no_bucket), model_zip(env["tmp"], "2.0.0"), clients=clients)
 
 
 def test_an_update_that_meets_an_update_in_progress_waits_and_retries(env, monkeypatch):
     _deployed(env)
-    v2 = release.publish_layer(
+    v2 = publish_layer(
         model_zip(env["tmp"], "2.0.0"), "model-layer",
-        release.model_description(release.verify_model_zip(model_zip(env["tmp"], "2.0.0")), "0" * 64),
+        model_description(verify_model_zip(model_zip(env["tmp"], "2.0.0")), "0" * 64),
         "python3.11", "x86_64", None, clients=env["clients"],
     )["LayerVersionArn"]  # fmt: skip
     sleeps: list[float] = []
-    monkeypatch.setattr(release, "_sleep", sleeps.append)
+    monkeypatch.setattr("tools.release.aws._sleep", sleeps.append)
     lam = Recorder(env["clients"].lambda_, fail={"update_function_configuration": 2})
 
-    result = release.relink(env["settings"], v2, clients=Clients(lam, env["clients"].s3))
+    result = relink(env["settings"], v2, clients=Clients(lam, env["clients"].s3))
 
     assert lam.calls.count("update_function_configuration") == 3 and sleeps == [2.0, 4.0]
     assert result.version == "2" and _live_layers(env["clients"].lambda_)[-1] == v2
@@ -482,11 +486,11 @@ def test_an_update_that_meets_an_update_in_progress_waits_and_retries(env, monke
 
 def test_retries_are_bounded(env, monkeypatch):
     deps, v1 = _deployed(env)
-    v2 = release.publish_model_layer(env["settings"], model_zip(env["tmp"], "2.0.0"), clients=env["clients"]).layer_arn
+    v2 = publish_model_layer(env["settings"], model_zip(env["tmp"], "2.0.0"), clients=env["clients"]).layer_arn
     lam = Recorder(env["clients"].lambda_, fail={"update_function_configuration": 99})
     before = _state(env["clients"].lambda_)
     with pytest.raises(ReleaseError, match="still busy with another update after 5 tries"):
-        release.relink(env["settings"], v1, clients=Clients(lam, env["clients"].s3))
+        relink(env["settings"], v1, clients=Clients(lam, env["clients"].s3))
     assert lam.calls.count("update_function_configuration") == 5
     assert _state(env["clients"].lambda_) == before and _live_layers(env["clients"].lambda_) == [deps, v2]
 
@@ -494,21 +498,21 @@ def test_retries_are_bounded(env, monkeypatch):
 def test_deploy_twice_changes_nothing_the_second_time(env):
     _deployed(env)
     lam = Recorder(env["clients"].lambda_)
-    result = release.deploy(env["settings"], env["function_zip"], clients=Clients(lam, Recorder(env["clients"].s3)))
+    result = deploy(env["settings"], env["function_zip"], clients=Clients(lam, Recorder(env["clients"].s3)))
     assert not result.changed and result.warnings == []
     assert [c for c in lam.calls if c.startswith(MUTATING)] == []
-    assert len(release.read_history(env["settings"].history.file)) == 1
+    assert len(read_history(env["settings"].history.file)) == 1
 
 
 def test_deploy_applies_only_what_changed(env):
     lam = env["clients"].lambda_
     deps, model = _deployed(env)
-    v2 = release.publish_model_layer(env["settings"], model_zip(env["tmp"], "2.0.0"), clients=env["clients"]).layer_arn
+    v2 = publish_model_layer(env["settings"], model_zip(env["tmp"], "2.0.0"), clients=env["clients"]).layer_arn
     sources = [env["sources"][0] | {"batch_size": 500}, env["sources"][1]]
     settings = load_settings(_write_toml(env["tmp"] / "bigger.toml", sources, memory_mb=2048))
     recorder = Recorder(lam)
 
-    result = release.deploy(settings, env["function_zip"], clients=Clients(recorder, env["clients"].s3))
+    result = deploy(settings, env["function_zip"], clients=Clients(recorder, env["clients"].s3))
 
     assert [c for c in recorder.calls if c.startswith(MUTATING)] == [
         "update_function_configuration",
@@ -529,25 +533,25 @@ def test_deploy_applies_only_what_changed(env):
 
 def test_deploy_refuses_layers_that_do_not_fit(env):
     s, c = env["settings"], env["clients"]
-    deps = release.publish_deps_layer(s, env["deps_zip"], clients=c).layer_arn
+    deps = publish_deps_layer(s, env["deps_zip"], clients=c).layer_arn
     with pytest.raises(ReleaseError, match="no model-layer layer published yet"):
-        release.deploy(s, env["function_zip"], clients=c)
+        deploy(s, env["function_zip"], clients=c)
     model = _publish_model_variant(env, sklearn="1.6.1")
     with pytest.raises(ReleaseError, match="scikit-learn: model built with 1.6.1, dependencies layer has 1.7.2"):
-        release.deploy(s, env["function_zip"], deps, model, clients=c)
+        deploy(s, env["function_zip"], deps, model, clients=c)
     with pytest.raises(ReleaseError, match="not the model layer"):
-        release.deploy(s, env["function_zip"], deps, deps, clients=c)
-    assert release.get_configuration(c.lambda_, "stream-inference") is None
+        deploy(s, env["function_zip"], deps, deps, clients=c)
+    assert get_configuration(c.lambda_, "stream-inference") is None
 
 
 def test_cli_prints_releases_and_refuses_a_bad_arn(env, capsys):
     _deployed(env)
     argv = ["--settings", str(env["toml"])]
-    assert release.main([*argv, "releases"], clients=env["clients"]) == 0
+    assert main([*argv, "releases"], clients=env["clients"]) == 0
     assert "*" in capsys.readouterr().out
-    assert release.main([*argv, "relink", "--layer-arn", "nope"], clients=env["clients"]) == 2
+    assert main([*argv, "relink", "--layer-arn", "nope"], clients=env["clients"]) == 2
     assert "not a layer version ARN" in capsys.readouterr().err
-    assert release.main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=env["clients"]) == 0
+    assert main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=env["clients"]) == 0
     assert "up to date; nothing changed" in capsys.readouterr().out
 
 
@@ -555,11 +559,11 @@ def test_cli_prints_releases_and_refuses_a_bad_arn(env, capsys):
 
 
 def test_descriptions_round_trip_and_respect_the_limit():
-    text = release.format_description("model", {"name": "my model=x", "version": "1"})
+    text = format_description("model", {"name": "my model=x", "version": "1"})
     assert text == "model name=my%20model%3Dx version=1"
-    assert release.parse_description(text) == ("model", {"name": "my model=x", "version": "1"})
+    assert parse_description(text) == ("model", {"name": "my model=x", "version": "1"})
     with pytest.raises(ReleaseError, match="over Lambda's 256"):
-        release.format_description("model", {"name": "x" * 300})
+        format_description("model", {"name": "x" * 300})
 
 
 def test_layer_arn_parsing_and_layer_replacement():
@@ -570,8 +574,8 @@ def test_layer_arn_parsing_and_layer_replacement():
         f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:model-layer",
     )
     deps, old, ext = (f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{n}" for n in ("deps:1", "model-layer:3", "ext:2"))
-    assert release.replace_layers([deps, old, ext], {"model-layer": str(arn)}) == [deps, str(arn), ext]
-    assert release.replace_layers([ext], {"deps": deps, "model-layer": str(arn)}) == [ext, deps, str(arn)]
+    assert replace_layers([deps, old, ext], {"model-layer": str(arn)}) == [deps, str(arn), ext]
+    assert replace_layers([ext], {"deps": deps, "model-layer": str(arn)}) == [ext, deps, str(arn)]
 
 
 # --------------------------------------------------------------------------- settings
