@@ -1,14 +1,33 @@
 """AWS Lambda entry point: ``lambda_function.lambda_handler``.
 
 An adapter only. The model is loaded and verified once per execution environment,
-during init (a tampered or incompatible model layer stops the function from starting);
-each invocation is handed to :meth:`inference.app.App.handle`.
+during init. Stream batches are handed to :meth:`inference.app.App.handle`; HTTP
+requests (API Gateway REST or HTTP API, function URLs) to
+:func:`inference.http.handle_http`.
+
+If init fails (a tampered or incompatible model layer, a bad setting), the error is kept
+and logged: every stream batch raises it again, so nothing is ever scored without a
+verified model, while HTTP callers get a 503 with a safe message.
 """
 
-from inference.app import App
+import logging
 
-app = App.from_env()
+from inference.app import App
+from inference.http import handle_http, is_http_event
+
+app: App | None = None
+init_error: Exception | None = None
+try:
+    app = App.from_env()
+except Exception as exc:
+    init_error, init_traceback = exc, exc.__traceback__
+    logging.getLogger("inference").error("init failed; HTTP requests get 503, stream batches raise it", exc_info=exc)
 
 
 def lambda_handler(event, context):
+    if is_http_event(event):
+        return handle_http(event, app.model if app is not None else None, getattr(context, "aws_request_id", None))
+    if app is None:
+        # The init traceback each time, not one that grows with every invocation.
+        raise init_error.with_traceback(init_traceback)
     return app.handle(event, context)

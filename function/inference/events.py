@@ -15,7 +15,8 @@ EventKind = Literal["kinesis", "dynamodb"]
 
 
 class UnsupportedEventError(ValueError):
-    """The event is not a Kinesis or DynamoDB Streams batch."""
+    """The event is not a Kinesis or DynamoDB Streams batch (nor, see :mod:`inference.http`,
+    an HTTP request)."""
 
 
 class KinesisData(TypedDict):
@@ -88,7 +89,8 @@ def classify_event(event: Any) -> tuple[EventKind, list[Any]]:
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         raise UnsupportedEventError(
-            f"expected a Kinesis or DynamoDB Streams event ({{'Records': [...]}}), got {_describe(event)}"
+            "expected a Kinesis or DynamoDB Streams event ({'Records': [...]}) or an HTTP request "
+            f"(API Gateway REST or HTTP API proxy, or a function URL), got {_describe(event)}"
         )
     if not records:
         return "kinesis", records
