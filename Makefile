@@ -53,7 +53,7 @@ $(FUNCTION_ZIP): $(shell find function -name '*.py' 2>/dev/null) | $(STAMP)
 
 function-zip: $(FUNCTION_ZIP) ## Build the function zip (build/function.zip)
 
-events: $(STAMP) ## Write sample Kinesis and DynamoDB events to build/events/
+events: $(STAMP) ## Write sample Kinesis, DynamoDB and API Gateway events to build/events/
 	$(PY) -m tools.events --out build/events
 
 $(MODEL_LAYER): $(REFERENCE_MODEL)
@@ -125,3 +125,22 @@ releases: $(STAMP) ## List the model layer versions, marking the live one
 deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_LAYER_ARN=, MODEL_LAYER_ARN= optional)
 	$(RELEASE) deploy --function-zip $(FUNCTION_ZIP) \
 	  $(if $(DEPS_LAYER_ARN),--deps-layer-arn "$(DEPS_LAYER_ARN)") $(if $(MODEL_LAYER_ARN),--model-layer-arn "$(MODEL_LAYER_ARN)")
+
+# --- Batch-size cost experiments (tools/cost) ----------------------------------------
+# TARGET=local (default): the local Lambda runtime on the built zips; TARGET=aws: the
+# deployed function (deploy.toml's name; its memory size is restored afterwards).
+# COST_ARGS passes further options, e.g. COST_ARGS="--repeat 30 --latency-target-ms 500".
+.PHONY: cost-experiment
+cost-experiment: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Cost per 50k-record ingest by batch/memory size and break-even vs SageMaker into build/cost (TARGET=local|aws)
+	$(PY) -m tools.cost --target $(or $(TARGET),local) --out build/cost $(COST_ARGS)
+
+# --- SAM template (tools/template.py) ------------------------------------------------
+# template.yaml is generated from deploy.toml (never edit it by hand); `make test` fails
+# when the two disagree, and lints it as SAM and as translated CloudFormation.
+.PHONY: template validate-template
+template: $(STAMP) ## Generate template.yaml (AWS SAM) from deploy.toml
+	$(PY) -m tools.template
+
+validate-template: $(STAMP) ## Check template.yaml against deploy.toml; cfn-lint it as SAM and as translated CloudFormation
+	$(PY) -m tools.template --check
+	$(PY) -m pytest -q tests/test_template.py

@@ -34,6 +34,8 @@ RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14"
 ARCHITECTURES = ("x86_64", "arm64")
 SOURCE_TYPES = ("kinesis", "dynamodb")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
+#: Retention periods CloudWatch Logs accepts, in days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 #: Lambda's limit on the total size of a function's environment variables.
 ENVIRONMENT_LIMIT_BYTES = 4096
 
@@ -47,6 +49,7 @@ _SOURCE_ARN = {
     "kinesis": re.compile(r"^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[\w.-]+$"),
     "dynamodb": re.compile(r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[\w.-]+/stream/[\w.:-]+$"),
 }
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$")
 _DESTINATION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(sqs:[a-z0-9-]+:\d{12}:[\w-]+|sns:[a-z0-9-]+:\d{12}:[\w-]+|s3:::[\w.-]+)$"
 )
@@ -100,6 +103,17 @@ class EventSource:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """``[monitoring]``: log retention and alarm thresholds (read by the SAM template)."""
+
+    log_retention_days: int = 30
+    iterator_age_alarm_s: int = 300
+    errors_alarm_threshold: int = 1
+    quarantined_alarm_threshold: int = 1
+    alarm_topic_arn: str | None = None
+
+
+@dataclass(frozen=True)
 class HistorySettings:
     """``[history]``: the local release log (JSON Lines)."""
 
@@ -115,6 +129,7 @@ class Settings:
     layers: LayerSettings
     event_sources: tuple[EventSource, ...]
     history: HistorySettings
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
 
 _MISSING: Any = object()
@@ -264,6 +279,33 @@ def _event_source(data: Any, index: int, path: Path) -> EventSource:
     )
 
 
+def _monitoring(data: Any, path: Path) -> MonitoringSettings:
+    keys = (
+        "log_retention_days",
+        "iterator_age_alarm_s",
+        "errors_alarm_threshold",
+        "quarantined_alarm_threshold",
+        "alarm_topic_arn",
+    )
+    t = _Table(data, "[monitoring]", path, keys)
+    retention = t.get("log_retention_days", int, 30)
+    if retention not in LOG_RETENTION_DAYS:
+        t.fail(
+            f"[monitoring] log_retention_days = {retention} is not a CloudWatch Logs retention; "
+            f"use one of: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
+    topic = t.get("alarm_topic_arn", str, "")
+    if topic and not _TOPIC_ARN.match(topic):
+        t.fail(f'[monitoring] alarm_topic_arn = {topic!r} is not an SNS topic ARN (or "" for no notifications)')
+    return MonitoringSettings(
+        log_retention_days=retention,
+        iterator_age_alarm_s=t.integer("iterator_age_alarm_s", 1, 31536000, 300, " seconds"),
+        errors_alarm_threshold=t.integer("errors_alarm_threshold", 1, 1000000, 1, " errors"),
+        quarantined_alarm_threshold=t.integer("quarantined_alarm_threshold", 1, 1000000, 1, " records"),
+        alarm_topic_arn=topic or None,
+    )
+
+
 def parse_settings(data: dict[str, Any], path: Path) -> Settings:
     """Validate an already-parsed ``deploy.toml`` document.
 
@@ -283,7 +325,7 @@ def parse_settings(data: dict[str, Any], path: Path) -> Settings:
     SettingsError
         Naming the first bad key, its value and what is allowed.
     """
-    top = _Table(data, "deploy.toml", path, ("function", "layers", "event_sources", "history"))
+    top = _Table(data, "deploy.toml", path, ("function", "layers", "event_sources", "history", "monitoring"))
     sources = top.get("event_sources", list, [])
     event_sources = tuple(_event_source(entry, i + 1, path) for i, entry in enumerate(sources))
     seen: set[str] = set()
@@ -299,6 +341,7 @@ def parse_settings(data: dict[str, Any], path: Path) -> Settings:
         layers=_layers(top.get("layers", dict), path),
         event_sources=event_sources,
         history=HistorySettings(history_file if history_file.is_absolute() else path.parent / history_file),
+        monitoring=_monitoring(top.get("monitoring", dict, {}), path),
     )
 
 
