@@ -1,0 +1,21 @@
+"""Batch-size cost experiments: measured, projected, priced, plotted.
+
+``python -m tools.cost`` (``make cost-experiment [TARGET=aws]``) and
+``notebooks/batch_size_cost.ipynb`` run :func:`tools.cost.experiment.run_experiment`:
+
+=================  ==========================================================
+``pricing``        dated, cited price tables (Lambda, free tier, SageMaker)
+``arithmetic``     billed duration, cost per invocation / ingest / month, break-even
+``workload``       synthetic Kinesis events of each batch size (6 MB cap)
+``measurement``    one row per invocation (CSV), medians and spreads
+``measure_local``  cold starts and warm invocations on the local Lambda runtime
+``quota``          a real CPU quota (cgroup CFS bandwidth) for the projection check
+``project``        the CPU-share model: duration at each memory size
+``aws``            the same experiment against the deployed function
+``reportline``     Lambda's ``REPORT`` log line
+``recommend``      cost tables, cheapest configuration, break-even, the classic study
+``report``         CSVs and ``report.md``; ``plots``: the PNGs; ``tables``, ``notes``: its text
+``experiment``     the whole run: measure, analyse, write
+``cli``            the command line
+=================  ==========================================================
+"""
