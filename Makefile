@@ -14,7 +14,10 @@ MODEL_VERSION ?= 1.0.0
 EVENT ?= build/events/kinesis.json
 RUNTIME ?= python3.11
 ARCH ?= x86_64
-RECORDS ?= 1000
+RECORDS ?= 50000
+SHARDS ?= 4
+BATCH_SIZE ?=
+SOURCE ?= kinesis
 
 FUNCTION_ZIP := build/function.zip
 DEPS_LAYER := build/layers/deps-layer.zip
@@ -63,8 +66,8 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json thro
 	@test -f "$(EVENT)" || $(PY) -m tools.events --out build/events > /dev/null
 	@$(PY) -m tools.invoke "$(EVENT)"
 
-demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: score a generated ingest through the function (RECORDS=1000)
-	$(PY) -m tools.demo --records $(RECORDS)
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay an ingest through the local Lambda + stream trigger (RECORDS=50000 SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
+	$(PY) -m tools.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
 
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.11 ARCH=x86_64 (Docker if present, else cross-platform pip)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)

@@ -1,101 +1,115 @@
-"""The demo: score a generated ingest of review texts through the built function.
+"""The demo (``make demo``): replay an ingest through the local twin of Lambda and its trigger.
 
-Until the local stream replay exists (issue 4), this runs the function from the built
-zips in one warm interpreter, batch after batch, on records drawn from the reference
-data set plus a small share of malformed ones, and prints a summary.
+Starts the embedded AWS endpoint, writes ``--records`` review records (about 1 %
+malformed) to a Kinesis stream of ``--shards`` shards (or, with ``--source dynamodb``,
+to a DynamoDB table with a stream, with some updates and deletes), runs the function
+from the built zips in the local Lambda runtime, driven by the local event source
+mapping with ``deploy.toml``'s settings, and prints a summary. The logic is in
+:mod:`tools.local.replay`.
 
-Usage: ``python -m tools.demo [--records 1000] [--batch-size 100] [--poison-share 0.02]``
+Exit status: 0 when every record was predicted, skipped or quarantined and the checks
+passed; 1 otherwise; 130 when interrupted (the endpoint and the workers are stopped
+either way).
+
+Usage: ``python -m tools.demo [--records 50000] [--shards 4] [--batch-size N]
+[--source kinesis|dynamodb] [--environments N] [--out build/demo]``
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import random
+import signal
 import sys
-import time
-from collections import Counter
+from pathlib import Path
+from typing import Any
 
-from tools.dataset import load_reviews
-from tools.events import FIRST_SEQUENCE, kinesis_record
-from tools.invoke import invoke
+from tqdm import tqdm
 
-POISON_PAYLOADS = [
-    b"\xff\xfe not utf-8",
-    b'{"text": "unterminated',
-    b'{"title": "no text field"}',
-    b'{"text": 42}',
-    b"[1, 2, 3]",
-]
+from tools.local.replay import OUT_DIR, ReplayOptions, format_summary, run_replay
+from tools.settings import SettingsError, load_settings
 
 
-def make_ingest(records: int, poison_share: float, seed: int = 7) -> tuple[list[dict], dict[str, str]]:
-    """Kinesis records (one shard) and the true label of each good one, by record id."""
-    texts, labels = load_reviews()
-    rng = random.Random(seed)
-    out, truth = [], {}
-    for i in range(records):
-        seq = FIRST_SEQUENCE + i
-        if rng.random() < poison_share:
-            rec = kinesis_record(rng.choice(POISON_PAYLOADS), seq)
-            if rng.random() < 0.2:
-                rec["kinesis"]["data"] = "%%% not base64 %%%"
-        else:
-            k = rng.randrange(len(texts))
-            rec = kinesis_record(json.dumps({"text": texts[k]}), seq)
-            truth[rec["eventID"]] = labels[k]
-        out.append(rec)
-    return out, truth
+def _stop_on_first_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C: stop the run; a second Ctrl-C is ignored so the clean-up can finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+class _Bars:
+    """Two progress bars on stderr: writing the ingest, then replaying it."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.writing: tqdm | None = None
+        self.replaying: tqdm | None = None
+
+    def written(self, n: int) -> None:
+        if self.writing is None:
+            self.writing = tqdm(total=self.total, desc="writing the ingest", unit=" rec", file=sys.stderr)
+        self.writing.update(n)
+        if self.writing.n >= self.total:
+            self.writing.close()
+
+    def handled(self, n: int) -> None:
+        if self.replaying is None:
+            self.replaying = tqdm(total=self.total, desc="replaying", unit=" rec", file=sys.stderr)
+        self.replaying.update(n - self.replaying.n)
+        if self.replaying.n >= self.total:
+            self.replaying.close()
+
+    def close(self) -> None:
+        for bar in (self.writing, self.replaying):
+            if bar is not None:
+                bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--poison-share", type=float, default=0.02)
-    args = parser.parse_args(argv)
-    if args.records < 1 or not 1 <= args.batch_size <= 10_000:
-        parser.error("--records must be >= 1 and --batch-size between 1 and 10000 (Lambda's BatchSize range)")
-
-    records, truth = make_ingest(args.records, args.poison_share)
-    events = [{"Records": records[i : i + args.batch_size]} for i in range(0, len(records), args.batch_size)]
-    print(f"scoring {len(records):,} records in {len(events)} batches of up to {args.batch_size} ...", file=sys.stderr)
-    started = time.perf_counter()
-    proc = invoke(events, many=True)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        print("demo: the function failed (see its logs above)", file=sys.stderr)
-        return 1
-    responses = json.loads(proc.stdout)
-    logs = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    batches = [entry for entry in logs if entry.get("message") == "batch scored"]
-    totals = Counter()
-    for entry in batches:
-        for key in ("RecordsIn", "RecordsPredicted", "RecordsSkipped", "RecordsQuarantined", "RecordsRetried"):
-            totals[key] += entry[key]
-    predictions = {rid: p for r in responses for rid, p in r.get("predictions", {}).items()}
-    labels = Counter(p["label"] for p in predictions.values())
-    agree = sum(predictions[rid]["label"] == label for rid, label in truth.items() if rid in predictions)
-    reasons = Counter(entry["reason"].split(" (")[0] for entry in logs if entry.get("message") == "record quarantined")
-    predict_ms = sorted(entry["predict_ms"] for entry in batches)
-    print(
-        f"""
-records in       {totals["RecordsIn"]:>8,}
-predicted        {totals["RecordsPredicted"]:>8,}   {", ".join(f"{k}: {v:,}" for k, v in labels.most_common())}
-skipped          {totals["RecordsSkipped"]:>8,}
-quarantined      {totals["RecordsQuarantined"]:>8,}   {"; ".join(f"{k}: {v}" for k, v in reasons.most_common())}
-retried          {totals["RecordsRetried"]:>8,}
-batches          {len(batches):>8,}   one predict call each; median predict {predict_ms[len(predict_ms) // 2]:.1f} ms
-agreement        {agree / max(len(truth), 1):>8.1%}   predictions matching the data set's labels
-wall time        {wall:>8.2f} s   including one cold start (imports, sha256 checks, model load)
-"""
+    parser.add_argument("--records", type=int, default=50_000, help="records to write (default 50,000)")
+    parser.add_argument("--shards", type=int, default=4, help="Kinesis shards (default 4)")
+    parser.add_argument("--batch-size", type=int, help="the mapping's BatchSize (default: deploy.toml's)")
+    parser.add_argument("--source", choices=("kinesis", "dynamodb"), default="kinesis")
+    parser.add_argument(
+        "--environments", type=int, help="execution environments (default: shards x parallelization factor)"
     )
-    unaccounted = totals["RecordsIn"] - sum(totals[k] for k in totals if k != "RecordsIn")
-    if unaccounted or totals["RecordsIn"] != len(records):
-        print(f"demo: {unaccounted} records unaccounted for", file=sys.stderr)
+    parser.add_argument("--poison-share", type=float, default=0.01, help="share of malformed records (0.01)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="for results.csv and function.log (build/demo)")
+    args = parser.parse_args(argv)
+    if args.records < 1 or not 1 <= args.shards <= 100 or not 0 <= args.poison_share <= 1:
+        parser.error("--records must be >= 1, --shards 1-100 and --poison-share 0-1")
+    if args.batch_size is not None and not 1 <= args.batch_size <= 10_000:
+        parser.error("--batch-size must be 1-10000 (Lambda's BatchSize range)")
+    if args.environments is not None and args.environments < 1:
+        parser.error("--environments must be >= 1")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    options = ReplayOptions(
+        records=args.records,
+        shards=args.shards,
+        batch_size=args.batch_size,
+        source=args.source,
+        poison_share=args.poison_share,
+        max_environments=args.environments,
+        out_dir=args.out,
+    )
+    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
+    bars = _Bars(args.records)
+    try:
+        result = run_replay(options, settings, write_progress=bars.written, progress=bars.handled)
+    except KeyboardInterrupt:
+        bars.close()
+        print("\ndemo: interrupted; the endpoint and the workers are stopped", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, TimeoutError, RuntimeError) as exc:
+        bars.close()
+        print(f"demo: {exc}", file=sys.stderr)
         return 1
-    return 0
+    bars.close()
+    print(format_summary(result))
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":
