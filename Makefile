@@ -2,7 +2,12 @@
 # Every target sets up the pinned virtual environment (.venv) it needs by itself.
 
 SHELL := /bin/bash
-PYTHON ?= python3
+# The interpreter must be the Lambda runtime's Python (python3.12): the model is pickled by
+# it, the layer's bytecode compiled by it and the smoke test run by it. Found on PATH, else in
+# pyenv's versions.
+PYTHON_VERSION := 3.12
+PYTHON ?= $(shell for c in python$(PYTHON_VERSION) $(HOME)/.pyenv/versions/$(PYTHON_VERSION).*/bin/python$(PYTHON_VERSION); \
+  do $$c -c 'import venv' >/dev/null 2>&1 && { command -v $$c; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
@@ -12,7 +17,7 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 MODEL_SRC ?= build/model
 MODEL_VERSION ?= 1.0.0
 EVENT ?= build/events/kinesis.json
-RUNTIME ?= python3.11
+RUNTIME ?= python3.12
 ARCH ?= x86_64
 RECORDS ?= 50000
 SHARDS ?= 4
@@ -31,6 +36,9 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python $(PYTHON_VERSION) not found: install it (the Lambda runtime is python$(PYTHON_VERSION)) or pass PYTHON=/path/to/python$(PYTHON_VERSION)" >&2; exit 2; }
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != tuple(map(int, "$(PYTHON_VERSION)".split("."))))'; then \
+	  echo "$(VENV) is not Python $(PYTHON_VERSION): recreating it"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "installing pinned requirements into $(VENV) ..."
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored" || true
@@ -69,7 +77,7 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json thro
 demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay an ingest through the local Lambda + stream trigger (RECORDS=50000 SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
 	$(PY) -m tools.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
 
-deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.11 ARCH=x86_64 (Docker if present, else cross-platform pip)
+deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)
 
 $(DEPS_LAYER): Pipfile

@@ -8,7 +8,7 @@
 4. Where this interpreter is the runtime's Python on the layer's architecture: import
    and predict in a fresh interpreter that sees only the function and the layers.
 
-Usage: ``python -m layers.checks [--runtime python3.11] [--arch x86_64]``
+Usage: ``python -m layers.checks [--runtime python3.12] [--arch x86_64]``
 """
 
 from __future__ import annotations

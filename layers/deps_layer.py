@@ -13,7 +13,7 @@ the local interpreter is that Python (Lambda's ``/opt`` is read-only, so a layer
 bytecode compiles at every cold start), and zips ``python/…``. Extension modules and
 ``*.libs/`` are never stripped. ``layers.checks`` then proves the result loads.
 
-Usage: ``python -m layers.deps_layer [--runtime python3.11] [--arch x86_64]``
+Usage: ``python -m layers.deps_layer [--runtime python3.12] [--arch x86_64]``
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 DEFAULT_OUT = BUILD / "layers" / "deps-layer.zip"
-DEFAULT_RUNTIME = "python3.11"
+DEFAULT_RUNTIME = "python3.12"
 DEFAULT_ARCH = "x86_64"
 
 #: Lambda Python runtimes -> the glibc of their Amazon Linux (REFERENCE.md §3).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import sysconfig
 import zipfile
 from pathlib import Path
@@ -13,9 +14,12 @@ from layers import checks
 from layers.deps_layer import platform_tags, runtime_pins
 
 SITE = Path(sysconfig.get_paths()["purelib"])
-SMALL_SO = next((SITE / "numpy" / "_core").glob("_multiarray_tests.cpython-311-*.so"))
-GOOD_NAME = "python/numpy/_core/_multiarray_tests.cpython-311-x86_64-linux-gnu.so"
-VERSIONS = {"numpy": "2.2.6", "scipy": "1.16.3", "scikit_learn": "1.7.2", "joblib": "1.6.0"}
+TAG = "{}{}".format(*sys.version_info[:2])  # the venv's Python is the runtime's (Makefile)
+RUNTIME = "python{}.{}".format(*sys.version_info[:2])
+OTHER_TAG = str(int(TAG) + 1)
+SMALL_SO = next((SITE / "numpy" / "_core").glob(f"_multiarray_tests.cpython-{TAG}-*.so"))
+GOOD_NAME = f"python/numpy/_core/_multiarray_tests.cpython-{TAG}-x86_64-linux-gnu.so"
+VERSIONS = {"numpy": "2.5.5", "scipy": "1.18.1", "scikit_learn": "1.9.1", "joblib": "1.6.0"}
 
 
 def make_deps_zip(path: Path, so_name: str = GOOD_NAME, so_bytes: bytes | None = None, versions=VERSIONS) -> Path:
@@ -26,8 +30,8 @@ def make_deps_zip(path: Path, so_name: str = GOOD_NAME, so_bytes: bytes | None =
     return path
 
 
-def make_model_zip(path: Path, sklearn: str = "1.7.2") -> Path:
-    libs = {"python": "3.11.7", "numpy": "2.2.6", "scipy": "1.16.3", "scikit-learn": sklearn, "joblib": "1.6.0"}
+def make_model_zip(path: Path, sklearn: str = "1.9.1") -> Path:
+    libs = {"python": "3.12.1", "numpy": "2.5.5", "scipy": "1.18.1", "scikit-learn": sklearn, "joblib": "1.6.0"}
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("model/manifest.json", json.dumps({"libraries": libs}))
     return path
@@ -39,9 +43,9 @@ def by_name(findings):
 
 def test_good_layer_passes_binary_and_version_checks(tmp_path):
     deps = make_deps_zip(tmp_path / "deps.zip")
-    found = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))
+    found = by_name(checks.check_binaries(deps, RUNTIME, "x86_64"))
     assert all(f.ok for f in found.values()), found
-    assert "highest GLIBC required 2.14 <= 2.26" in found["glibc"].detail
+    assert "highest GLIBC required 2.27 <= 2.34" in found["glibc"].detail
     assert checks.check_model_versions(make_model_zip(tmp_path / "m.zip"), deps).ok
 
 
@@ -49,34 +53,36 @@ def test_wrong_architecture_is_refused(tmp_path):
     data = bytearray(SMALL_SO.read_bytes())
     data[18:20] = (183).to_bytes(2, "little")  # e_machine = EM_AARCH64
     deps = make_deps_zip(tmp_path / "deps.zip", so_bytes=bytes(data))
-    finding = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))["architecture"]
+    finding = by_name(checks.check_binaries(deps, RUNTIME, "x86_64"))["architecture"]
     assert not finding.ok
     assert "EM_AARCH64" in finding.detail and "ARCH=x86_64" in finding.detail
 
 
 def test_too_new_glibc_is_refused(tmp_path):
     data = SMALL_SO.read_bytes()
-    assert b"GLIBC_2.14\x00" in data
-    deps = make_deps_zip(tmp_path / "deps.zip", so_bytes=data.replace(b"GLIBC_2.14\x00", b"GLIBC_2.28\x00"))
-    finding = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))["glibc"]
+    assert b"GLIBC_2.27\x00" in data
+    # The real manylinux_2_28 binary needs GLIBC_2.27: refused for Amazon Linux 2 (python3.11).
+    real = make_deps_zip(tmp_path / "real.zip", so_bytes=data)
+    refused = by_name(checks.check_binaries(real, "python3.11", "x86_64"))["glibc"]
+    assert not refused.ok and "GLIBC_2.27" in refused.detail and "2.26" in refused.detail
+    deps = make_deps_zip(tmp_path / "deps.zip", so_bytes=data.replace(b"GLIBC_2.27\x00", b"GLIBC_2.35\x00"))
+    finding = by_name(checks.check_binaries(deps, "python3.12", "x86_64"))["glibc"]
     assert not finding.ok
-    assert "GLIBC_2.28" in finding.detail and "2.26" in finding.detail
-    # python3.12 runs on Amazon Linux 2023 (glibc 2.34): the same file is fine there.
-    assert by_name(checks.check_binaries(deps, "python3.12", "x86_64"))["glibc"].ok
+    assert "GLIBC_2.35" in finding.detail and "2.34" in finding.detail
 
 
 def test_wrong_python_tag_is_refused(tmp_path):
-    deps = make_deps_zip(tmp_path / "deps.zip", so_name=GOOD_NAME.replace("cpython-311", "cpython-312"))
-    finding = by_name(checks.check_binaries(deps, "python3.11", "x86_64"))["python-tag"]
+    deps = make_deps_zip(tmp_path / "deps.zip", so_name=GOOD_NAME.replace(f"cpython-{TAG}", f"cpython-{OTHER_TAG}"))
+    finding = by_name(checks.check_binaries(deps, RUNTIME, "x86_64"))["python-tag"]
     assert not finding.ok
-    assert "cpython-312" in finding.detail and "RUNTIME=python3.11" in finding.detail
+    assert f"cpython-{OTHER_TAG}" in finding.detail and f"RUNTIME={RUNTIME}" in finding.detail
 
 
 def test_mismatched_scikit_learn_is_refused(tmp_path):
     deps = make_deps_zip(tmp_path / "deps.zip")
     finding = checks.check_model_versions(make_model_zip(tmp_path / "m.zip", sklearn="1.5.0"), deps)
     assert not finding.ok
-    assert "scikit-learn 1.5.0 (model) vs 1.7.2 (layer)" in finding.detail
+    assert "scikit-learn 1.5.0 (model) vs 1.9.1 (layer)" in finding.detail
 
 
 def test_oversized_bundle_is_refused(tmp_path):
@@ -113,5 +119,5 @@ def test_layer_pins_are_the_training_pins():
 
 @pytest.mark.skipif(not Path(checks.DEPS_ZIP).is_file(), reason="needs make deps-layer")
 def test_built_layer_smoke_test_from_layers_alone():
-    finding = checks.check_smoke(checks.FUNCTION_ZIP, [checks.DEPS_ZIP, checks.MODEL_ZIP], "python3.11", "x86_64")
+    finding = checks.check_smoke(checks.FUNCTION_ZIP, [checks.DEPS_ZIP, checks.MODEL_ZIP], RUNTIME, "x86_64")
     assert finding.ok, finding.detail

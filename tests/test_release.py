@@ -584,7 +584,7 @@ def test_layer_arn_parsing_and_layer_replacement():
 def test_the_repository_deploy_toml_is_valid(monkeypatch):
     monkeypatch.delenv("DEPLOY_SETTINGS", raising=False)
     settings = load_settings()
-    assert settings.function.runtime == "python3.11" and settings.function.alias == "live"
+    assert settings.function.runtime == "python3.12" and settings.function.alias == "live"
     assert settings.event_sources and settings.history.file.name == "releases.jsonl"
 
 

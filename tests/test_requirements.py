@@ -64,7 +64,7 @@ def test_requirements_and_pipfile_pin_the_same_versions():
 
 
 def test_pipfile_python_matches_the_runtime_the_pins_were_chosen_for():
-    assert pipfile()["requires"]["python_version"] == "3.11"
+    assert pipfile()["requires"]["python_version"] == "3.12"
 
 
 def test_runtime_packages_cover_the_libraries_a_manifest_tracks():

@@ -207,12 +207,6 @@ def test_translated_template_lints_clean(case: Case) -> None:
     assert lint(json.dumps(case.cfn, indent=1), case.region) == []
 
 
-@pytest.mark.xfail(
-    reason="deploy.toml runtime python3.11: Lambda deprecated it on 2026-06-30 and blocks creating (2026-07-31) "
-    "and updating (2026-08-31) python3.11 functions; moving to python3.12+ means rebuilding the deps layer "
-    "for Amazon Linux 2023 and retraining the model with its pins",
-    strict=False,
-)
 def test_runtime_is_still_deployable(repo_case: Case) -> None:
     from cfnlint.data import AdditionalSpecs
     from cfnlint.helpers import load_resource

@@ -88,7 +88,7 @@ class FunctionSettings:
 
     name: str
     role_arn: str
-    runtime: str = "python3.11"
+    runtime: str = "python3.12"
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     memory_mb: int = 1024
     timeout_s: int = 60
@@ -226,7 +226,7 @@ def _function(data: Any, path: Path) -> FunctionSettings:
     return FunctionSettings(
         name=t.pattern("name", _FUNCTION_NAME, "a function name (1-64 letters, digits, '-' or '_')"),
         role_arn=t.pattern("role_arn", _ROLE_ARN, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
-        runtime=t.choice("runtime", RUNTIMES, "python3.11"),
+        runtime=t.choice("runtime", RUNTIMES, "python3.12"),
         architecture=t.choice("architecture", ARCHITECTURES, "x86_64"),  # type: ignore[arg-type]
         memory_mb=t.integer("memory_mb", 128, 10240, 1024, " MB"),
         timeout_s=t.integer("timeout_s", 1, 900, 60, " seconds"),

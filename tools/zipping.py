@@ -27,7 +27,7 @@ def write_zip(out: Path, entries: Iterable[tuple[str, Path]], progress: str | No
         if progress:
             from tqdm import tqdm
 
-            ordered = tqdm(ordered, desc=progress, unit="file", leave=False)
+            ordered = tqdm(ordered, desc=progress, unit="file", leave=False, disable=None)  # off when not a TTY
         for name, path in ordered:
             info = zipfile.ZipInfo(name, date_time=_EPOCH)
             info.external_attr = 0o644 << 16
