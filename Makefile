@@ -46,7 +46,7 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## Create .venv from the pinned requirements
 
-$(REFERENCE_MODEL): tools/train.py tools/dataset.py | $(STAMP)
+$(REFERENCE_MODEL): tools/train.py tools/dataset.py Pipfile | $(STAMP)
 	$(PY) -m tools.train --out build/model --version $(MODEL_VERSION)
 
 train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0.0)
