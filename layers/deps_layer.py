@@ -117,8 +117,8 @@ def tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
-def install_with_pip(target: Path, runtime: str, arch: str, pins: list[str]) -> None:
-    """Cross-platform install of the pins into ``target`` (no bytecode, wheels only)."""
+def pip_install_command(target: Path, runtime: str, arch: str, compile_bytecode: bool) -> list[str]:
+    """``pip install --target`` for the runtime's Python and platform, wheels only (no pins yet)."""
     cmd = [
         sys.executable,
         "-m",
@@ -126,7 +126,6 @@ def install_with_pip(target: Path, runtime: str, arch: str, pins: list[str]) -> 
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        "--no-compile",
         "--target",
         str(target),
         "--implementation",
@@ -135,8 +134,16 @@ def install_with_pip(target: Path, runtime: str, arch: str, pins: list[str]) -> 
         python_version(runtime),
         "--only-binary=:all:",
     ]
+    if not compile_bytecode:
+        cmd.append("--no-compile")
     for tag in platform_tags(runtime, arch):
         cmd += ["--platform", tag]
+    return cmd
+
+
+def install_with_pip(target: Path, runtime: str, arch: str, pins: list[str]) -> None:
+    """Cross-platform install of the pins into ``target`` (no bytecode, wheels only)."""
+    cmd = pip_install_command(target, runtime, arch, compile_bytecode=False)
     result = subprocess.run([*cmd, *pins], capture_output=True, text=True)
     if result.returncode != 0:
         errors = "\n".join(line for line in result.stderr.splitlines() if "is ignored" not in line)

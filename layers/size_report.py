@@ -8,12 +8,11 @@ removed; zipped the same way as ours.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from layers.checks import unzipped_size
-from layers.deps_layer import DEFAULT_OUT, platform_tags, python_version, runtime_pins, tree_bytes
+from layers.deps_layer import DEFAULT_OUT, pip_install_command, runtime_pins, tree_bytes
 from tools.zipping import tree_entries, write_zip
 
 
@@ -21,23 +20,7 @@ def plain_install_sizes(runtime: str, arch: str) -> tuple[int, int]:
     """(unzipped, zipped) bytes of a plain install of the pins under ``python/``."""
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp) / "layer" / "python"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-            str(site),
-            "--implementation",
-            "cp",
-            "--python-version",
-            python_version(runtime),
-            "--only-binary=:all:",
-        ]
-        for tag in platform_tags(runtime, arch):
-            cmd += ["--platform", tag]
+        cmd = pip_install_command(site, runtime, arch, compile_bytecode=True)
         subprocess.run([*cmd, *runtime_pins()], check=True, capture_output=True)
         zipped = write_zip(Path(tmp) / "plain.zip", tree_entries(site.parent, include_bytecode=True))
         return tree_bytes(site), zipped.stat().st_size
