@@ -3,7 +3,8 @@
 An adapter only. The model is loaded and verified once per execution environment,
 during init. Stream batches are handed to :meth:`inference.app.App.handle`; HTTP
 requests (API Gateway REST or HTTP API, function URLs) to
-:func:`inference.http.handle_http`.
+:func:`inference.http.handle_http`, which is imported by the first event that carries a
+``requestContext`` (only those can be HTTP requests), so stream functions never load it.
 
 If init fails (a tampered or incompatible model layer, a bad setting), the error is kept
 and logged: every stream batch raises it again, so nothing is ever scored without a
@@ -13,7 +14,6 @@ verified model, while HTTP callers get a 503 with a safe message.
 import logging
 
 from inference.app import App
-from inference.http import handle_http, is_http_event
 
 app: App | None = None
 init_error: Exception | None = None
@@ -25,8 +25,11 @@ except Exception as exc:
 
 
 def lambda_handler(event, context):
-    if is_http_event(event):
-        return handle_http(event, app.model if app is not None else None, getattr(context, "aws_request_id", None))
+    if isinstance(event, dict) and "requestContext" in event:
+        from inference.http import handle_http, is_http_event
+
+        if is_http_event(event):
+            return handle_http(event, app.model if app is not None else None, getattr(context, "aws_request_id", None))
     if app is None:
         # The init traceback each time, not one that grows with every invocation.
         raise init_error.with_traceback(init_traceback)

@@ -14,16 +14,28 @@ Session fixtures (trained once, in a temporary folder, in well under a second):
 Never mutate the session folders; copy them (``shutil.copytree``) or build a fresh one
 with :func:`make_text_model` / :func:`make_tabular_model`.
 
+Other fixtures:
+
+``zips`` (session)
+    The function zip built from this checkout, the layers (dependencies, then the reference
+    model in ``build/model`` packaged into a temporary folder) and a work folder for
+    ``tools.invoke``; skips when the reference model or the dependencies layer is not built.
+``inference_logs``
+    ``caplog`` for the ``inference`` logger (which stops propagating once set up).
+
 Plain helpers, importable as ``from tests.conftest import ...``: the model builders,
-DynamoDB / Kinesis-routed record builders, and fakes for the results sink, the
-quarantine and the model.
+DynamoDB / Kinesis-routed record builders, fakes for the results sink, the quarantine
+and the model, and :func:`make_invoke`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import os
 import random
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +45,14 @@ from inference.model import LoadedModel, Predictions, load_model
 from inference.quarantine import QuarantineItem
 from inference.sinks import ResultItem
 
-from layers.model_layer import build_manifest, write_manifest
+from layers.model_layer import build_manifest, package_model_layer, write_manifest
 from tools.events import REGION, TABLE_STREAM_ARN, kinesis_record
+from tools.package_function import build_function_zip
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_MODEL = ROOT / "build" / "model"
+DEPS_LAYER = ROOT / "build" / "layers" / "deps-layer.zip"
+MODEL_LAYER = ROOT / "build" / "layers" / "model-layer.zip"
 
 TEXT_FIELD = "text"
 TEXT_PIPELINE = ["vectorizer.joblib", "tfidf.joblib", "classifier.joblib"]
@@ -133,6 +151,63 @@ def tabular_model(tabular_model_dir: Path) -> LoadedModel:
     return load_model(tabular_model_dir)
 
 
+@pytest.fixture
+def inference_logs(caplog: pytest.LogCaptureFixture):
+    """caplog for the ``inference`` logger, which stops propagating once logging is set up."""
+    logger = logging.getLogger("inference")
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # caplog's handler sits on the root logger too: count each record once
+    yield caplog
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(level)
+    logger.propagate = propagate
+
+
+# --- the built zips -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], Path]:
+    """The function zip, the layers (dependencies, then the model built from this checkout
+    into a temp folder) and a work folder the tests share (``tools.invoke``'s ``workdir``)."""
+    if not (REFERENCE_MODEL / "manifest.json").is_file():
+        pytest.skip("reference model missing: run `make train`")
+    if not DEPS_LAYER.is_file():
+        pytest.skip("dependencies layer missing: run `make deps-layer`")
+    out = tmp_path_factory.mktemp("zips")
+    function_zip = build_function_zip(out / "function.zip")
+    layer_zip, _ = package_model_layer(REFERENCE_MODEL, out / "model-layer.zip")
+    return function_zip, [DEPS_LAYER, layer_zip], out / "invoke"
+
+
+def make_invoke(event_path: Path) -> dict[str, Any]:
+    """Run ``make invoke EVENT=event_path`` and return the response it prints.
+
+    Skips unless the reference model and both layers are built. ``-o``: never retrain the
+    reference model or rebuild the dependencies layer here (a newer venv stamp or Pipfile
+    would trigger them); the function zip is still rebuilt from the sources if they changed.
+    """
+    if not all(p.is_file() for p in (REFERENCE_MODEL / "manifest.json", DEPS_LAYER, MODEL_LAYER)):
+        pytest.skip("build the reference model and layers first: `make train model-layer deps-layer`")
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-o", "build/model/manifest.json", "-o", ".venv/.installed-requirements"]
+        + ["-o", "build/layers/deps-layer.zip"]
+        + ["invoke", f"EVENT={event_path}"],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # A function zip rebuilt on the way announces itself first; the response comes last.
+    start = proc.stdout.find("{\n")
+    assert start >= 0, proc.stdout
+    return json.loads(proc.stdout[start:])
+
+
 # --- record builders ---------------------------------------------------------------
 
 
@@ -210,54 +285,43 @@ def b64(raw: bytes) -> str:
 # --- fakes ---------------------------------------------------------------------------
 
 
-class FakeSink:
-    """A results sink backed by a dict keyed by ``record_id`` (like the DynamoDB sink).
+class _FakeStore:
+    """Keeps what it is given, keyed by ``record_id`` (as the DynamoDB sink and the S3
+    quarantine do); ``fail(item) -> bool`` chooses the items it reports as not kept."""
 
-    ``fail(item) -> bool`` chooses the items it reports as not written.
-    """
-
-    def __init__(self, fail: Callable[[ResultItem], bool] | None = None) -> None:
+    def __init__(self, fail: Callable[[Any], bool] | None = None) -> None:
         self.fail = fail
-        self.store: dict[str, ResultItem] = {}
-        self.calls: list[list[ResultItem]] = []
+        self.store: dict[str, Any] = {}
+        self.calls: list[list[Any]] = []
+
+    def _keep(self, items: list[Any]) -> set[int]:
+        self.calls.append(list(items))
+        failed = set()
+        for item in items:
+            if self.fail is not None and self.fail(item):
+                failed.add(item.index)
+            else:
+                self.store[item.record_id] = item
+        return failed
+
+    @property
+    def received(self) -> list[int]:
+        """Indices handed over, over all calls."""
+        return [item.index for call in self.calls for item in call]
+
+
+class FakeSink(_FakeStore):
+    """A results sink (:class:`~inference.sinks.ResultSink`)."""
 
     def write(self, items: list[ResultItem]) -> set[int]:
-        self.calls.append(list(items))
-        failed = set()
-        for item in items:
-            if self.fail is not None and self.fail(item):
-                failed.add(item.index)
-            else:
-                self.store[item.record_id] = item
-        return failed
-
-    @property
-    def received(self) -> list[int]:
-        """Indices handed to the sink, over all calls."""
-        return [item.index for call in self.calls for item in call]
+        return self._keep(items)
 
 
-class FakeQuarantine:
-    """A quarantine keyed by ``record_id``; ``fail(item) -> bool`` picks items it cannot keep."""
-
-    def __init__(self, fail: Callable[[QuarantineItem], bool] | None = None) -> None:
-        self.fail = fail
-        self.store: dict[str, QuarantineItem] = {}
-        self.calls: list[list[QuarantineItem]] = []
+class FakeQuarantine(_FakeStore):
+    """A quarantine (:class:`~inference.quarantine.Quarantine`)."""
 
     def send(self, items: list[QuarantineItem]) -> set[int]:
-        self.calls.append(list(items))
-        failed = set()
-        for item in items:
-            if self.fail is not None and self.fail(item):
-                failed.add(item.index)
-            else:
-                self.store[item.record_id] = item
-        return failed
-
-    @property
-    def received(self) -> list[int]:
-        return [item.index for call in self.calls for item in call]
+        return self._keep(items)
 
 
 class SpyModel:

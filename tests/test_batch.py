@@ -365,3 +365,17 @@ def test_tabular_batch_through_process_batch(tabular_model) -> None:
     assert response["batchItemFailures"] == []
     assert (report.predicted, report.quarantined) == ([0, 1], [2])
     assert [sink.store[event["Records"][i]["eventID"]].label for i in (0, 1)] == [1, 0]
+
+
+def test_quarantined_records_are_logged_once_without_payload_and_retried_ones_not(text_model, inference_logs) -> None:
+    """The WARNING lines match RecordsQuarantined: a poison record past the cutoff is retried,
+    so it is logged when it is quarantined on redelivery, not now."""
+    event = mixed_event()  # poison at 2 and 5
+    quarantine = FakeQuarantine(fail=lambda item: item.index == 5)
+    _, report = process_batch(event, text_model, FakeSink(), quarantine)
+    assert (report.quarantined, report.retry[0]) == ([2], 5)
+
+    warnings = [r for r in inference_logs.records if r.getMessage() == "record quarantined"]
+    assert [(r.levelname, r.record_id) for r in warnings] == [("WARNING", event["Records"][2]["eventID"])]
+    assert "not valid JSON" in warnings[0].reason
+    assert event["Records"][2]["kinesis"]["data"] not in str(vars(warnings[0]))

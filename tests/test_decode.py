@@ -115,23 +115,6 @@ def test_dynamodb_change_through_kinesis_without_new_image_is_skipped(record: di
     assert d.sequence_number == "1"
 
 
-@pytest.mark.parametrize(
-    ("new_image", "reason"),
-    [
-        ({"Id": {"N": "101"}}, "NewImage: missing field 'text'"),
-        ({"text": {"N": "5"}}, "NewImage: field 'text' is Decimal, expected a string"),
-        ({"text": "plain string"}, "malformed DynamoDB attribute in NewImage"),
-        ([1, 2], "NewImage is not an object"),
-    ],
-    ids=["missing-field", "wrong-type", "malformed-descriptor", "image-not-object"],
-)
-def test_dynamodb_change_through_kinesis_poison(new_image: Any, reason: str) -> None:
-    d = decode_one(kinesis_ddb_record(new_image, 9))
-    assert d.status == "poison"
-    assert reason in d.reason
-    assert d.sequence_number == "9"
-
-
 def test_dynamodb_change_through_kinesis_with_non_object_change_is_poison() -> None:
     doc = kinesis_ddb_document({"text": {"S": "x"}})
     doc["dynamodb"] = "oops"
@@ -251,9 +234,12 @@ DDB_TEXT_POISON = [
 ]
 
 
+@pytest.mark.parametrize("kind", ["dynamodb", "kinesis"], ids=["dynamodb-stream", "through-kinesis"])
 @pytest.mark.parametrize(("image", "reason"), [p[1:] for p in DDB_TEXT_POISON], ids=[p[0] for p in DDB_TEXT_POISON])
-def test_dynamodb_text_poison(image: Any, reason: str) -> None:
-    d = decode_one(ddb_record(image, sequence="55"), "dynamodb")
+def test_dynamodb_text_poison(kind: str, image: Any, reason: str) -> None:
+    """The same verdicts whether the change comes from a DynamoDB stream or through Kinesis."""
+    record = ddb_record(image, sequence="55") if kind == "dynamodb" else kinesis_ddb_record(image, 55)
+    d = decode_one(record, kind)
     assert d.status == "poison"
     assert reason in d.reason
     assert d.sequence_number == "55"

@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import logging
 import math
 import os
 import re
 import shutil
 import subprocess
+import sys
 import traceback
 import uuid
 from collections.abc import Callable
@@ -31,7 +31,7 @@ from inference.model import LoadedModel, ModelLoadError
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
-from tests.conftest import SpyModel
+from tests.conftest import ROOT, SpyModel, make_invoke
 from tools.events import (
     PREDICT_PATH,
     SAMPLE_TEXTS,
@@ -42,12 +42,9 @@ from tools.events import (
     predict_body,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC_PATH = ROOT / "api" / "openapi.yaml"
 SAM_FIXTURES = ROOT / "tests" / "fixtures" / "sam"
 FUNCTION_DIR = ROOT / "function"
-REFERENCE_MODEL = ROOT / "build" / "model"
-DEPS_LAYER = ROOT / "build" / "layers" / "deps-layer.zip"
 
 #: The body ``sam local generate-event`` puts in an event when given none (GET requests too).
 SAM_DEFAULT_BODY = '{"test":"body"}'
@@ -83,6 +80,15 @@ class Reply:
     @property
     def error(self) -> dict[str, Any]:
         return self.json["error"]
+
+
+class Exploding(SpyModel):
+    """A model whose predict raises, with a file path in the message (which must not leak)."""
+
+    secret = "/opt/model/classifier.joblib exploded"
+
+    def predict(self, inputs):
+        raise ValueError(self.secret)
 
 
 def call(
@@ -524,17 +530,11 @@ def test_routing_errors_come_before_the_missing_model() -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_model_that_raises_is_a_500_without_details(kind: str, text_model: LoadedModel, inference_logs) -> None:
-    secret = "/opt/model/classifier.joblib exploded"
-
-    class Exploding(SpyModel):
-        def predict(self, inputs):
-            raise ValueError(secret)
-
     reply = call(kind, Exploding(text_model), "POST", "/models/test-sentiment/predict", '{"text": "x"}')
 
     assert reply.status == 500
     assert reply.error["code"] == "internal_error"
-    assert secret not in reply.response["body"] and "Traceback" not in reply.response["body"]
+    assert Exploding.secret not in reply.response["body"] and "Traceback" not in reply.response["body"]
     (logged,) = [r for r in inference_logs.records if r.levelname == "ERROR"]
     assert logged.exc_info[0] is ValueError  # the details go to the logs
 
@@ -569,20 +569,6 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, model_dir: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@pytest.fixture
-def inference_logs(caplog: pytest.LogCaptureFixture):
-    """caplog for the ``inference`` logger, which stops propagating once logging is set up."""
-    logger = logging.getLogger("inference")
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(caplog.handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False  # caplog's handler sits on the root logger too: count each record once
-    yield caplog
-    logger.removeHandler(caplog.handler)
-    logger.setLevel(level)
-    logger.propagate = propagate
 
 
 class Context:
@@ -647,6 +633,37 @@ def test_unknown_events_still_fail_naming_what_was_seen(monkeypatch, text_model_
 
     with pytest.raises(ValueError, match=r"Kinesis or DynamoDB Streams.*HTTP request.*got an object with foo"):
         module.lambda_handler({"foo": 1}, Context())
+
+
+_LAZY_HTTP = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import lambda_function
+stream, request = json.load(sys.stdin)
+loaded = ["inference.http" in sys.modules]
+lambda_function.lambda_handler(stream, None)
+loaded.append("inference.http" in sys.modules)
+status = lambda_function.lambda_handler(request, None)["statusCode"]
+loaded.append("inference.http" in sys.modules)
+sys.stderr.write(json.dumps({"loaded": loaded, "status": status}))
+"""
+
+
+def test_stream_batches_never_load_the_http_module(text_model_dir: Path) -> None:
+    """A fresh environment: init and stream batches leave ``inference.http`` unimported;
+    the first HTTP request imports it."""
+    events = [kinesis_event(["a warm film"]), event_for("http-api", "GET", "/models")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESULTS_", "QUARANTINE_"))}
+    proc = subprocess.run(
+        [sys.executable, "-c", _LAZY_HTTP, str(FUNCTION_DIR)],
+        input=json.dumps(events),
+        env={**env, "MODEL_DIR": str(text_model_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stderr.splitlines()[-1]) == {"loaded": [False, False, True], "status": 200}
 
 
 # --- the OpenAPI document ---------------------------------------------------------------------------
@@ -715,16 +732,9 @@ SCENARIOS = [
 def test_real_answers_conform_to_the_openapi_document(
     kind: str, method: str, path: str, body: str | None, which: str | None, status: int, text_model, tabular_model
 ) -> None:
-    class Exploding(SpyModel):
-        def predict(self, inputs):
-            raise RuntimeError("boom")
-
     model = {"text": text_model, "tabular": tabular_model, "exploding": Exploding(text_model), None: None}[which]
-    response = handle_http(event_for(kind, method, path, body), model, "req-1")
-    reply = Reply(response, method, path)
 
-    assert reply.status == status
-    conform(reply)
+    assert call(kind, model, method, path, body).status == status  # call() checks the answer against the document
 
 
 def test_conformance_catches_an_undocumented_answer() -> None:
@@ -748,23 +758,8 @@ def test_conformance_catches_an_undocumented_answer() -> None:
 # --- through the built zips and `make invoke` ----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def zips(tmp_path_factory) -> tuple[Path, list[Path], Path]:
-    if not (REFERENCE_MODEL / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    if not DEPS_LAYER.is_file():
-        pytest.skip("dependencies layer missing: run `make deps-layer`")
-    from layers.model_layer import package_model_layer
-    from tools.package_function import build_function_zip
-
-    out = tmp_path_factory.mktemp("http-zips")
-    function_zip = build_function_zip(out / "function.zip")
-    layer_zip, _ = package_model_layer(REFERENCE_MODEL, out / "model-layer.zip")
-    return function_zip, [DEPS_LAYER, layer_zip], out / "invoke"
-
-
 def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -> None:
-    from tools.invoke import invoke
+    from tools.invoke import invoke, run_events
 
     function_zip, layers, workdir = zips
     events = [SHAPES[kind]() for kind in KINDS] + [http_api_proxy_event(SAM_DEFAULT_BODY, "GET", "models")]
@@ -776,43 +771,28 @@ def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -
     assert [r["prediction"]["label"] for r in replies[:3]] == ["fresh"] * 3
     assert replies[3]["models"][0]["name"] == "rotten-tomatoes-sentiment"
 
-    broken = invoke(
+    http_reply, stream = run_events(
         [apigateway_proxy_event(), kinesis_event(["x"])],
         function_zip,
         layers,
         env={"MODEL_DIR": "/opt/not-here"},
         workdir=workdir,
-        many=True,
+        log=lambda line: None,
     )
-    assert broken.returncode == 1  # the stream batch fails ...
-    assert "ModelLoadError" in broken.stderr
-    assert "init failed" in broken.stderr
+    assert http_reply.error is None and http_reply.payload["statusCode"] == 503
+    assert json.loads(http_reply.payload["body"])["error"]["code"] == "model_unavailable"
+    assert stream.error is not None and stream.error["errorType"] == "ModelLoadError"  # the stream batch fails
+    assert any("init failed" in line for line in http_reply.logs + stream.logs)
 
 
 def test_make_invoke_runs_a_generated_api_gateway_event(tmp_path: Path) -> None:
-    if not all(
-        p.is_file() for p in (REFERENCE_MODEL / "manifest.json", DEPS_LAYER, ROOT / "build/layers/model-layer.zip")
-    ):
-        pytest.skip("build the reference model and layers first: `make train model-layer deps-layer`")
     from tools.events import main as write_events
 
     write_events(["--out", str(tmp_path)])
     assert {p.name for p in tmp_path.iterdir()} >= {"apigateway.json", "http-api.json", "function-url.json"}
 
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-o", "build/model/manifest.json", "-o", ".venv/.installed-requirements"]
-        + ["-o", "build/layers/deps-layer.zip"]
-        + ["invoke", f"EVENT={tmp_path / 'apigateway.json'}"],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    response = make_invoke(tmp_path / "apigateway.json")
 
-    assert proc.returncode == 0, proc.stderr
-    start = proc.stdout.find("{\n")
-    response = json.loads(proc.stdout[start:])
     assert response["statusCode"] == 200
     prediction = json.loads(response["body"])["prediction"]
     assert prediction["label"] == "fresh" and not math.isnan(prediction["probability"])

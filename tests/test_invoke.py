@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from layers.model_layer import package_model_layer
+from tests.conftest import REFERENCE_MODEL, make_invoke
 from tools.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
 from tools.invoke import invoke
-from tools.package_function import build_function_zip
-
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_MODEL = ROOT / "build" / "model"
-DEPS_LAYER = ROOT / "build" / "layers" / "deps-layer.zip"
-
-
-@pytest.fixture(scope="module")
-def zips(tmp_path_factory) -> tuple[Path, list[Path], Path]:
-    """The function zip, the layers (dependencies, then the model built from this checkout
-    into a temp folder) and a work folder the module's tests share (extracted once)."""
-    if not (REFERENCE_MODEL / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    if not DEPS_LAYER.is_file():
-        pytest.skip("dependencies layer missing: run `make deps-layer`")
-    out = tmp_path_factory.mktemp("zips")
-    function_zip = build_function_zip(out / "function.zip")
-    layer_zip, _ = package_model_layer(REFERENCE_MODEL, out / "model-layer.zip")
-    return function_zip, [DEPS_LAYER, layer_zip], out / "invoke"
 
 
 @pytest.fixture
@@ -141,35 +120,12 @@ def test_unsupported_event_fails_naming_what_was_seen(run):
 
 
 def test_make_invoke_prints_the_response(tmp_path):
-    if (
-        not (ROOT / "build" / "layers" / "model-layer.zip").is_file()
-        or not (REFERENCE_MODEL / "manifest.json").is_file()
-        or not DEPS_LAYER.is_file()
-    ):
-        pytest.skip("build the reference model and layers first: `make train model-layer deps-layer`")
     event = kinesis_event(SAMPLE_TEXTS[:3])
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))
 
-    # -o: never retrain the reference model or rebuild the dependencies layer here (a newer
-    # venv stamp or Pipfile would trigger them);
-    # the function zip is still rebuilt from the sources if they changed.
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-o", "build/model/manifest.json", "-o", ".venv/.installed-requirements"]
-        + ["-o", "build/layers/deps-layer.zip"]
-        + ["invoke", f"EVENT={path}"],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    response = make_invoke(path)
 
-    assert proc.returncode == 0, proc.stderr
-    # A function zip rebuilt on the way announces itself first; the response comes last.
-    start = proc.stdout.find("{\n")
-    assert start >= 0, proc.stdout
-    response = json.loads(proc.stdout[start:])
     assert response["batchItemFailures"] == []
     assert set(response["predictions"]) == {r["eventID"] for r in event["Records"]}
 

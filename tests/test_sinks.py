@@ -592,3 +592,8 @@ def test_conflicting_destinations_are_a_config_error(aws, restore_logging, env, 
     found = message.split("found", 1)[1]
     for name in named:
         assert name in found
+
+
+def test_an_unknown_log_level_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"LOG_LEVEL='VERBOSE' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"):
+        App.from_env({"MODEL_DIR": str(MODEL_DIR), "LOG_LEVEL": "verbose"})

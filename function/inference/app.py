@@ -12,7 +12,7 @@ Environment variables (all optional but ``MODEL_DIR`` has a default):
 ``QUARANTINE_BUCKET``       S3 bucket for poison records, one object per record
 ``QUARANTINE_PREFIX``       key prefix in ``QUARANTINE_BUCKET`` (default ``quarantine/``)
 ``METRICS_NAMESPACE``       CloudWatch namespace for EMF metrics (default ``StreamInference``)
-``LOG_LEVEL``               ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``
+``LOG_LEVEL``               ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``, ``CRITICAL``
 ==========================  ===========================================================
 
 At most one ``RESULTS_*`` destination and one ``QUARANTINE_*`` destination may be set.
@@ -39,7 +39,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
-    """The function's environment variables contradict each other."""
+    """The function's environment variables are invalid or contradict each other."""
 
 
 def _only_one(env: Mapping[str, str], names: tuple[str, ...]) -> str | None:

@@ -153,7 +153,7 @@ def process_batch(
 
     poison: list[DecodedRecord] = [d for d in decoded if d.status == "poison"]
     results: list[ResultItem] = []
-    name, version = (model.name, model.version) if pending else ("", "")  # once, not once per record
+    name, version = model.name, model.version  # looked up once, not once per record
     for position, (rec, outcome) in enumerate(zip(pending, outcomes)):
         if outcome is None:
             rec.status, rec.reason = "poison", errors[position]

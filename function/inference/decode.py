@@ -7,6 +7,7 @@ Decoding never raises for a bad record: every record comes back as exactly one
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -51,8 +52,11 @@ def _deserialize_image(image: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in image.items()}
 
 
-def extract_input(doc: Any, contract: TextInput | TabularInput) -> tuple[Any, str]:
+def extract_input(doc: Any, contract: TextInput | TabularInput, subject: str = "payload") -> tuple[Any, str]:
     """Pull the model input out of a decoded document.
+
+    ``subject`` names ``doc`` in the reason when it is not an object (a stream record's
+    ``payload``, an HTTP ``instance``).
 
     Returns
     -------
@@ -60,7 +64,7 @@ def extract_input(doc: Any, contract: TextInput | TabularInput) -> tuple[Any, st
         ``value`` is the input, or ``None`` with ``reason`` saying what is wrong.
     """
     if not isinstance(doc, dict):
-        return None, f"payload is a JSON {type(doc).__name__}, expected an object"
+        return None, f"{subject} is a JSON {type(doc).__name__}, expected an object"
     if contract["kind"] == "text":
         field = contract["field"]
         if field not in doc:
@@ -106,24 +110,6 @@ def _from_change(change: Any, event_name: Any, contract: TextInput | TabularInpu
     return ("poison", None, f"NewImage: {reason}") if reason else ("input", value, "")
 
 
-#: The decoder ``json.loads`` uses when given no options.
-_raw_decode = json.JSONDecoder().raw_decode
-
-
-def _loads(text: str) -> Any:
-    """``json.loads(text)``, with two layers of calls fewer for the usual payload, ``{...}``.
-
-    A text that starts with ``{`` has no BOM and no leading whitespace, so ``json.loads``
-    would parse it with this very ``raw_decode`` from position 0 (raising the same
-    errors). Anything else, or anything after the object, is left to ``json.loads``.
-    """
-    if text[:1] == "{":
-        doc, end = _raw_decode(text)
-        if end == len(text):
-            return doc
-    return json.loads(text)
-
-
 def _decode_kinesis(record: dict, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
     try:
         # base64.b64decode(data, validate=True) is exactly this call, behind two Python frames.
@@ -137,7 +123,7 @@ def _decode_kinesis(record: dict, contract: TextInput | TabularInput) -> tuple[S
     except UnicodeDecodeError as exc:
         return "poison", None, f"data is not valid UTF-8 (byte {exc.start})"
     try:
-        doc = _loads(text)
+        doc = json.loads(text)
     except (ValueError, RecursionError) as exc:
         return "poison", None, f"data is not valid JSON ({str(exc)[:80]})"
     if isinstance(doc, dict) and doc.get("eventSource") == DYNAMODB_SOURCE and "dynamodb" in doc:
@@ -150,8 +136,6 @@ def _decode_kinesis(record: dict, contract: TextInput | TabularInput) -> tuple[S
 def _content_id(record: Any) -> str:
     """An id for a record with neither eventID nor sequence number (never sent by Lambda):
     derived from its content, so two such records don't share a quarantine key."""
-    import hashlib
-
     digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
     return f"unidentified-{digest[:16]}"
 

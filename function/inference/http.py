@@ -30,7 +30,8 @@ match a route as it stands. Errors are JSON ``{"error": {"code", "message", ...}
 never carry a stack trace, a file path or an exception's text: those go to the logs.
 
 This module imports only the standard library and the function's light modules (no
-boto3, no numpy): recognising and routing a request adds nothing heavy to init.
+boto3, no numpy). ``lambda_function`` imports it on the first event that has a
+``requestContext``, so a stream-only function never loads it.
 """
 
 from __future__ import annotations
@@ -279,51 +280,6 @@ def is_http_event(event: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class HttpRequest:
-    """The parts of an HTTP event the routes use."""
-
-    kind: HttpKind
-    method: str
-    #: The request path with any stage prefix removed when that makes it a route.
-    path: str
-    body: str | None
-    base64: bool
-    #: API Gateway's (or the function URL's) request id.
-    gateway_request_id: str | None = None
-
-
-def _stage_candidates(path: str, stage: Any) -> list[str]:
-    candidates = [path]
-    if isinstance(stage, str) and stage and stage != "$default":
-        prefix = f"/{stage}"
-        if path == prefix or path.startswith(prefix + "/"):
-            candidates.append(path[len(prefix) :] or "/")
-    return candidates
-
-
-def read_request(event: dict[str, Any], kind: HttpKind) -> HttpRequest:
-    """Method, routing path and body of an HTTP event of shape ``kind``."""
-    context = event.get("requestContext") or {}
-    if kind == "rest":
-        method, path = event["httpMethod"], event["path"]
-    else:
-        method = context["http"]["method"]
-        path = event.get("rawPath") or context["http"].get("path") or "/"
-    candidates = _stage_candidates(path, context.get("stage"))
-    path = next((p for p in candidates if match_route(p) is not None), candidates[0])
-    body = event.get("body")
-    request_id = context.get("requestId")
-    return HttpRequest(
-        kind=kind,
-        method=method.upper(),
-        path=path,
-        body=body if isinstance(body, str) else None,
-        base64=event.get("isBase64Encoded") is True,
-        gateway_request_id=request_id if isinstance(request_id, str) else None,
-    )
-
-
-@dataclass(frozen=True)
 class Route:
     """A matched route: which one, the methods it allows, and the model name in the path."""
 
@@ -345,6 +301,57 @@ def match_route(path: str) -> Route | None:
         if parts[2] == "predict":
             return Route("predict", "/models/{name}/predict", ("POST",), name)
     return None
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """The parts of an HTTP event the routes use."""
+
+    kind: HttpKind
+    method: str
+    #: The request path with any stage prefix removed when that makes it a route.
+    path: str
+    #: The route ``path`` names, whatever the method; ``None`` for an unknown path.
+    route: Route | None
+    body: str | None
+    base64: bool
+    #: API Gateway's (or the function URL's) request id.
+    gateway_request_id: str | None = None
+
+
+def _resolve(path: str, stage: Any) -> tuple[str, Route | None]:
+    """The routing path and its route: ``path`` as it stands, else without a ``/<stage>`` prefix."""
+    matched = match_route(path)
+    if matched is None and isinstance(stage, str) and stage and stage != "$default":
+        prefix = f"/{stage}"
+        if path == prefix or path.startswith(prefix + "/"):
+            stripped = path[len(prefix) :] or "/"
+            without = match_route(stripped)
+            if without is not None:
+                return stripped, without
+    return path, matched
+
+
+def read_request(event: dict[str, Any], kind: HttpKind) -> HttpRequest:
+    """Method, routing path, route and body of an HTTP event of shape ``kind``."""
+    context = event.get("requestContext") or {}
+    if kind == "rest":
+        method, path = event["httpMethod"], event["path"]
+    else:
+        method = context["http"]["method"]
+        path = event.get("rawPath") or context["http"].get("path") or "/"
+    path, matched = _resolve(path, context.get("stage"))
+    body = event.get("body")
+    request_id = context.get("requestId")
+    return HttpRequest(
+        kind=kind,
+        method=method.upper(),
+        path=path,
+        route=matched,
+        body=body if isinstance(body, str) else None,
+        base64=event.get("isBase64Encoded") is True,
+        gateway_request_id=request_id if isinstance(request_id, str) else None,
+    )
 
 
 # --- answers -------------------------------------------------------------------------------
@@ -505,9 +512,8 @@ def model_inputs(instances: list[Any], contract: TextInput | TabularInput, liste
     """
     inputs, problems = [], []
     for index, instance in enumerate(instances):
-        value, reason = extract_input(instance, contract)
+        value, reason = extract_input(instance, contract, "instance")
         if reason:
-            reason = reason.replace("payload is a JSON", "instance is a JSON", 1)
             problems.append(Problem(instance=index, field=_field_named(reason, contract), message=reason))
         else:
             inputs.append(value)
@@ -546,7 +552,7 @@ def route(request: HttpRequest, model: ServedModel | None) -> Answer:
     HttpError
         For every 4xx and 5xx answer.
     """
-    matched = match_route(request.path)
+    matched = request.route
     if matched is None:
         raise HttpError(
             404, "route_not_found", f"no route {request.method} {_clip(request.path)}; routes: {_ROUTES_HELP}"
@@ -597,7 +603,7 @@ def handle_http(event: dict[str, Any], model: ServedModel | None, request_id: st
         logger.exception("http request failed", extra={"request_id": request_id, "http_kind": kind})
         error = HttpError(500, "internal_error", "the request could not be answered; the function's logs say why")
         answer = Answer(500, error_body(error, request_id))
-    matched = match_route(request.path) if request is not None else None
+    matched = request.route if request is not None else None
     logger.info(
         "http request",
         extra={

@@ -108,7 +108,6 @@ class DynamoDBSink:
         return {key: self._serialize(value) for key, value in data.items()}
 
     def write(self, items: list[ResultItem]) -> set[int]:
-        failed: set[int] = set()
         chunks = _chunks(items, 25)
         for n, chunk in enumerate(chunks):
             by_id = {item.record_id: item for item in chunk}  # a duplicate id in one call is rejected
@@ -125,9 +124,8 @@ class DynamoDBSink:
                 _backoff(attempt)
             if pending:
                 left = {req["PutRequest"]["Item"]["record_id"]["S"] for req in pending}
-                failed.update(item.index for item in chunk if item.record_id in left)
-                return failed | _rest_failed(chunks, n)
-        return failed
+                return {item.index for item in chunk if item.record_id in left} | _rest_failed(chunks, n)
+        return set()
 
 
 class KinesisSink:
@@ -138,7 +136,6 @@ class KinesisSink:
         self.client = client or aws_client("kinesis")
 
     def write(self, items: list[ResultItem]) -> set[int]:
-        failed: set[int] = set()
         chunks = _chunks(items, 500)
         for n, chunk in enumerate(chunks):
             pending = chunk
@@ -157,9 +154,8 @@ class KinesisSink:
                     break
                 _backoff(attempt)
             if pending:
-                failed.update(item.index for item in pending)
-                return failed | _rest_failed(chunks, n)
-        return failed
+                return {item.index for item in pending} | _rest_failed(chunks, n)
+        return set()
 
 
 class S3Sink:
