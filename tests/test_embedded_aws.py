@@ -173,7 +173,8 @@ def test_sped_up_moto_writes_and_scans_answer_like_moto(aws: EmbeddedAWS) -> Non
     assert sum(page["Count"] for page in scanned[:3]) > len(PLAIN)  # the pages of the first table's scans
 
 
-def test_cached_lookups_match_moto() -> None:
+def test_cached_lookups_match_moto(aws: EmbeddedAWS) -> None:
+    """(With the endpoint running, so moto's own code is put back when the module ends.)"""
     import moto.backends
     import moto.core.responses
     from moto.dynamodb.responses import DynamoHandler

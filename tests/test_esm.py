@@ -16,8 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -25,29 +24,17 @@ import pytest
 
 from tools.local.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
 from tools.local.esm import MAX_PAYLOAD_BYTES, EventSourceMapping, judge_response
+from tools.local.lambda_runtime import InvokeResult, Report
 from tools.settings import EventSource, load_settings
 
 # --- a scripted invoker implementing the Invoker protocol -------------------------------
 
 
-@dataclass
-class FakeReport:
-    request_id: str
-    duration_ms: float = 2.0
-    billed_ms: int = 2
-    memory_mb: int = 1024
-    max_memory_mb: int = 90
-    init_ms: float | None = None
-    cpu_ms: float = 1.0
-
-
-@dataclass
-class FakeResult:
-    payload: Any
-    error: dict[str, Any] | None
-    report: FakeReport
-    cold: bool = False
-    logs: list[str] = field(default_factory=list)
+def report() -> Report:
+    """The REPORT of every scripted invocation: 2 ms."""
+    return Report(
+        str(uuid.uuid4()), duration_ms=2.0, billed_ms=2, memory_mb=1024, max_memory_mb=90, init_ms=None, cpu_ms=1.0
+    )
 
 
 def ok() -> tuple[Any, None]:
@@ -76,6 +63,14 @@ def shard_of(record: dict[str, Any]) -> str:
     return record["eventID"].split(":")[0]
 
 
+def grouped(pairs: Iterable[tuple[str, int]]) -> dict[str, list[int]]:
+    """``(key, sequence)`` pairs -> the sequences of each key, in the order given."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for key, sequence in pairs:
+        out[key].append(sequence)
+    return out
+
+
 Script = Callable[[list[dict[str, Any]], int], tuple[Any, dict[str, Any] | None]]
 
 
@@ -94,7 +89,7 @@ class ScriptedInvoker:
         self.max_by_shard: Counter[str] = Counter()
         self.cold = True
 
-    def invoke(self, event: dict[str, Any]) -> FakeResult:
+    def invoke(self, event: dict[str, Any]) -> InvokeResult:
         assert len(json.dumps(event)) <= MAX_PAYLOAD_BYTES
         records = event["Records"]
         shard = shard_of(records[0]) if records[0]["eventSource"] == "aws:kinesis" else "ddb"
@@ -117,7 +112,7 @@ class ScriptedInvoker:
         if err is None:
             with self.lock:
                 self.accepted.extend(records[: self.cutoff(payload, records)])
-        return FakeResult(payload, err, FakeReport(str(uuid.uuid4())), cold=cold)
+        return InvokeResult(payload, err, report(), cold=cold)
 
     @staticmethod
     def cutoff(payload: Any, records: list[dict[str, Any]]) -> int:
@@ -544,12 +539,8 @@ def test_nothing_lost_and_order_kept_per_shard(aws: EmbeddedAWS, queue: tuple[st
     invoker = ScriptedInvoker(flaky(1), delay_s=0.002)
     esm = mapping(aws, invoker, arn, queue[1], batch_size=25, bisect_batch_on_function_error=True)
     stats = esm.run_until_drained(600, timeout_s=30)
-    expected: dict[str, list[int]] = defaultdict(list)
-    for shard, sequence, _ in written:
-        expected[shard].append(sequence)
-    seen: dict[str, list[int]] = defaultdict(list)
-    for record in invoker.accepted:
-        seen[shard_of(record)].append(int(seq(record)))
+    expected = grouped((shard, sequence) for shard, sequence, _ in written)
+    seen = grouped((shard_of(record), int(seq(record))) for record in invoker.accepted)
     assert len(expected) == 3
     assert seen == expected  # every record accepted once, in sequence order per shard
     assert all(len({shard_of(r) for r in call}) == 1 for call in invoker.calls)  # one shard per batch
@@ -565,12 +556,8 @@ def test_parallelization_factor_keeps_order_per_partition_key(aws: EmbeddedAWS, 
     invoker = ScriptedInvoker(flaky(2), delay_s=0.01)
     esm = mapping(aws, invoker, arn, queue[1], parallelization_factor=3, bisect_batch_on_function_error=True)
     stats = esm.run_until_drained(300, timeout_s=30)
-    expected: dict[str, list[int]] = defaultdict(list)
-    for _, sequence, key in written:
-        expected[key].append(sequence)
-    seen: dict[str, list[int]] = defaultdict(list)
-    for record in invoker.accepted:
-        seen[record["kinesis"]["partitionKey"]].append(int(seq(record)))
+    expected = grouped((key, sequence) for _, sequence, key in written)
+    seen = grouped((record["kinesis"]["partitionKey"], int(seq(record))) for record in invoker.accepted)
     assert seen == expected
     assert 1 < invoker.max_active <= 3  # up to three batches of the one shard at once
     assert stats.records_succeeded == 300 and esm.checkpoints == {written[0][0]: str(written[-1][1])}

@@ -41,6 +41,10 @@ def lambda_handler(event, context):
         time.sleep(event["seconds"])
     if action == "exit":
         os._exit(3)
+    if action == "spin":
+        started = time.process_time()
+        while time.process_time() - started < event["seconds"]:
+            pass
     if action == "allocate":
         block = bytearray(event["mb"] << 20)
         for i in range(0, len(block), 4096):
@@ -159,9 +163,18 @@ def test_warm_reuse_and_the_report_line(local, scripted_zip):
     assert first.report.billed_ms >= first.report.init_ms + first.report.duration_ms  # init is billed
     assert second.report.billed_ms == int(second.report.duration_ms) + 1
     assert 0 < first.report.max_memory_mb <= second.report.max_memory_mb < 128
-    assert second.report.cpu_ms >= 0
     assert [line for line in fn.lines if line.startswith("REPORT")] == [first.report.line(), second.report.line()]
     assert fn.stats["cold_starts"] == 1 and fn.stats["invocations"] == 2
+
+
+def test_cpu_time_is_the_workers_during_the_invocation(local, scripted_zip):
+    fn = local(scripted_zip)
+    fn.invoke({})  # the cold start's init is not an invocation's CPU time
+
+    spun, idle = fn.invoke({"action": "spin", "seconds": 0.3}), fn.invoke({"action": "sleep", "seconds": 0.3})
+
+    assert 250 <= spun.report.cpu_ms <= spun.report.duration_ms + 20  # clock-tick resolution
+    assert idle.report.cpu_ms < 100 and idle.report.duration_ms >= 300  # asleep: no CPU
 
 
 def test_function_error_keeps_the_environment_warm(local, scripted_zip):

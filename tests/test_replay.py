@@ -103,7 +103,13 @@ def test_demo_kinesis_end_to_end(zips, monkeypatch: pytest.MonkeyPatch, capsys: 
     assert len(reasons) == len(KINESIS_POISON)  # every kind of malformed record, each with its reason
     assert result.stats.cold_starts == 2 and result.stats.invocations >= 6
     out = capsys.readouterr().out
-    for pattern in (r"records in +600\n", r"lost +0 +OK", r"x86_64 \$0\.\d+, arm64 \$0\.\d+", r"results\.csv"):
+    for pattern in (
+        r"records in +600\n",
+        r"lost +0 +OK",
+        r"x86_64 \$0\.\d+, arm64 \$0\.\d+",
+        r"\d+ items, one per good record",
+        r"results\.csv",
+    ):
         assert re.search(pattern, out), pattern
 
 

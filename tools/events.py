@@ -13,10 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tools.train import MODEL_NAME as REFERENCE_MODEL_NAME
+
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
 KINESIS_ARN = "arn:aws:kinesis:EXAMPLE"
-TABLE_STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899"
+TABLE_STREAM_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/ExampleTableWithStream/stream/2015-06-27T00:48:05.899"
 FIRST_SEQUENCE = 49545115243490985018280067714973144582180062593244200961
 
 SAMPLE_TEXTS = [
@@ -33,8 +36,15 @@ def kinesis_record(
     shard: str = "shardId-000000000000",
     partition_key: str = "partitionKey-03",
     source_arn: str = KINESIS_ARN,
+    arrival: float = 1428537600.0,
+    invoke_identity_arn: str = "arn:aws:iam::EXAMPLE",
+    region: str = REGION,
 ) -> dict[str, Any]:
-    """One record of ``sam local generate-event kinesis get-records`` with ``payload`` as data."""
+    """One record of ``sam local generate-event kinesis get-records`` with ``payload`` as data.
+
+    The keyword arguments default to the template's values; the local event source
+    mapping (:mod:`tools.local.esm`) passes a real stream's.
+    """
     raw = payload.encode() if isinstance(payload, str) else payload
     return {
         "kinesis": {
@@ -42,15 +52,15 @@ def kinesis_record(
             "kinesisSchemaVersion": "1.0",
             "data": base64.b64encode(raw).decode(),
             "sequenceNumber": str(sequence),
-            "approximateArrivalTimestamp": 1428537600.0,
+            "approximateArrivalTimestamp": arrival,
         },
         "eventSource": "aws:kinesis",
         "eventID": f"{shard}:{sequence}",
-        "invokeIdentityArn": "arn:aws:iam::EXAMPLE",
+        "invokeIdentityArn": invoke_identity_arn,
         "eventVersion": "1.0",
         "eventName": "aws:kinesis:record",
         "eventSourceARN": source_arn,
-        "awsRegion": REGION,
+        "awsRegion": region,
     }
 
 
@@ -123,10 +133,8 @@ def dynamodb_update_event(texts: list[str] | None = None, field: str = "text") -
 
 # --- HTTP: API Gateway REST (aws-proxy), HTTP API (http-api-proxy), function URLs -------
 
-#: The reference model's name (``tools.train.MODEL_NAME``): the path the sample HTTP events name.
-REFERENCE_MODEL_NAME = "rotten-tomatoes-sentiment"
+#: The path the sample HTTP events name: the reference model's predict route.
 PREDICT_PATH = f"models/{REFERENCE_MODEL_NAME}/predict"
-ACCOUNT_ID = "123456789012"
 DNS_SUFFIX = f"{REGION}.amazonaws.com"
 FUNCTION_URL_ID = "abcdefghijklmnopqrstuvwxyz0123456"
 

@@ -22,13 +22,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
+from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
 from tools.local.lambda_runtime import InvokeResult, LocalLambda, extract_tree
+from tools.package_function import DEFAULT_OUT as DEFAULT_FUNCTION
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
-DEFAULT_FUNCTION = BUILD / "function.zip"
-DEPS_LAYER = BUILD / "layers" / "deps-layer.zip"
-MODEL_LAYER = BUILD / "layers" / "model-layer.zip"
 #: The model layer alone (``tools.bench`` runs the function with the venv's libraries).
 DEFAULT_LAYERS = [MODEL_LAYER]
 #: What an invocation runs with unless told otherwise: dependencies, then model.

@@ -560,14 +560,10 @@ class EmbeddedAWS:
             flush()
         return written
 
-    def create_table_with_stream(
-        self,
-        name: str,
-        key: str = "id",
-        key_type: str = "S",
-        view_type: str = "NEW_AND_OLD_IMAGES",
-    ) -> str:
-        """Create an on-demand table with a DynamoDB stream; return the stream's ARN.
+    def create_table(
+        self, name: str, key: str = "id", key_type: str = "S", stream_view_type: str | None = None
+    ) -> dict[str, Any]:
+        """Create an on-demand table with a partition key; return its description.
 
         Parameters
         ----------
@@ -575,19 +571,27 @@ class EmbeddedAWS:
             Table name.
         key, key_type : str
             The partition key's name and type (``S``, ``N`` or ``B``).
-        view_type : str
-            ``NEW_AND_OLD_IMAGES``, ``NEW_IMAGE``, ``OLD_IMAGE`` or ``KEYS_ONLY``.
+        stream_view_type : str, optional
+            Give the table a DynamoDB stream of this view: ``NEW_AND_OLD_IMAGES``,
+            ``NEW_IMAGE``, ``OLD_IMAGE`` or ``KEYS_ONLY``.
         """
         dynamodb = self.client("dynamodb")
+        stream = {"StreamEnabled": True, "StreamViewType": stream_view_type} if stream_view_type else None
         dynamodb.create_table(
             TableName=name,
             KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": key, "AttributeType": key_type}],
             BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type},
+            **({"StreamSpecification": stream} if stream else {}),
         )
         dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-        return dynamodb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
+        return dynamodb.describe_table(TableName=name)["Table"]
+
+    def create_table_with_stream(
+        self, name: str, key: str = "id", key_type: str = "S", view_type: str = "NEW_AND_OLD_IMAGES"
+    ) -> str:
+        """:meth:`create_table` with a DynamoDB stream; return the stream's ARN."""
+        return self.create_table(name, key, key_type, view_type)["LatestStreamArn"]
 
     def create_queue(self, name: str) -> tuple[str, str]:
         """Create an SQS queue; return ``(queue_url, queue_arn)``."""

@@ -77,6 +77,8 @@ from typing import Any, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tools.events import kinesis_record
+from tools.local.lambda_runtime import InvokeResult, Report
 from tools.settings import EventSource, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -101,70 +103,17 @@ _SEPARATOR = len(", ")
 # --- the invoker interface (implemented by tools.local.lambda_runtime) ----------------
 
 
-class Report(Protocol):
-    """The REPORT line of one invocation."""
-
-    @property
-    def request_id(self) -> str: ...
-    @property
-    def duration_ms(self) -> float: ...
-    @property
-    def billed_ms(self) -> int: ...
-    @property
-    def memory_mb(self) -> int: ...
-    @property
-    def max_memory_mb(self) -> int: ...
-    @property
-    def init_ms(self) -> float | None: ...
-    @property
-    def cpu_ms(self) -> float: ...
-
-
-class InvokeResult(Protocol):
-    """What one invocation gave back."""
-
-    @property
-    def payload(self) -> Any:
-        """The handler's JSON response, parsed; ``None`` on error."""
-
-    @property
-    def error(self) -> dict[str, Any] | None:
-        """``{"errorType", "errorMessage"}`` for a function error, timeout or crash."""
-
-    @property
-    def report(self) -> Report: ...
-    @property
-    def cold(self) -> bool: ...
-    @property
-    def logs(self) -> list[str]: ...
-
-
 class Invoker(Protocol):
     """Runs the function on one event; must be safe to call from several threads."""
 
     def invoke(self, event: dict[str, Any]) -> InvokeResult: ...
 
 
-@dataclass
-class _LocalReport:
-    request_id: str
-    duration_ms: float = 0.0
-    billed_ms: int = 0
-    memory_mb: int = 0
-    max_memory_mb: int = 0
-    init_ms: float | None = None
-    cpu_ms: float = 0.0
-
-
-@dataclass
-class _LocalFailure:
+def _invoker_failure(exc: Exception) -> InvokeResult:
     """Stands in for a result when the invoker itself raised (a bug in the runtime)."""
-
-    error: dict[str, Any]
-    report: _LocalReport
-    payload: Any = None
-    cold: bool = False
-    logs: list[str] = field(default_factory=list)
+    error = {"errorType": "Local.InvokerError", "errorMessage": repr(exc)}
+    report = Report("", 0.0, 0, 0, 0, None, 0.0, status="error", error_type=error["errorType"])
+    return InvokeResult(payload=None, error=error, report=report, cold=False)
 
 
 # --- judging a response ----------------------------------------------------------------
@@ -257,7 +206,7 @@ class _Batch:
     records: list[_Record]
     retries: int = 0  # retries used so far (bisecting does not use one)
     invocations: int = 0  # invocations these records have been part of
-    last_result: Any = None
+    last_result: InvokeResult | None = None
 
 
 def _iso(epoch: float) -> str:
@@ -345,25 +294,12 @@ class _KinesisStream(_Stream):
         return response["Records"], response.get("NextShardIterator"), response.get("MillisBehindLatest")
 
     def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
-        sequence = raw["SequenceNumber"]
+        sequence, key = raw["SequenceNumber"], raw["PartitionKey"]
         arrival = _epoch(raw["ApproximateArrivalTimestamp"])
-        event = {
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": raw["PartitionKey"],
-                "sequenceNumber": sequence,
-                "data": base64.b64encode(raw["Data"]).decode(),
-                "approximateArrivalTimestamp": round(arrival, 3),
-            },
-            "eventSource": "aws:kinesis",
-            "eventVersion": "1.0",
-            "eventID": f"{shard_id}:{sequence}",
-            "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": self.invoke_identity_arn,
-            "awsRegion": self.region,
-            "eventSourceARN": self.arn,
-        }
-        return _Record(sequence, int(sequence), raw["PartitionKey"], arrival, event, len(json.dumps(event)))
+        event = kinesis_record(
+            raw["Data"], sequence, shard_id, key, self.arn, round(arrival, 3), self.invoke_identity_arn, self.region
+        )
+        return _Record(sequence, int(sequence), key, arrival, event, len(json.dumps(event)))
 
 
 class _DynamoDBStream(_Stream):
@@ -463,7 +399,7 @@ class Invocation:
     retry: int
     verdict: Verdict
     wall_ms: float
-    result: Any  # InvokeResult
+    result: InvokeResult
 
 
 @dataclass
@@ -493,9 +429,8 @@ class MappingStats:
         Records sent to the on-failure destination (one per given-up batch).
     invocation_log : list of Invocation
         Every invocation with the invoker's result (and its REPORT).
-    read_s, invoke_s, destination_s, wall_s : float
-        Time in GetRecords calls (summed over shards), in invocations (summed over
-        concurrent batches), in destination calls, and the run's wall time.
+    wall_s : float
+        The run's wall time.
     """
 
     records_in: int = 0
@@ -512,11 +447,7 @@ class MappingStats:
     invalid_responses: int = 0
     error_types: dict[str, int] = field(default_factory=dict)
     on_failure_messages: int = 0
-    get_records_calls: int = 0
     invocation_log: list[Invocation] = field(default_factory=list)
-    read_s: float = 0.0
-    invoke_s: float = 0.0
-    destination_s: float = 0.0
     wall_s: float = 0.0
 
     @property
@@ -526,7 +457,7 @@ class MappingStats:
 
     @property
     def cold_starts(self) -> int:
-        return sum(1 for call in self.invocation_log if getattr(call.result, "cold", False))
+        return sum(1 for call in self.invocation_log if call.result.cold)
 
     def duration_ms(self, percentile: float) -> float | None:
         """Nearest-rank percentile of the REPORT ``Duration`` over all invocations."""
@@ -558,7 +489,6 @@ class _Lane:
 
 class _Shard:
     def __init__(self, info: ShardInfo, lanes: int) -> None:
-        self.info = info
         self.id = info.shard_id
         self.cond = threading.Condition()
         self.lanes = [_Lane(i) for i in range(lanes)]
@@ -920,7 +850,6 @@ class EventSourceMapping:
                 room = high_water - shard.buffered()
             if self._stop.is_set():
                 return
-            started = time.perf_counter()
             try:
                 if iterator is None:
                     iterator = self._first_iterator(shard, position)
@@ -940,10 +869,6 @@ class EventSourceMapping:
                 log.warning("shard %s: GetRecords failed (%r); retrying", shard.id, exc)
                 self._stop.wait(min(5.0, 0.05 * 2**failures))
                 continue
-            finally:
-                with self._stats_lock:
-                    self.stats.read_s += time.perf_counter() - started
-                    self.stats.get_records_calls += 1
             records = [stream.to_record(shard.id, item) for item in raw]
             with shard.cond:
                 if records:
@@ -1056,10 +981,10 @@ class EventSourceMapping:
         event = {"Records": [record.event for record in records]}
         started = time.perf_counter()
         try:
-            result: Any = self.invoker.invoke(event)
+            result = self.invoker.invoke(event)
         except Exception as exc:  # noqa: BLE001 - a broken invoker fails the batch like a crash
             log.exception("the invoker raised on a batch of shard %s", shard.id)
-            result = _LocalFailure({"errorType": "Local.InvokerError", "errorMessage": repr(exc)}, _LocalReport(""))
+            result = _invoker_failure(exc)
         wall_ms = (time.perf_counter() - started) * 1000
         batch.invocations += 1
         batch.last_result = result
@@ -1070,7 +995,6 @@ class EventSourceMapping:
         with self._stats_lock:
             stats = self.stats
             stats.invocations += 1
-            stats.invoke_s += wall_ms / 1000
             stats.invocation_log.append(
                 Invocation(
                     shard.id,
@@ -1162,10 +1086,8 @@ class EventSourceMapping:
                 json.dumps(message),
             )
         else:
-            started = time.perf_counter()
             self._destination.send(message, shard.id, {"Records": [r.event for r in records]})
             with self._stats_lock:
-                self.stats.destination_s += time.perf_counter() - started
                 self.stats.on_failure_messages += 1
         with self._stats_lock:
             if condition == "RecordAgeExceeded":

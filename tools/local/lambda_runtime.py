@@ -36,9 +36,9 @@ Lambda's rules, as emulated:
 * **Logs.** The worker's stdout and stderr are captured per environment and forwarded
   line by line to the log sink, framed by ``START`` / ``END`` / ``REPORT`` lines
   (``INIT_START`` before a cold start).
-* **Billing.** *Billed Duration* is the duration rounded up to the next 1 ms; on a cold
-  start it includes *Init Duration* (on-demand functions are billed for init since
-  August 2025).
+* **Billing.** *Billed Duration* is the duration rounded up to the next 1 ms
+  (:func:`tools.cost.arithmetic.billed_ms`); on a cold start it includes *Init Duration*
+  (on-demand functions are billed for init since August 2025).
 * **CPU.** Each :class:`Report` also carries the worker's CPU time (user + system,
   all threads) during the invocation, from ``/proc/<pid>/stat``; its resolution is
   the kernel's clock tick (usually 10 ms), so average it over many invocations.
@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from tools.cost import arithmetic
 from tools.local.runtime_api import ApiEvent, Invocation, RuntimeAPIServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -769,7 +770,7 @@ class LocalLambda:
         report = Report(
             request_id=request_id,
             duration_ms=duration_ms,
-            billed_ms=math.ceil(duration_ms + (init_ms or 0.0)),
+            billed_ms=arithmetic.billed_ms(duration_ms + (init_ms or 0.0)),
             memory_mb=self._spec.memory_mb,
             max_memory_mb=math.ceil(env.peak_kb / 1024),
             init_ms=init_ms,

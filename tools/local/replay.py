@@ -51,15 +51,12 @@ from typing import Any, Literal
 from tools.cost.arithmetic import MB_PER_GB, Usage, cost
 from tools.cost.pricing import LAMBDA_PRICES
 from tools.dataset import load_reviews
+from tools.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS, ROOT
 from tools.local.embedded_aws import EmbeddedAWS
 from tools.local.esm import EventSourceMapping, MappingStats
 from tools.local.lambda_runtime import LocalLambda
 from tools.settings import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build"
-FUNCTION_ZIP = BUILD / "function.zip"
-LAYER_ZIPS = (BUILD / "layers" / "deps-layer.zip", BUILD / "layers" / "model-layer.zip")
 OUT_DIR = BUILD / "demo"
 SOURCE_NAME = "reviews"
 QUEUE_NAME = "stream-inference-failures"
@@ -129,8 +126,8 @@ class ReplayOptions:
     out_dir: Path = OUT_DIR
     suffix: str = ""
     seed: int = 7
-    function_zip: Path = FUNCTION_ZIP
-    layer_zips: tuple[Path, ...] = LAYER_ZIPS
+    function_zip: Path = DEFAULT_FUNCTION
+    layer_zips: tuple[Path, ...] = tuple(INVOKE_LAYERS)
     timeout_s: float = 1800.0
 
 
@@ -197,15 +194,24 @@ def dynamodb_ingest(
 
 def write_kinesis(
     aws: EmbeddedAWS, stream_arn: str, pairs: list[tuple[str, bytes]], step: Callable[[int], None]
-) -> None:
-    """PutRecords in order (500 per call, throttled records written again), with progress."""
-    chunk = 5_000
-    for start in range(0, len(pairs), chunk):
-        step(aws.put_kinesis_records(stream_arn, pairs[start : start + chunk]))
+) -> int:
+    """PutRecords in order (500 per call, throttled records written again), with progress.
+
+    Returns how many records the stream accepted.
+    """
+    written = 0
+    for start in range(0, len(pairs), 5_000):
+        done = aws.put_kinesis_records(stream_arn, pairs[start : start + 5_000])
+        written += done
+        step(done)
+    return written
 
 
-def write_dynamodb(aws: EmbeddedAWS, table: str, requests: list[dict[str, Any]], step: Callable[[int], None]) -> None:
-    """BatchWriteItem in order, 25 per call, never one key twice in a call, with progress."""
+def write_dynamodb(aws: EmbeddedAWS, table: str, requests: list[dict[str, Any]], step: Callable[[int], None]) -> int:
+    """BatchWriteItem in order, 25 per call, never one key twice in a call, with progress.
+
+    Returns how many writes the table accepted: all of them (or it raises).
+    """
     dynamodb = aws.client("dynamodb")
 
     def flush(chunk: list[dict[str, Any]]) -> None:
@@ -229,6 +235,7 @@ def write_dynamodb(aws: EmbeddedAWS, table: str, requests: list[dict[str, Any]],
         keys.add(key)
     if chunk:
         flush(chunk)
+    return len(requests)
 
 
 # --- watching the function and the endpoint ---------------------------------------------------
@@ -412,6 +419,7 @@ class ReplayResult:
     results_table: str
     csv_path: Path
     log_path: Path
+    written: int
     expected: Counter[str]
     stats: MappingStats
     function: FunctionTally
@@ -427,10 +435,6 @@ class ReplayResult:
     process_cpu_s: float
     ingest_requests: dict[str, OperationTime]
     replay_requests: dict[str, OperationTime]
-
-    @property
-    def written(self) -> int:
-        return self.options.records
 
     @property
     def lost(self) -> int:
@@ -511,12 +515,7 @@ def run_replay(
     step = write_progress or (lambda n: None)
 
     with EmbeddedAWS() as aws, EndpointMeter() as meter:
-        aws.client("dynamodb").create_table(
-            TableName=results_table,
-            KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        aws.create_table(results_table, key="record_id")
         queue_url, queue_arn = aws.create_queue(QUEUE_NAME + suffix)
         if options.source == "kinesis":
             source_arn = aws.create_kinesis_stream(source_name, shards=options.shards)
@@ -525,12 +524,12 @@ def run_replay(
         before = meter.snapshot()
         started = time.perf_counter()
         if options.source == "kinesis":
-            write_kinesis(aws, source_arn, payload, step)
+            written_records = write_kinesis(aws, source_arn, payload, step)
         else:
-            write_dynamodb(aws, source_name, payload, step)
+            written_records = write_dynamodb(aws, source_name, payload, step)
         write_s = time.perf_counter() - started
-        written = meter.snapshot()
-        ingest_requests = _since(written, before)
+        after_ingest = meter.snapshot()
+        ingest_requests = _since(after_ingest, before)
 
         overrides: dict[str, Any] = {"source_arn": source_arn, "on_failure_destination_arn": queue_arn}
         if options.batch_size is not None:
@@ -561,7 +560,7 @@ def run_replay(
                 expected_records=options.records, timeout_s=options.timeout_s, progress=progress
             )
             process_cpu_s = time.process_time() - cpu
-        replay_requests = _since(meter.snapshot(), written)
+        replay_requests = _since(meter.snapshot(), after_ingest)
 
         started = time.perf_counter()
         items = scan_results(aws, results_table)
@@ -581,6 +580,7 @@ def run_replay(
         results_table=results_table,
         csv_path=csv_path,
         log_path=log_path,
+        written=written_records,
         expected=Counter(expect),
         stats=stats,
         function=tally,
@@ -590,7 +590,7 @@ def run_replay(
         given_up=stats.records_to_on_failure + stats.records_discarded,
         labels=Counter(str(item.get("label")) for item in items),
         on_failure_messages=on_failure_messages,
-        problems=check_records(expect, recorder.tags, result_ids, tally, options.records),
+        problems=check_records(expect, recorder.tags, result_ids, tally, written_records),
         write_s=write_s,
         export_s=export_s,
         process_cpu_s=process_cpu_s,
@@ -631,8 +631,8 @@ def format_summary(result: ReplayResult) -> str:
     """The summary a person reads at a glance (plain text, about 30 lines)."""
     r, stats, fn = result, result.stats, result.settings.function
     kinesis = r.options.source == "kinesis"
-    source = f"Kinesis stream {SOURCE_NAME + r.options.suffix}" if kinesis else "DynamoDB stream of table "
-    source += "" if kinesis else SOURCE_NAME + r.options.suffix
+    source_name = SOURCE_NAME + r.options.suffix
+    source = f"Kinesis stream {source_name}" if kinesis else f"DynamoDB stream of table {source_name}"
     reports = [call.result.report for call in stats.invocation_log]
     inits = sorted(report.init_ms for report in reports if report.init_ms is not None)
     usage, prices = ingest_cost(stats, fn.memory_mb)
@@ -641,6 +641,7 @@ def format_summary(result: ReplayResult) -> str:
     worker_cpu_s = sum(report.cpu_ms for report in reports) / 1000
     moto, ingest = r.replay_requests, r.ingest_requests
     moto_wall, moto_cpu = sum(op.wall_s for op in moto.values()), sum(op.cpu_s for op in moto.values())
+    writes = moto.get("DynamoDB.BatchWriteItem", OperationTime())
     plural = "s" if r.shards != 1 else ""
     lines = [
         f"Replayed {r.written:,} records: {source} ({r.shards} shard{plural}) -> {fn.name} "
@@ -674,7 +675,8 @@ def format_summary(result: ReplayResult) -> str:
         "",
         f"  where the {wall:.1f} s went ({os.cpu_count()} CPU cores)",
         f"    function     {busy_s:>6.1f} s  summed over the invocations, {busy_s / wall:.1f} in flight on average: "
-        f"predict {r.function.predict_s:.1f} s, the rest mostly waiting for the results table's answers",
+        f"predict {r.function.predict_s:.1f} s, moto answering its {writes.calls:,} BatchWriteItem calls "
+        f"{writes.wall_s:.1f} s, the rest {busy_s - r.function.predict_s - writes.wall_s:.1f} s",
         f"    moto         {moto_wall:>6.1f} s  handling {sum(op.calls for op in moto.values()):,} requests: "
         + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(moto, 2)),
         f"    CPU          {r.process_cpu_s:>6.1f} s  in this process ({r.process_cpu_s / wall:.0%} of one core: moto "
@@ -682,8 +684,9 @@ def format_summary(result: ReplayResult) -> str:
         f"    before       {r.write_s:>6.1f} s  writing the ingest: "
         + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(ingest, 1)),
         "",
-        f"  results        DynamoDB table {r.results_table}: {r.predicted:,} items, one per good record "
-        "(checked by a scan; on the embedded endpoint, gone when it stops)",
+        f"  results        DynamoDB table {r.results_table}: {r.predicted:,} items, "
+        + ("one per good record" if not r.problems else "see the problems below")
+        + " (checked by a scan; on the embedded endpoint, gone when it stops)",
         f"                 {_rel(r.csv_path)} (the table, exported in {r.export_s:.1f} s)",
         f"  function log   {_rel(r.log_path)}",
     ]

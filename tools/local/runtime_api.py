@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PREFIX = "/2018-06-01/runtime"
@@ -60,7 +60,6 @@ class ApiEvent:
     request_id: str | None = None
     body: bytes = b""
     error_type: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class _Handler(BaseHTTPRequestHandler):
