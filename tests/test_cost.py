@@ -8,6 +8,7 @@ Every expected number is computed by hand in the test, from the prices in
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -34,11 +35,11 @@ from tools.cost.arithmetic import (
     invocations_per_ingest,
     monthly_cost,
 )
+from tools.cost.aws import ReportLineError, find_report_line, parse_report_line, report_from_log_result
 from tools.cost.measurement import Measurement, batch_profiles, init_profiles, spread
 from tools.cost.pricing import DAYS_PER_MONTH, ENDPOINT_PRICES, LAMBDA_PRICES
 from tools.cost.project import Estimate, cpu_scale, project_duration, project_estimates
 from tools.cost.recommend import LatencyTarget, cost_rows, recommend
-from tools.cost.reportline import ReportLineError, find_report_line, parse_report_line, report_from_log_result
 from tools.cost.workload import PAYLOAD_LIMIT_BYTES, make_workload
 from tools.local.lambda_runtime import Report
 
@@ -344,12 +345,9 @@ class FakeInvoke:
         duration = (1.0 + 0.05 * records) * max(1.0, 1769 / memory)
         init = 1500.0 * max(1.0, 1769 / memory) if cold else None
         request_id = f"00000000-0000-4000-8000-{len(self.calls):012d}"
-        report = (
-            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {math.ceil(duration + (init or 0))} ms\tMemory Size: {memory} MB\t"
-            f"Max Memory Used: {120 + records // 100} MB\t" + (f"Init Duration: {init:.2f} ms\t" if init else "")
-        )
-        tail = f'{{"_aws": {{"CloudWatchMetrics": []}}}}\nEND RequestId: {request_id}\n{report}\n'
+        billed = math.ceil(duration + (init or 0))
+        report = Report(request_id, duration, billed, memory, 120 + records // 100, init, cpu_ms=0.0).line()
+        tail = f'{{"_aws": {{"CloudWatchMetrics": []}}}}\nEND RequestId: {request_id}\n{report}\t\n'
         body = json.dumps({"batchItemFailures": []}).encode()
         return SimpleNamespace(status_code=200, headers={}), {
             "StatusCode": 200,
@@ -446,13 +444,14 @@ def test_report_from_synthetic_local_measurements(tmp_path: Path) -> None:
 
 
 def test_cpu_quota_slows_a_busy_process_to_its_share() -> None:
-    from tools.cost.quota import CpuQuota, quota_unavailable_reason
+    from tools.cost.quota import CpuQuota, QuotaUnavailableError
 
-    reason = quota_unavailable_reason()
-    if reason:
-        pytest.skip(f"no CPU quota mechanism here: {reason}")
     busy = "import sys, time\nsys.stdin.readline()\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass"
-    with CpuQuota(0.25, period_us=100_000) as quota:
+    with contextlib.ExitStack() as stack:
+        try:
+            quota = stack.enter_context(CpuQuota(0.25, period_us=100_000))
+        except QuotaUnavailableError as exc:
+            pytest.skip(f"no CPU quota mechanism here: {exc}")
         child = subprocess.Popen([sys.executable, "-c", busy], stdin=subprocess.PIPE)
         try:
             quota.add(child.pid)
@@ -475,3 +474,21 @@ def test_measurements_csv_round_trips_for_re_pricing(tmp_path: Path) -> None:
     write_csvs(results, tmp_path)  # type: ignore[arg-type]
     again = read_measurements(tmp_path / "measurements.csv")
     assert again == rows
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_command_line_options_override_the_small_or_default_configuration() -> None:
+    from tools.cost.cli import config_from_args, parser
+
+    def config(*argv: str) -> Any:
+        return config_from_args(parser().parse_args(argv))
+
+    default, small = config(), config("--small")
+    assert (default.batch_sizes, default.repeat, default.quota_check) == ([1, 10, 100, 1000, 10000], 20, True)
+    assert (small.batch_sizes, small.memory_sizes, small.repeat) == ([1, 10, 100], [128, 1024], 2)
+    # an option given explicitly wins over --small's value, even when it equals the default one
+    chosen = config("--small", "--repeat", "20", "--memory", "256", "--latency-per", "record", "--no-quota-check")
+    assert (chosen.batch_sizes, chosen.memory_sizes, chosen.repeat) == ([1, 10, 100], [256], 20)
+    assert (chosen.latency.ms, chosen.latency.per, chosen.quota_check) == (1000.0, "record", False)

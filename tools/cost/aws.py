@@ -6,9 +6,9 @@ configuration change retires the old execution environments, so the first invoca
 after it is a cold start (on a one-record batch); then, per batch size, a warm-up and
 ``repeat`` synchronous ``Invoke(LogType='Tail')`` calls with a synthetic Kinesis event
 (:mod:`tools.cost.workload`). Duration, Billed Duration, Max Memory Used and Init
-Duration come from the ``REPORT`` line in the base64 log tail
-(:mod:`tools.cost.reportline`). The original memory size is restored afterwards,
-whatever happens (the ``finally`` also covers Ctrl-C).
+Duration come from the ``REPORT`` line in the base64 log tail (:func:`parse_report_line`).
+The original memory size is restored afterwards, whatever happens (the ``finally`` also
+covers Ctrl-C).
 
 What to know before running it:
 
@@ -20,22 +20,113 @@ What to know before running it:
   a real record's result, but they do land there. Prefer a staging copy
   (``DEPLOY_SETTINGS=staging.toml``, ``--function-name``).
 * Each invocation is billed as usual (cents for the default experiment).
+
+The ``REPORT`` line: Lambda ends every invocation's log with one line of tab-separated
+``Key: value unit`` fields, e.g. (with a trailing tab, as Lambda writes it)::
+
+    REPORT RequestId: 3604209a-e9a3-11e6-939a-754dd98c7be3\tDuration: 12.34 ms\t
+    Billed Duration: 13 ms\tMemory Size: 128 MB\tMax Memory Used: 18 MB\t
+    Init Duration: 120.50 ms\t
+
+``Init Duration`` appears on cold starts only; ``Restore Duration`` / ``Billed Restore
+Duration`` with SnapStart; ``Status`` and ``Error Type`` when the platform ended the
+invocation (timeout, out of memory, crash). An X-Ray ``XRAY TraceId: …`` line may follow.
+The local runtime writes the same format (:meth:`tools.local.lambda_runtime.Report.line`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
+import re
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from tools.cost.measurement import Measurement
+from tools.cost.measurement import BatchProfile, InitProfile, Measurement, invocation_error
 from tools.cost.project import Estimate
-from tools.cost.reportline import ReportLine, ReportLineError, report_from_log_result
 from tools.cost.workload import Workload
 
 Progress = Callable[[str], None]
+
+# ------------------------------------------------------------------- the REPORT line
+
+_FIELD = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]*?):\s*(?P<value>\S+)(?:\s+(?P<unit>ms|MB))?$")
+
+
+class ReportLineError(ValueError):
+    """The text holds no parseable ``REPORT`` line."""
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """The figures of one ``REPORT`` line."""
+
+    request_id: str
+    duration_ms: float
+    billed_ms: int
+    memory_mb: int
+    max_memory_mb: int
+    init_ms: float | None = None
+    restore_ms: float | None = None
+    status: str | None = None
+    error_type: str | None = None
+
+    @property
+    def cold(self) -> bool:
+        """A cold start: the line carries an init (or SnapStart restore) duration."""
+        return self.init_ms is not None or self.restore_ms is not None
+
+
+def parse_report_line(line: str) -> ReportLine:
+    """Parse one ``REPORT RequestId: …`` line.
+
+    Raises
+    ------
+    ReportLineError
+        If the line is not a REPORT line or lacks one of the always-present fields.
+    """
+    text = line.strip("\r\n")
+    if not text.startswith("REPORT "):
+        raise ReportLineError(f"not a REPORT line: {text[:80]!r}")
+    fields: dict[str, str] = {}
+    for part in text[len("REPORT ") :].split("\t"):
+        match = _FIELD.match(part.strip())
+        if match:
+            fields[match["key"]] = match["value"]
+    try:
+        return ReportLine(
+            request_id=fields["RequestId"],
+            duration_ms=float(fields["Duration"]),
+            billed_ms=int(float(fields["Billed Duration"])),
+            memory_mb=int(fields["Memory Size"]),
+            max_memory_mb=int(fields["Max Memory Used"]),
+            init_ms=float(fields["Init Duration"]) if "Init Duration" in fields else None,
+            restore_ms=float(fields["Restore Duration"]) if "Restore Duration" in fields else None,
+            status=fields.get("Status"),
+            error_type=fields.get("Error Type"),
+        )
+    except KeyError as missing:
+        raise ReportLineError(f"REPORT line without {missing.args[0]!r}: {text[:200]!r}") from None
+    except ValueError as bad:
+        raise ReportLineError(f"REPORT line with a malformed number ({bad}): {text[:200]!r}") from None
+
+
+def find_report_line(log_text: str) -> ReportLine:
+    """The last ``REPORT`` line of a log (the tail may start mid-line; the REPORT line is last)."""
+    for line in reversed(log_text.splitlines()):
+        if line.startswith("REPORT RequestId:"):
+            return parse_report_line(line)
+    raise ReportLineError(f"no REPORT line in the log tail ({len(log_text)} characters)")
+
+
+def report_from_log_result(log_result_b64: str) -> ReportLine:
+    """The REPORT line of an ``Invoke`` response's ``LogResult`` (base64 of the last 4 KB of log)."""
+    return find_report_line(base64.b64decode(log_result_b64).decode("utf-8", errors="replace"))
+
+
+# ------------------------------------------------------------------------ measuring
 
 
 def lambda_client(region: str | None = None) -> Any:
@@ -71,37 +162,23 @@ def invoke(lam: Any, name: str, work: Workload) -> tuple[ReportLine, str]:
     if not response.get("LogResult"):
         raise ReportLineError("Invoke returned no LogResult: the REPORT line needs LogType='Tail'")
     report = report_from_log_result(response["LogResult"])
-    error = response.get("FunctionError") or ""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
     if report.status and report.status != "success":
-        error = report.error_type or report.status
-    elif error:
-        with contextlib.suppress(ValueError, AttributeError):
-            error = json.loads(body).get("errorType", error)
+        error_type = report.error_type or report.status
+    elif response.get("FunctionError"):
+        error_type = (payload.get("errorType") if isinstance(payload, dict) else None) or response["FunctionError"]
     else:
-        try:
-            failures = json.loads(body).get("batchItemFailures") or []
-        except (ValueError, AttributeError):
-            failures = []
-        error = f"{len(failures)} batchItemFailures" if failures else ""
-    return report, error
+        error_type = None
+    return report, invocation_error(error_type, payload)
 
 
 def _row(work: Workload, report: ReportLine, error: str, architecture: str, repetition: int) -> Measurement:
-    return Measurement(
-        target="aws",
-        kind="cold" if report.cold else "warm",
-        architecture=architecture,
-        memory_mb=report.memory_mb,
-        batch_size=work.batch_size,
-        repetition=repetition,
-        duration_ms=report.duration_ms,
-        billed_ms=report.billed_ms,
-        max_memory_mb=report.max_memory_mb,
-        init_ms=report.init_ms,
-        payload_bytes=work.payload_bytes,
-        text_chars_max=work.text_chars_max,
-        error=error,
-        request_id=report.request_id,
+    kind = "cold" if report.cold else "warm"
+    return Measurement.from_report(
+        report, work, target="aws", kind=kind, architecture=architecture, repetition=repetition, error=error
     )
 
 
@@ -147,37 +224,38 @@ def measure_aws(
     return rows, architecture
 
 
-def aws_estimates(rows: list[Measurement], architectures: list[str], measured_architecture: str) -> list[Estimate]:
-    """Estimates from measured warm medians per (memory, batch); other architectures ``assumed``."""
-    warm: dict[tuple[int, int], list[Measurement]] = {}
-    failed: set[tuple[int, int]] = set()
-    for row in rows:
-        key = (row.memory_mb, row.batch_size)
-        if row.error and not row.error.endswith("batchItemFailures"):
-            failed.add(key)
-        elif row.kind == "warm":
-            warm.setdefault(key, []).append(row)
-    cold = [r.init_ms for r in rows if r.kind == "cold" and r.init_ms is not None and not r.error]
-    cold_by_memory: dict[int, list[float]] = {}
-    for row in rows:
-        if row.kind == "cold" and row.init_ms is not None and not row.error:
-            cold_by_memory.setdefault(row.memory_mb, []).append(row.init_ms)
+def aws_estimates(
+    rows: list[Measurement],
+    profiles: dict[tuple[int, int], BatchProfile],
+    inits: dict[int, InitProfile],
+    architectures: list[str],
+    measured_architecture: str,
+) -> list[Estimate]:
+    """Estimates from the warm profiles measured at each (memory, batch); other architectures ``assumed``.
+
+    ``profiles`` and ``inits`` are :func:`tools.cost.measurement.batch_profiles` and
+    :func:`~tools.cost.measurement.init_profiles` of ``rows``; a (memory, batch) that had an
+    invocation fail (not merely report failed records) does not fit. A memory size without
+    a clean cold start takes the median init of the others.
+    """
+    failed = {(r.memory_mb, r.batch_size) for r in rows if r.error and not r.error.endswith("batchItemFailures")}
+    other_inits = [p.init.median for p in inits.values()]
+    fallback_init = statistics.median(other_inits) if other_inits else 0.0
     estimates = []
-    for (memory, batch), group in sorted(warm.items()):
-        init = cold_by_memory.get(memory) or cold
-        peak = max(r.max_memory_mb for r in group)
+    for (memory, batch), profile in sorted(profiles.items()):
+        init = inits[memory].init.median if memory in inits else fallback_init
         for arch in architectures:
             estimates.append(
                 Estimate(
                     architecture=arch,
                     memory_mb=memory,
                     batch_size=batch,
-                    duration_ms=statistics.median(r.duration_ms for r in group),
-                    init_ms=statistics.median(init) if init else 0.0,
-                    max_memory_mb=peak,
-                    fits=(memory, batch) not in failed and peak <= memory,
+                    duration_ms=profile.duration.median,
+                    init_ms=init,
+                    max_memory_mb=profile.max_memory_mb,
+                    fits=(memory, batch) not in failed and profile.max_memory_mb <= memory,
                     source="measured" if arch == measured_architecture else "assumed",
-                    text_chars_max=group[0].text_chars_max,
+                    text_chars_max=profile.text_chars_max,
                 )
             )
     return estimates

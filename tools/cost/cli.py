@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from tools.cost import tables
@@ -38,100 +39,67 @@ def _names(text: str) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The options; one left out is not in the namespace (the configuration's default, or ``--small``'s, applies)."""
     p = argparse.ArgumentParser(
         prog="python -m tools.cost",
         description="The batch-size cost experiment (make cost-experiment): measure, project, price, recommend, "
         "plot. Writes measurements.csv, estimates.csv, report.md and PNG plots to --out.",
+        argument_default=argparse.SUPPRESS,
     )
     d = ExperimentConfig()
-    p.add_argument("--target", choices=("local", "aws"), default="local", help="local runtime or the deployed function")
-    p.add_argument("--batch-sizes", type=_ints, default=d.batch_sizes, help="records per invocation (1-10000)")
-    p.add_argument("--memory", type=_ints, default=d.memory_sizes, help="memory sizes in MB (192 is always added)")
-    p.add_argument("--architectures", type=_names, default=d.architectures, help="x86_64,arm64")
-    p.add_argument("--repeat", type=int, default=d.repeat, help="timed warm invocations per batch size")
-    p.add_argument("--cold-starts", type=int, default=d.cold_starts, help="extra fresh environments (local)")
-    p.add_argument(
-        "--cold-start-rate", type=float, default=d.cold_start_rate, help="share of invocations that are cold"
-    )
-    p.add_argument(
-        "--latency-target-ms", type=float, default=d.latency.ms, help="latency target for the recommendation"
-    )
+    p.add_argument("--target", choices=("local", "aws"), help=f"local runtime or the deployed function ({d.target})")
+    p.add_argument("--batch-sizes", type=_ints, help="records per invocation (1-10000)")
+    p.add_argument("--memory", type=_ints, dest="memory_sizes", help="memory sizes in MB (192 is always added)")
+    p.add_argument("--architectures", type=_names, help=",".join(d.architectures))
+    p.add_argument("--repeat", type=int, help=f"timed warm invocations per batch size ({d.repeat})")
+    p.add_argument("--cold-starts", type=int, help=f"extra fresh environments, local ({d.cold_starts})")
+    p.add_argument("--cold-start-rate", type=float, help=f"share of invocations that are cold ({d.cold_start_rate})")
+    p.add_argument("--latency-target-ms", type=float, help=f"latency target for the recommendation ({d.latency.ms:g})")
     p.add_argument(
         "--latency-per",
         choices=("batch", "record"),
-        default=d.latency.per,
-        help="the target is per invocation or per record",
+        help=f"the target is per invocation or per record ({d.latency.per})",
     )
     p.add_argument(
-        "--memory-headroom", type=float, default=d.memory_headroom, help="share of memory left free to recommend"
+        "--memory-headroom", type=float, help=f"share of memory left free to recommend ({d.memory_headroom})"
     )
-    p.add_argument("--records", type=int, default=d.records, help="records per ingest")
+    p.add_argument("--records", type=int, help=f"records per ingest ({d.records:,})")
     p.add_argument("--free-tier", action="store_true", help="price the tables with the free tier at --ingests-per-day")
-    p.add_argument("--ingests-per-day", type=float, default=d.ingests_per_day, help="volume for --free-tier")
+    p.add_argument("--ingests-per-day", type=float, help=f"volume for --free-tier ({d.ingests_per_day:g})")
     p.add_argument("--no-quota-check", dest="quota_check", action="store_false", help="skip the run under a CPU quota")
-    p.add_argument("--check-repeat", type=int, default=d.check_repeat, help="timed invocations per quota-check point")
-    p.add_argument("--quota-period-ms", type=float, default=d.quota_period_ms, help="CFS period of the quota check")
-    p.add_argument(
-        "--check-max-ms", type=float, default=d.check_max_ms, help="skip quota-check points projected longer"
-    )
+    p.add_argument("--check-repeat", type=int, help=f"timed invocations per quota-check point ({d.check_repeat})")
+    p.add_argument("--quota-period-ms", type=float, help=f"CFS period of the quota check ({d.quota_period_ms:g})")
+    p.add_argument("--check-max-ms", type=float, help=f"skip quota-check points projected longer ({d.check_max_ms:g})")
     p.add_argument("--function-name", help="deployed function (aws; default: deploy.toml's)")
-    p.add_argument("--from-csv", type=Path, help="re-price an earlier measurements.csv instead of measuring")
-    p.add_argument("--small", action="store_true", help="batch sizes 1,10,100, memory 128,1024, repeat 2")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
+    p.add_argument(
+        "--from-csv", type=Path, default=None, help="re-price an earlier measurements.csv instead of measuring"
+    )
+    p.add_argument(
+        "--small", action="store_true", default=False, help="batch sizes 1,10,100, memory 128,1024, repeat 2"
+    )
+    p.add_argument("--out", type=Path, help=f"output folder ({DEFAULT_OUT})")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    """The :class:`ExperimentConfig` the options describe (``--small`` sets its defaults first)."""
+    """The :class:`ExperimentConfig` the options describe, on top of ``--small``'s or the default one."""
+    given = {k: v for k, v in vars(args).items() if k not in ("small", "from_csv")}
     base = ExperimentConfig.small() if args.small else ExperimentConfig()
-    defaults = parser().parse_args([])
-    chosen = {
-        "target": args.target,
-        "architectures": args.architectures,
-        "cold_start_rate": args.cold_start_rate,
-        "latency": LatencyTarget(args.latency_target_ms, args.latency_per),
-        "records": args.records,
-        "memory_headroom": args.memory_headroom,
-        "free_tier": args.free_tier,
-        "ingests_per_day": args.ingests_per_day,
-        "quota_check": args.quota_check,
-        "quota_period_ms": args.quota_period_ms,
-        "check_max_ms": args.check_max_ms,
-        "function_name": args.function_name,
-        "out": args.out,
-        "progress": args.progress,
-    }
-    for key, attr in (("batch_sizes", "batch_sizes"), ("memory", "memory_sizes"), ("repeat", "repeat")):
-        if not args.small or getattr(args, key) != getattr(defaults, key):
-            chosen[attr] = getattr(args, key)
-    for key in ("cold_starts", "check_repeat"):
-        if not args.small or getattr(args, key) != getattr(defaults, key):
-            chosen[key] = getattr(args, key)
-    for key, value in chosen.items():
-        setattr(base, key, value)
-    return base
+    ms, per = given.pop("latency_target_ms", base.latency.ms), given.pop("latency_per", base.latency.per)
+    return replace(base, latency=LatencyTarget(ms, per), **given)
 
 
 def summary(results: Results) -> str:
     """The headline figures, for the terminal."""
-    lines = ["", tables.classic_table(results), ""]
-    for label, row in (("recommended", results.recommended), ("cheapest (no target)", results.cheapest)):
-        if row is None:
-            lines.append(f"{label}: no configuration meets {results.config.latency}")
-        else:
-            e = row.estimate
+    lines = ["", tables.classic_table(results), "", *tables.choices(results)]
+    for b in results.break_evens:
+        if b.endpoint.instance == "ml.t2.medium" and not b.free_tier:
+            e = b.row.estimate
             lines.append(
-                f"{label}: batch {e.batch_size:,}, {e.memory_mb:,} MB, {e.architecture}: "
-                f"{tables.usd(row.cost_per_ingest)}/ingest, {e.duration_ms:,.1f} ms per invocation"
+                f"break-even vs ml.t2.medium: batch {e.batch_size:,} ({e.memory_mb:,} MB {e.architecture}): "
+                f"{tables.number(b.ingests_per_day)} ingests/day"
             )
-    t2 = [b for b in results.break_evens if b.endpoint.instance == "ml.t2.medium" and not b.free_tier]
-    for b in t2:
-        lines.append(
-            f"break-even vs ml.t2.medium: batch {b.row.estimate.batch_size:,} "
-            f"({b.row.estimate.memory_mb:,} MB {b.row.estimate.architecture}): "
-            f"{tables.number(b.ingests_per_day)} ingests/day"
-        )
     lines.append(f"quota check: {results.check_note}")
     lines.append(f"wrote {', '.join(str(p) for p in results.files.values())}")
     return "\n".join(lines)

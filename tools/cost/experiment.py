@@ -26,7 +26,7 @@ from tools.cost.measurement import (
 )
 from tools.cost.pricing import ARCHITECTURES, CLASSIC, DAYS_PER_MONTH, INGEST_RECORDS
 from tools.cost.project import FULL_VCPU_MB, CheckRow, Estimate, check_rows, project_estimates
-from tools.cost.quota import DEFAULT_PERIOD_US, QuotaUnavailableError, quota_unavailable_reason
+from tools.cost.quota import DEFAULT_PERIOD_US, QuotaUnavailableError
 from tools.cost.recommend import (
     BreakEven,
     ClassicComparison,
@@ -137,39 +137,27 @@ def _machine(started: float) -> dict[str, str]:
 
 
 def _measure_local(
-    cfg: ExperimentConfig, one: Workload, works: list[Workload], tick: Callable[[str], None]
+    cfg: ExperimentConfig, one: Workload, works: list[Workload], below: list[int], tick: Callable[[str], None]
 ) -> tuple[list[Measurement], str]:
-    """Cold starts, warm invocations per batch size, then the quota check where possible."""
+    """Cold starts, warm invocations per batch size, then the quota check at the ``below`` memory sizes."""
     from tools.cost.measure_local import LocalMeasurer
 
     measurer = LocalMeasurer()
     try:
         rows = measurer.cold_starts(one, cfg.cold_starts, tick)
         rows += measurer.warm(one, works, cfg.repeat, tick, cold_index=cfg.cold_starts)
-        checks_rows: list[Measurement] = []
-        note = ""
-        below = [m for m in cfg.all_memory_sizes if m < FULL_VCPU_MB]
-        reason = quota_unavailable_reason() if cfg.quota_check and below else None
-        if not cfg.quota_check or not below:
-            note = "not run (switched off)" if not cfg.quota_check else "not needed: no memory size below 1,769 MB"
-        elif reason:
-            note = f"not run: no CPU quota mechanism available here ({reason})"
-        else:
-            try:
-                checks_rows = measurer.quota_check(
-                    one,
-                    works,
-                    below,
-                    rows,
-                    cfg.check_repeat,
-                    tick,
-                    period_us=round(cfg.quota_period_ms * 1000),
-                    max_ms=cfg.check_max_ms,
-                )
-                note = f"cgroup CFS quota, period {cfg.quota_period_ms:g} ms"
-            except QuotaUnavailableError as exc:
-                note = f"not run: {exc}"
-        return rows + checks_rows, note
+        if not cfg.quota_check:
+            return rows, "not run (switched off)"
+        if not below:
+            return rows, f"not needed: no memory size below {FULL_VCPU_MB:,} MB"
+        period_us = round(cfg.quota_period_ms * 1000)
+        try:
+            checks = measurer.quota_check(
+                one, works, below, rows, cfg.check_repeat, tick, period_us=period_us, max_ms=cfg.check_max_ms
+            )
+        except QuotaUnavailableError as exc:
+            return rows, f"not run: no CPU quota mechanism available here ({exc})"
+        return rows + checks, f"cgroup CFS quota, period {cfg.quota_period_ms:g} ms"
     finally:
         measurer.close()
 
@@ -188,8 +176,8 @@ def measure(
         What became of the quota check.
     """
     memory = cfg.all_memory_sizes
+    below = [m for m in memory if m < FULL_VCPU_MB] if cfg.quota_check else []
     if cfg.target == "local":
-        below = [m for m in memory if m < FULL_VCPU_MB] if cfg.quota_check else []
         total = cfg.cold_starts + len(works) * (cfg.repeat + 2) + len(below) * len(works)
     else:
         total = len(memory) * (1 + len(works))
@@ -203,7 +191,7 @@ def measure(
         if cfg.target == "local":
             from tools.cost.measure_local import ARCHITECTURE
 
-            rows, note = _measure_local(cfg, one, works, tick)
+            rows, note = _measure_local(cfg, one, works, below, tick)
             return rows, ARCHITECTURE, note
         from tools.cost.aws import lambda_client, measure_aws
         from tools.settings import load_settings
@@ -233,7 +221,7 @@ def analyse(
     else:
         from tools.cost.aws import aws_estimates
 
-        estimates, checks = aws_estimates(rows, cfg.architectures, arch), []
+        estimates, checks = aws_estimates(rows, profiles, inits, cfg.architectures, arch), []
     per_month = cfg.ingests_per_day * DAYS_PER_MONTH
     costs = cost_rows(estimates, cfg.cold_start_rate, cfg.records, cfg.free_tier, per_month)
     warm_costs = cost_rows(estimates, 0.0, cfg.records, cfg.free_tier, per_month)

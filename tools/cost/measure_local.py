@@ -32,15 +32,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from tools.cost.measurement import Measurement, batch_profiles
+from tools.cost.measurement import Measurement, batch_profiles, invocation_error
 from tools.cost.project import FULL_VCPU_MB, project_duration
 from tools.cost.quota import DEFAULT_PERIOD_US, CpuQuota
 from tools.cost.workload import Workload
+from tools.invoke import DEFAULT_FUNCTION, INVOKE_LAYERS
 from tools.local.lambda_runtime import InvokeResult, LocalLambda
 
-ROOT = Path(__file__).resolve().parents[2]
-FUNCTION_ZIP = ROOT / "build" / "function.zip"
-LAYER_ZIPS = [ROOT / "build" / "layers" / "deps-layer.zip", ROOT / "build" / "layers" / "model-layer.zip"]
 MEASURING_MEMORY_MB = 10240
 ARCHITECTURE = "x86_64" if os.uname().machine in ("x86_64", "AMD64") else "arm64"
 
@@ -62,22 +60,32 @@ def worker_pids() -> list[int]:
     return found
 
 
-def schedstat_ms(pid: int) -> tuple[float, float]:
-    """``(CPU ms, run-queue wait ms)`` of all threads of ``pid`` so far (nanosecond counters)."""
-    cpu = wait = 0
+Schedstat = dict[int, tuple[int, int]]
+
+
+def schedstat(pid: int) -> Schedstat:
+    """``{thread id: (CPU ns, run-queue wait ns)}`` of the live threads of ``pid``, so far."""
+    threads = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = (task / "schedstat").read_text().split()
-            cpu, wait = cpu + int(fields[0]), wait + int(fields[1])
+            threads[int(task.name)] = (int(fields[0]), int(fields[1]))
+    return threads
+
+
+def schedstat_ms_since(pid: int, before: Schedstat) -> tuple[float, float]:
+    """``(CPU ms, run-queue wait ms)`` of ``pid``'s threads since ``before`` (``{}``: since they started).
+
+    Counted per thread: the worker starts and ends short-lived threads between and during
+    invocations, and the counters of a thread that has ended are gone (summing all threads
+    before and after would subtract them). A thread that ended in between is missing, with
+    whatever it ran since ``before``.
+    """
+    cpu = wait = 0
+    for tid, (cpu_ns, wait_ns) in schedstat(pid).items():
+        cpu_before, wait_before = before.get(tid, (0, 0))
+        cpu, wait = cpu + cpu_ns - cpu_before, wait + wait_ns - wait_before
     return cpu / 1e6, wait / 1e6
-
-
-def _check(result: InvokeResult) -> str:
-    """'' for a clean invocation, else the error type (or a note on failed records)."""
-    if result.error is not None:
-        return str(result.error.get("errorType", "error"))
-    failures = (result.payload or {}).get("batchItemFailures") or []
-    return f"{len(failures)} batchItemFailures" if failures else ""
 
 
 class LocalMeasurer:
@@ -92,10 +100,10 @@ class LocalMeasurer:
     """
 
     def __init__(
-        self, function_zip: Path = FUNCTION_ZIP, layer_zips: list[Path] | None = None, workdir: Path | None = None
+        self, function_zip: Path = DEFAULT_FUNCTION, layer_zips: list[Path] | None = None, workdir: Path | None = None
     ) -> None:
         self.function_zip = Path(function_zip).resolve()
-        self.layer_zips = [Path(p).resolve() for p in (layer_zips or LAYER_ZIPS)]
+        self.layer_zips = [Path(p).resolve() for p in (layer_zips or INVOKE_LAYERS)]
         self._own = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="cost-lambda-")) if workdir is None else Path(workdir).resolve()
 
@@ -115,28 +123,18 @@ class LocalMeasurer:
         )
 
     def _row(self, kind: str, work: Workload, result: InvokeResult, repetition: int, **extra: object) -> Measurement:
-        report = result.report
-        row = Measurement(
+        return Measurement.from_report(
+            result.report,
+            work,
             target="local",
             kind=kind,
             architecture=ARCHITECTURE,
-            memory_mb=MEASURING_MEMORY_MB,
-            batch_size=work.batch_size,
             repetition=repetition,
-            duration_ms=report.duration_ms,
-            billed_ms=report.billed_ms,
-            max_memory_mb=report.max_memory_mb,
-            init_ms=report.init_ms,
-            cpu_tick_ms=report.cpu_ms,
-            payload_bytes=work.payload_bytes,
-            text_chars_max=work.text_chars_max,
-            error=_check(result),
+            cpu_tick_ms=result.report.cpu_ms,
+            error=invocation_error(result.error["errorType"] if result.error else None, result.payload),
             load_1m=os.getloadavg()[0],
-            request_id=report.request_id,
+            **extra,
         )
-        for key, value in extra.items():
-            setattr(row, key, value)
-        return row
 
     def _start(self, fn: LocalLambda, one: Workload, repetition: int) -> tuple[Measurement, int | None]:
         """Cold-start a fresh environment on a one-record batch; return its row and worker pid."""
@@ -144,7 +142,7 @@ class LocalMeasurer:
         result = fn.invoke(one.event)
         started = set(worker_pids()) - before
         pid = max(started) if started else None
-        total_cpu, total_wait = schedstat_ms(pid) if pid else (None, None)
+        total_cpu, total_wait = schedstat_ms_since(pid, {}) if pid else (None, None)
         init_cpu = None if total_cpu is None else max(0.0, total_cpu - result.report.cpu_ms)
         row = self._row("cold", one, result, repetition, init_cpu_ms=init_cpu, runq_wait_ms=total_wait)
         return row, pid
@@ -152,12 +150,11 @@ class LocalMeasurer:
     def _timed(
         self, fn: LocalLambda, pid: int | None, work: Workload
     ) -> tuple[InvokeResult, float | None, float | None]:
-        before = schedstat_ms(pid) if pid else None
+        if pid is None:
+            return fn.invoke(work.event), None, None
+        before = schedstat(pid)
         result = fn.invoke(work.event)
-        if before is None or pid is None:
-            return result, None, None
-        after = schedstat_ms(pid)
-        return result, after[0] - before[0], after[1] - before[1]
+        return result, *schedstat_ms_since(pid, before)
 
     def cold_starts(self, one: Workload, count: int, progress: Progress) -> list[Measurement]:
         """``count`` cold starts, each in a fresh environment, on a one-record batch."""
@@ -232,9 +229,8 @@ class LocalMeasurer:
                     for i in range(repeat):
                         throttled = quota.throttled_ms()
                         result, cpu, wait = self._timed(fn, pid, work)
-                        row = self._row("quota", work, result, i, cpu_ms=cpu, runq_wait_ms=wait)
-                        row.memory_mb, row.quota_period_ms = memory, period_us / 1000
-                        row.throttled_ms = quota.throttled_ms() - throttled
-                        rows.append(row)
+                        extra = {"memory_mb": memory, "quota_period_ms": period_us / 1000}
+                        extra["throttled_ms"] = quota.throttled_ms() - throttled
+                        rows.append(self._row("quota", work, result, i, cpu_ms=cpu, runq_wait_ms=wait, **extra))
                     progress(f"quota {memory} MB, batch {work.batch_size}")
         return rows

@@ -7,13 +7,14 @@ Both targets produce :class:`Measurement` rows (the CSV holds every one):
     ``warm`` (a warmed environment; the figures the projection uses), or ``quota``
     (a warm invocation under a CPU quota matching ``memory_mb``, checking the projection).
 ``cpu_ms``, ``runq_wait_ms``
-    Local only: CPU time of the worker process (all threads) and its time spent
-    runnable but waiting for a CPU, in nanoseconds from ``/proc/<pid>/task/*/schedstat``
-    (the runtime's own ``cpu_tick_ms`` has the kernel's 10 ms tick resolution).
+    Local only: CPU time of the worker process (its threads, counted per thread) and its
+    time spent runnable but waiting for a CPU, in nanoseconds from
+    ``/proc/<pid>/task/*/schedstat`` (:func:`tools.cost.measure_local.schedstat_ms_since`;
+    the runtime's own ``cpu_tick_ms`` has the kernel's 10 ms tick resolution).
     Cold rows are batches of one record: ``init_cpu_ms`` is the new worker's CPU time
     from its start to the end of that first invocation, less the invocation's own
     (tick-resolution) CPU, and ``runq_wait_ms`` is its whole queueing time so far; the
-    single-record invocation adds a few ms at most to a cold start of ~1.5 s.
+    single-record invocation (a few ms warm) is small beside a cold start's init (seconds).
 
 The *off-CPU* time of an invocation is ``duration - cpu - runq_wait`` (at least 0): the
 time the function waited for something other than a CPU (I/O, the Runtime API). Time
@@ -28,6 +29,12 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tools.cost.aws import ReportLine
+    from tools.cost.workload import Workload
+    from tools.local.lambda_runtime import Report
 
 
 @dataclass
@@ -56,6 +63,22 @@ class Measurement:
     load_1m: float | None = None
     request_id: str = ""
 
+    @classmethod
+    def from_report(cls, report: Report | ReportLine, work: Workload, **rest: Any) -> Measurement:
+        """A row of the ``REPORT`` line's figures for one invocation of ``work``; ``rest`` the other fields."""
+        figures = {
+            "memory_mb": report.memory_mb,
+            "batch_size": work.batch_size,
+            "duration_ms": report.duration_ms,
+            "billed_ms": report.billed_ms,
+            "max_memory_mb": report.max_memory_mb,
+            "init_ms": report.init_ms,
+            "payload_bytes": work.payload_bytes,
+            "text_chars_max": work.text_chars_max,
+            "request_id": report.request_id,
+        }
+        return cls(**{**figures, **rest})
+
     @property
     def off_cpu_ms(self) -> float | None:
         """``duration - cpu - runq_wait``, at least 0; None without CPU figures."""
@@ -72,6 +95,15 @@ class Measurement:
         row: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
         row["off_cpu_ms"] = self.off_cpu_ms
         return row
+
+
+def invocation_error(error_type: str | None, response: Any) -> str:
+    """The ``error`` of a row: '' for a clean invocation, else ``error_type``, or
+    ``"<n> batchItemFailures"`` when the handler reported failed records in ``response``."""
+    if error_type:
+        return error_type
+    failures = (response.get("batchItemFailures") if isinstance(response, dict) else None) or []
+    return f"{len(failures)} batchItemFailures" if failures else ""
 
 
 _INTS = {"memory_mb", "batch_size", "repetition", "billed_ms", "max_memory_mb", "payload_bytes", "text_chars_max"}

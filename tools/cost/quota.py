@@ -8,9 +8,9 @@ memory / 1769`` and timed.
 
 Only a real quota is used. Where neither a cgroup v2 hierarchy with the ``cpu``
 controller enabled for children nor a writable cgroup v1 ``cpu`` hierarchy exists (no
-root, a read-only ``/sys/fs/cgroup``), :func:`quota_unavailable_reason` says why and
-the check is skipped and reported as such; nothing is imitated with ``taskset`` or
-duty cycles. This module never changes a controller setting of an existing cgroup; it
+root, a read-only ``/sys/fs/cgroup``), :class:`CpuQuota` raises
+:class:`QuotaUnavailableError` saying why, and the check is skipped and reported as such;
+nothing is imitated with ``taskset`` or duty cycles. This module never changes a controller setting of an existing cgroup; it
 only creates (and removes) a child cgroup of its own.
 """
 
@@ -103,6 +103,9 @@ class CpuQuota:
         self._created = True
         try:
             self.set_fraction(self.fraction)
+        except OSError as exc:
+            self.close()
+            raise QuotaUnavailableError(f"cannot set a quota in {self.path}: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -121,7 +124,10 @@ class CpuQuota:
 
     def add(self, pid: int) -> None:
         """Move process ``pid`` (all its threads) into the cgroup."""
-        (self.path / "cgroup.procs").write_text(f"{pid}\n")
+        try:
+            (self.path / "cgroup.procs").write_text(f"{pid}\n")
+        except OSError as exc:
+            raise QuotaUnavailableError(f"cannot move process {pid} into {self.path}: {exc}") from None
 
     def throttled_ms(self) -> float:
         """Total time the cgroup has been throttled so far, in ms."""
@@ -148,12 +154,3 @@ class CpuQuota:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def quota_unavailable_reason() -> str | None:
-    """None when a :class:`CpuQuota` can be created here, else why not (tried for real)."""
-    try:
-        with CpuQuota(0.5):
-            return None
-    except (QuotaUnavailableError, OSError) as exc:
-        return str(exc)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from tools.cost.arithmetic import cost
-from tools.cost.pricing import CLASSIC, DAYS_PER_MONTH, LAMBDA_PRICES
+from tools.cost.arithmetic import cost, ingest_usage, invocation_usage
+from tools.cost.pricing import CLASSIC, DAYS_PER_MONTH, INGEST_RECORDS, LAMBDA_PRICES, price_table_rows
 from tools.cost.project import FULL_VCPU_MB
 from tools.cost.recommend import has_headroom
 
 if TYPE_CHECKING:
     from tools.cost.experiment import Results
+    from tools.cost.measurement import Spread
 
 
 def usd(value: float) -> str:
@@ -37,6 +38,32 @@ def markdown(header: list[str], rows: list[list[str]], align: str = "") -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def spread_cell(s: Spread, decimals: int = 1) -> str:
+    """``median [q1-q3] (low-high)``."""
+    f = f",.{decimals}f"
+    return f"{s.median:{f}} [{s.q1:{f}}-{s.q3:{f}}] ({s.low:{f}}-{s.high:{f}})"
+
+
+def choices(results: Results) -> list[str]:
+    """The recommended and the cheapest configuration, one line each."""
+    lines = []
+    for label, row in (("recommended", results.recommended), ("cheapest (no target)", results.cheapest)):
+        if row is None:
+            lines.append(f"{label}: no configuration meets {results.config.latency}")
+        else:
+            e = row.estimate
+            lines.append(
+                f"{label}: batch {e.batch_size:,}, {e.memory_mb:,} MB, {e.architecture}: "
+                f"{usd(row.cost_per_ingest)}/ingest, {e.duration_ms:,.1f} ms per invocation"
+            )
+    return lines
+
+
+def price_table() -> str:
+    """Every price used, with its unit and source."""
+    return markdown(["item", "price", "unit", "source"], [list(r.values()) for r in price_table_rows()], "llll")
 
 
 def classic_table(results: Results) -> str:
@@ -71,7 +98,14 @@ def classic_table(results: Results) -> str:
 
 
 def est_source(results: Results) -> str:
+    """Where the durations come from: ``projected`` (local) or ``measured`` (aws)."""
     return "projected" if results.config.target == "local" else "measured"
+
+
+def arch_source(results: Results, architecture: str) -> str:
+    """``measured``, or the architecture whose durations ``architecture`` is priced with."""
+    measured = results.measured_architecture
+    return "measured" if architecture == measured else f"assumed as fast as {measured}"
 
 
 def cost_grid(results: Results, architecture: str) -> str:
@@ -120,7 +154,7 @@ def measured_table(results: Results) -> str:
             [
                 f"{batch:,}",
                 f"{memory:,}",
-                f"{p.duration.median:,.1f} [{p.duration.q1:,.1f}-{p.duration.q3:,.1f}] ({p.duration.low:,.1f}-{p.duration.high:,.1f})",
+                spread_cell(p.duration),
                 f"{p.cpu.median:,.1f} [{p.cpu.q1:,.1f}-{p.cpu.q3:,.1f}]" if p.cpu else "-",
                 f"{p.off_cpu.median:,.1f}" if p.off_cpu else "-",
                 f"{p.max_memory_mb}",
@@ -147,7 +181,7 @@ def init_table(results: Results) -> str:
         body.append(
             [
                 f"{memory:,}",
-                f"{p.init.median:,.0f} [{p.init.q1:,.0f}-{p.init.q3:,.0f}] ({p.init.low:,.0f}-{p.init.high:,.0f})",
+                spread_cell(p.init, 0),
                 f"{p.cpu.median:,.0f}" if p.cpu else "-",
                 f"{p.off_cpu.median:,.0f}" if p.off_cpu else "-",
                 f"{p.max_memory_mb}",
@@ -234,8 +268,8 @@ def classic_break_even() -> str:
 
 def classic_recomputed() -> str:
     """The classic figures recomputed from 3.8 s at 192 MB, 100 ms steps, today's x86_64 prices."""
-    from tools.cost.arithmetic import ingest_usage, invocation_usage
-
     price = LAMBDA_PRICES["x86_64"]
     usage = invocation_usage(CLASSIC.duration_ms, CLASSIC.memory_mb, step_ms=CLASSIC.billing_step_ms)
-    return "; ".join(f"batch {b}: {usd(cost(ingest_usage(usage, 50_000, b), price))}" for b in CLASSIC.cost_per_ingest)
+    return "; ".join(
+        f"batch {b}: {usd(cost(ingest_usage(usage, INGEST_RECORDS, b), price))}" for b in CLASSIC.cost_per_ingest
+    )

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tools.events import FIRST_SEQUENCE, SAMPLE_TEXTS, kinesis_record
+from tools.local.lambda_runtime import PAYLOAD_LIMIT_BYTES
 
-#: Lambda's cap on a synchronous invocation's request payload (REFERENCE.md §2).
-PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
 SHARD = "shardId-cost-experiment"
 TEXT_FIELD = "text"
 
