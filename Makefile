@@ -17,7 +17,7 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 MODEL_SRC ?= build/model
 MODEL_VERSION ?= 1.0.0
 EVENT ?= build/events/kinesis.json
-RUNTIME ?= python3.12
+RUNTIME ?= python$(PYTHON_VERSION)
 ARCH ?= x86_64
 RECORDS ?= 50000
 SHARDS ?= 4
@@ -74,7 +74,7 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json thro
 	@test -f "$(EVENT)" || $(PY) -m tools.events --out build/events > /dev/null
 	@$(PY) -m tools.invoke "$(EVENT)"
 
-demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay an ingest through the local Lambda + stream trigger (RECORDS=50000 SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
 	$(PY) -m tools.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
 
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
@@ -90,9 +90,7 @@ bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler
 	$(PY) -m tools.bench
 
 # The zips are built first so that the tests that run them from the layers run too.
-test: $(STAMP) $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the test suite
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+test: lint $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the test suite
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff check and format check
@@ -112,10 +110,12 @@ clean: ## Remove build outputs (keeps .venv)
 .PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy
 RELEASE := $(PY) -m tools.release
 
-# Publishing runs the layer checks first; a failed check stops it.
+# Publishing runs the layer checks first; a failed check stops it. The deps layer zip is
+# rebuilt only when Pipfile changed (a zip for another RUNTIME/ARCH fails the checks);
+# the model layer is always repackaged from MODEL_SRC.
 LAYER_CHECKS := $(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH)
 
-publish-deps-layer: deps-layer $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and publish build/layers/deps-layer.zip as a new dependencies layer version
+publish-deps-layer: $(DEPS_LAYER) $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and publish build/layers/deps-layer.zip as a new dependencies layer version
 	$(LAYER_CHECKS)
 	$(RELEASE) publish-deps-layer --zip $(DEPS_LAYER)
 
@@ -142,7 +142,7 @@ deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_
 # deployed function (deploy.toml's name; its memory size is restored afterwards).
 # COST_ARGS passes further options, e.g. COST_ARGS="--repeat 30 --latency-target-ms 500".
 .PHONY: cost-experiment
-cost-experiment: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Cost per 50k-record ingest by batch/memory size and break-even vs SageMaker into build/cost (TARGET=local|aws)
+cost-experiment: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Cost per ingest by batch/memory size, break-even vs SageMaker, into build/cost (TARGET=local|aws)
 	$(PY) -m tools.cost --target $(or $(TARGET),local) --out build/cost $(COST_ARGS)
 
 # --- SAM template (tools/template.py) ------------------------------------------------
@@ -153,5 +153,4 @@ template: $(STAMP) ## Generate template.yaml (AWS SAM) from deploy.toml
 	$(PY) -m tools.template
 
 validate-template: $(STAMP) ## Check template.yaml against deploy.toml; cfn-lint it as SAM and as translated CloudFormation
-	$(PY) -m tools.template --check
 	$(PY) -m pytest -q tests/test_template.py

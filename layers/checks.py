@@ -37,6 +37,7 @@ from layers.deps_layer import (
     DEFAULT_OUT as DEPS_ZIP,
 )
 from layers.model_layer import DEFAULT_OUT as MODEL_ZIP
+from tools.local.lambda_runtime import extract_tree
 from tools.package_function import DEFAULT_OUT as FUNCTION_ZIP
 from tools.release.deps_zip import layer_versions
 
@@ -177,17 +178,6 @@ print(json.dumps({"init_s": init, "predictions": len(response["predictions"]),
                   "outside": sorted({m.__file__.split("/site-packages/")[0] for m in list(sys.modules.values())
                                      if getattr(m, "__file__", None) and "site-packages" in m.__file__})}))
 """
-
-
-def extract_tree(function_zip: Path, layers: list[Path], root: Path) -> tuple[Path, Path]:
-    """Extract like Lambda: the function to ``task/``, the layers in order to ``opt/``."""
-    task, opt = root / "task", root / "opt"
-    with zipfile.ZipFile(function_zip) as zf:
-        zf.extractall(task)
-    for layer in layers:
-        with zipfile.ZipFile(layer) as zf:
-            zf.extractall(opt)
-    return task, opt
 
 
 def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:

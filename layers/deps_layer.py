@@ -10,8 +10,9 @@ manylinux tag the runtime's glibc accepts listed explicitly, ``--implementation 
 Then it slims only what is proven unneeded (test suites outside numpy, C headers and
 sources, type stubs, console scripts), precompiles bytecode for the target Python when
 the local interpreter is that Python (Lambda's ``/opt`` is read-only, so a layer without
-bytecode compiles at every cold start), and zips ``python/…``. Extension modules and
-``*.libs/`` are never stripped. ``layers.checks`` then proves the result loads.
+bytecode compiles at every cold start), and zips ``python/…``. The packages' own extension
+modules are stripped of symbols when this machine has a ``strip`` for the layer's
+architecture; ``*.libs/`` never is. ``layers.checks`` then proves the result loads.
 
 Usage: ``python -m layers.deps_layer [--runtime python3.12] [--arch x86_64]``
 """
@@ -83,7 +84,7 @@ def runtime_pins(pipfile: Path = ROOT / "Pipfile") -> list[str]:
 
 
 def python_version(runtime: str) -> str:
-    """``python3.11`` -> ``3.11``, after checking the runtime is a Lambda Python runtime."""
+    """``python3.12`` -> ``3.12``, after checking the runtime is a Lambda Python runtime."""
     if runtime not in RUNTIME_GLIBC:
         raise BuildError(f"RUNTIME={runtime} is not a Lambda Python runtime; use one of {', '.join(RUNTIME_GLIBC)}")
     return runtime.removeprefix("python")
@@ -176,28 +177,23 @@ def install_with_docker(target: Path, runtime: str, arch: str, pins: list[str]) 
     )
 
 
-def slim(site: Path) -> list[Path]:
-    """Delete what no import needs; return what was removed."""
-    removed = []
+def slim(site: Path) -> None:
+    """Delete what no import needs."""
     for rel in UNNEEDED_DIRS:
         if (site / rel).exists():
             shutil.rmtree(site / rel)
-            removed.append(site / rel)
     for path in sorted(site.rglob("*"), reverse=True):
         if not path.exists():
             continue
         top = path.relative_to(site).parts[0]
         if path.is_dir() and path.name in TEST_DIRS and top not in KEEP_TESTS_IN:
             shutil.rmtree(path)
-            removed.append(path)
         elif path.is_file() and path.suffix in UNNEEDED_SUFFIXES:
             path.unlink()
-            removed.append(path)
-    return removed
 
 
-def strip_extensions(site: Path, arch: str) -> int:
-    """``strip --strip-unneeded`` the packages' own extension modules; return bytes saved.
+def strip_extensions(site: Path, arch: str) -> None:
+    """``strip --strip-unneeded`` the packages' own extension modules.
 
     Done only with a ``strip`` for the layer's architecture (this machine's), and never
     inside ``*.libs/``. ``layers.checks`` smoke-tests the result.
@@ -206,12 +202,10 @@ def strip_extensions(site: Path, arch: str) -> int:
 
     strip = shutil.which("strip")
     if strip is None or ARCH_TAG[arch] != platform.machine():
-        return 0
-    modules = [p for pkg in STRIP_PACKAGES for p in (site / pkg).rglob("*.so")]
-    before = sum(p.stat().st_size for p in modules)
+        return
+    modules = [str(p) for pkg in STRIP_PACKAGES for p in (site / pkg).rglob("*.so")]
     for start in range(0, len(modules), 200):
-        subprocess.run([strip, "--strip-unneeded", *map(str, modules[start : start + 200])], check=True)
-    return before - sum(p.stat().st_size for p in modules)
+        subprocess.run([strip, "--strip-unneeded", *modules[start : start + 200]], check=True)
 
 
 def compile_bytecode(site: Path, runtime: str) -> bool:

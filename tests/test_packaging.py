@@ -113,9 +113,9 @@ def test_tabular_folder_with_options_gets_a_manifest(tmp_path):
     fit_tabular(src)
     out = tmp_path / "layer.zip"
 
-    args = ("--src", str(src), "--out", str(out), "--name", "churn", "--version", "3")
-    args += ("--pipeline", "scaler.joblib,classifier.joblib", "--features", "a,b,c")
-    proc = run_model_layer(*args)
+    options = ("--src", str(src), "--out", str(out), "--name", "churn")
+    options += ("--pipeline", "scaler.joblib,classifier.joblib", "--features", "a,b,c")
+    proc = run_model_layer(*options, "--version", "3")
 
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((src / "manifest.json").read_text())
@@ -137,10 +137,9 @@ def test_tabular_folder_with_options_gets_a_manifest(tmp_path):
     assert predictions.labels == [1, 0]
 
     # Re-running the same command checks the folder against the manifest it now has...
-    assert run_model_layer(*args).returncode == 0
+    assert run_model_layer(*options, "--version", "3").returncode == 0
     # ...but options that contradict it are not ignored silently.
-    assert args[6:8] == ("--version", "3")
-    proc = run_model_layer(*args[:7], "4", *args[8:])
+    proc = run_model_layer(*options, "--version", "4")
     assert proc.returncode == 2
     assert "--version 4 but the manifest has 3" in proc.stderr
     assert json.loads((src / "manifest.json").read_text())["version"] == "3"

@@ -147,9 +147,11 @@ def env(clients, tmp_path):
 
 
 def _zip(path: Path, files: dict[str, bytes]) -> Path:
+    """Same files, same bytes: a fixed timestamp (writestr with a name stamps the current time,
+    so two builds a second apart would differ and defeat the reuse-by-sha256 tests)."""
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     return path
 
 

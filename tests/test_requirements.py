@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 from inference.manifest import TRACKED_LIBRARIES
+
+from layers.deps_layer import runtime_pins
+from tools.settings import DEFAULT_PATH, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>[^\s;#]+)$")
@@ -63,8 +67,11 @@ def test_requirements_and_pipfile_pin_the_same_versions():
     assert differing == {}
 
 
-def test_pipfile_python_matches_the_runtime_the_pins_were_chosen_for():
-    assert pipfile()["requires"]["python_version"] == "3.12"
+def test_pipfile_python_is_the_runtime_and_the_venv_python():
+    # The pins are chosen for deploy.toml's runtime, whose Python trains the model and compiles the layer.
+    python = pipfile()["requires"]["python_version"]
+    assert load_settings(DEFAULT_PATH).function.runtime == f"python{python}"
+    assert "{}.{}".format(*sys.version_info[:2]) == python
 
 
 def test_runtime_packages_cover_the_libraries_a_manifest_tracks():
@@ -72,10 +79,10 @@ def test_runtime_packages_cover_the_libraries_a_manifest_tracks():
     assert {canonical(lib) for lib in TRACKED_LIBRARIES if lib != "python"} <= runtime
 
 
-def test_runtime_pins_are_what_the_venv_has_installed():
-    installed = {name: metadata.version(name) for name in pipfile_section("packages")}
-    pinned = {name: version for name, (version, _) in pipfile_section("packages").items()}
-    assert installed == pinned
+def test_the_layer_pins_are_what_the_venv_has_installed():
+    pinned = dict(pin.split("==") for pin in runtime_pins())  # what make deps-layer installs
+    assert {canonical(name) for name in pinned} == set(pipfile_section("packages"))
+    assert {name: metadata.version(name) for name in pinned} == pinned
 
 
 def test_reference_model_was_built_with_the_runtime_pins():
@@ -87,3 +94,4 @@ def test_reference_model_was_built_with_the_runtime_pins():
     for lib in TRACKED_LIBRARIES:
         if lib != "python":
             assert libraries[lib] == pinned[canonical(lib)][0], lib
+    assert libraries["python"].startswith(pipfile()["requires"]["python_version"] + ".")

@@ -181,8 +181,7 @@ def repo_case() -> Case:
 
 
 def test_template_yaml_is_what_deploy_toml_generates(capsys: pytest.CaptureFixture[str]) -> None:
-    assert TEMPLATE.read_text(encoding="utf-8") == render(load_settings(DEFAULT_PATH)), "run `make template`"
-    assert main(["--check", "--settings", str(DEFAULT_PATH)]) == 0
+    assert main(["--check", "--settings", str(DEFAULT_PATH)]) == 0, capsys.readouterr().err
 
 
 def test_check_fails_on_a_stale_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

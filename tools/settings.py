@@ -26,11 +26,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from layers.deps_layer import DEFAULT_RUNTIME, RUNTIME_GLIBC
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATH = ROOT / "deploy.toml"
 ENV_VAR = "DEPLOY_SETTINGS"
 
-RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+#: Lambda's Python runtimes: those the dependencies layer can be built for.
+RUNTIMES = tuple(RUNTIME_GLIBC)
 ARCHITECTURES = ("x86_64", "arm64")
 SOURCE_TYPES = ("kinesis", "dynamodb")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
@@ -88,7 +91,7 @@ class FunctionSettings:
 
     name: str
     role_arn: str
-    runtime: str = "python3.12"
+    runtime: str = DEFAULT_RUNTIME
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     memory_mb: int = 1024
     timeout_s: int = 60
@@ -226,7 +229,7 @@ def _function(data: Any, path: Path) -> FunctionSettings:
     return FunctionSettings(
         name=t.pattern("name", _FUNCTION_NAME, "a function name (1-64 letters, digits, '-' or '_')"),
         role_arn=t.pattern("role_arn", _ROLE_ARN, "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
-        runtime=t.choice("runtime", RUNTIMES, "python3.12"),
+        runtime=t.choice("runtime", RUNTIMES, DEFAULT_RUNTIME),
         architecture=t.choice("architecture", ARCHITECTURES, "x86_64"),  # type: ignore[arg-type]
         memory_mb=t.integer("memory_mb", 128, 10240, 1024, " MB"),
         timeout_s=t.integer("timeout_s", 1, 900, 60, " seconds"),

@@ -58,7 +58,7 @@ def _scan(zip_path: Path) -> tuple[dict[str, str], set[tuple[str, str]]]:
 def layer_versions(deps_zip: Path) -> dict[str, str]:
     """Package versions in a dependencies layer zip, by normalised project name.
 
-    Versions come from the ``*.dist-info`` folder names (``scikit_learn-1.7.2.dist-info``
+    Versions come from the ``*.dist-info`` folder names (``scikit_learn-1.9.1.dist-info``
     gives ``scikit-learn``), else, for the tracked libraries, from the packages' own
     version files (``sklearn/__init__.py``).
 
@@ -74,7 +74,7 @@ def inspect_deps_zip(zip_path: Path) -> dict[str, str]:
     """Tracked library versions, and where visible the Python and CPU, of a dependencies layer zip.
 
     Versions are those of :func:`layer_versions`. ``python`` and ``arch`` come from
-    extension module names (``*.cpython-311-x86_64-linux-gnu.so``) and are absent when
+    extension module names (``*.cpython-312-x86_64-linux-gnu.so``) and are absent when
     there are none, or when the modules disagree.
 
     Raises

@@ -3,8 +3,8 @@
 A description is a kind, then ``key=value`` pairs whose values are percent-encoded
 (:func:`format_description`), at most 256 characters::
 
-    deps python=3.11 numpy=2.2.6 scipy=1.16.3 scikit-learn=1.7.2 joblib=1.6.0 sha256=<64 hex>
-    model name=rotten-tomatoes-sentiment version=1.0.0 python=3.11 numpy=2.2.6 scipy=1.16.3 scikit-learn=1.7.2 joblib=1.6.0 sha256=<64 hex>
+    deps python=3.12 numpy=2.5.5 scipy=1.18.1 scikit-learn=1.9.1 joblib=1.6.0 sha256=<64 hex>
+    model name=rotten-tomatoes-sentiment version=1.0.0 python=3.12 numpy=2.5.5 scipy=1.18.1 scikit-learn=1.9.1 joblib=1.6.0 sha256=<64 hex>
     relink model=rotten-tomatoes-sentiment version=1.0.0 layer=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
 
 The library versions they carry are what :func:`library_mismatches` compares before a
@@ -65,7 +65,7 @@ def parse_description(text: str | None) -> tuple[str, dict[str, str]]:
 
 
 def python_minor(version: str) -> str:
-    """``major.minor`` of a Python version (``3.11.7`` -> ``3.11``)."""
+    """``major.minor`` of a Python version (``3.12.1`` -> ``3.12``)."""
     return ".".join(version.split(".")[:2])
 
 

@@ -115,38 +115,24 @@ def publish_layer(
     return response
 
 
-def publish_layer_once(
-    zip_path: Path,
-    layer_name: str,
-    description: str,
-    runtime: str,
-    arch: str,
-    bucket: str | None,
-    *,
-    clients: Clients,
+def _publish_once(
+    settings: Settings, zip_path: Path, layer_name: str, description: str, clients: Clients
 ) -> PublishResult:
-    """:func:`publish_layer`, unless a version with the same description already exists.
+    """:func:`publish_layer` for the function's runtime and architecture, via its artifact bucket,
+    unless a version with the same description already exists.
 
     The description holds the zip's sha256, so publishing the same zip twice reuses the
     first version instead of adding an identical one.
     """
+    fn = settings.function
     for version in list_layer_versions(clients.lambda_, layer_name):
         if (
             version.get("Description") == description
-            and runtime in version.get("CompatibleRuntimes", [])
-            and arch in version.get("CompatibleArchitectures", [])
+            and fn.runtime in version.get("CompatibleRuntimes", [])
+            and fn.architecture in version.get("CompatibleArchitectures", [])
         ):
             return PublishResult(version["LayerVersionArn"], reused=True)
-    response = publish_layer(zip_path, layer_name, description, runtime, arch, bucket, clients=clients)
-    return PublishResult(response["LayerVersionArn"])
-
-
-def _publish_for_function(
-    settings: Settings, zip_path: Path, layer_name: str, description: str, clients: Clients
-) -> PublishResult:
-    """:func:`publish_layer_once` for the function's runtime and architecture, via its artifact bucket."""
-    fn = settings.function
-    return publish_layer_once(
+    response = publish_layer(
         zip_path,
         layer_name,
         description,
@@ -155,6 +141,7 @@ def _publish_for_function(
         settings.layers.artifact_bucket,
         clients=clients,
     )
+    return PublishResult(response["LayerVersionArn"])
 
 
 def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *, clients: Clients) -> PublishResult:
@@ -188,7 +175,7 @@ def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *,
             f"{fn.architecture}; rebuild with `make deps-layer ARCH={fn.architecture}` or change deploy.toml"
         )
     description = deps_description(want_python, info, sha256_file(zip_path))
-    return _publish_for_function(settings, zip_path, settings.layers.dependencies_name, description, clients)
+    return _publish_once(settings, zip_path, settings.layers.dependencies_name, description, clients)
 
 
 def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, *, clients: Clients) -> PublishResult:
@@ -217,7 +204,7 @@ def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, 
                 "layer: " + "; ".join(problems) + ". Retrain with the pinned requirements, or publish and deploy "
                 "a dependencies layer built from the model's versions"
             )
-    result = _publish_for_function(settings, zip_path, settings.layers.model_name, description, clients)
+    result = _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
     if config is not None:
         result.release = relink(settings, result.layer_arn, clients=clients, action="publish-model-layer")
     return result
