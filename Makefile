@@ -30,7 +30,7 @@ MODEL_LAYER := build/layers/model-layer.zip
 REFERENCE_MODEL := build/model/manifest.json
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train model-layer function-zip events invoke demo bench test lint format clean deps-layer check-layers
+.PHONY: help venv train model-layer function-zip events invoke demo soak bench test lint format clean deps-layer check-layers
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -76,6 +76,10 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json thro
 
 demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
 	$(PY) -m tools.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
+
+FUZZ_CASES ?= 10000
+soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's replay with throttling, killed workers and timeouts, then FUZZ_CASES=10000 hostile events; checks nothing is lost
+	$(PY) -m tools.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES)
 
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)

@@ -25,8 +25,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from tools.local.replay import OUT_DIR, ReplayOptions, format_summary, run_replay
-from tools.settings import SettingsError, load_settings
+from tools.local.replay import OUT_DIR, ReplayOptions, ReplayResult, format_summary, run_replay
+from tools.settings import Settings, SettingsError, load_settings
 
 
 def _stop_on_first_interrupt(signum: int, frame: Any) -> None:
@@ -95,21 +95,35 @@ def main(argv: list[str] | None = None) -> int:
         max_environments=args.environments,
         out_dir=args.out,
     )
-    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
-    bars = _Bars(args.records)
-    try:
-        result = run_replay(options, settings, write_progress=bars.written, progress=bars.handled)
-    except KeyboardInterrupt:
-        bars.close()
-        print("\ndemo: interrupted; the endpoint and the workers are stopped", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, TimeoutError, RuntimeError) as exc:
-        bars.close()
-        print(f"demo: {exc}", file=sys.stderr)
-        return 1
-    bars.close()
+    result, status = replay_with_progress(options, settings, "demo")
+    if result is None:
+        return status
     print(format_summary(result))
     return 0 if result.ok else 1
+
+
+def replay_with_progress(options: ReplayOptions, settings: Settings, prog: str) -> tuple[ReplayResult | None, int]:
+    """:func:`run_replay` with progress bars; Ctrl-C and failures end it cleanly.
+
+    Returns
+    -------
+    (result, status)
+        The result, or ``None`` with the exit status (130 interrupted, 1 failed) once
+        the reason is printed to stderr as ``<prog>: ...``.
+    """
+    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
+    bars = _Bars(options.records)
+    try:
+        return run_replay(options, settings, write_progress=bars.written, progress=bars.handled), 0
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; the endpoint and the workers are stopped", file=sys.stderr)
+        return None, 130
+    except (FileNotFoundError, TimeoutError, RuntimeError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None, 1
+    finally:
+        bars.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ import importlib.metadata
 import json
 import math
 import os
+import random
 import selectors
 import shutil
 import signal
@@ -353,6 +354,8 @@ class _Environment:
         self.proc: subprocess.Popen | None = None
         self.spawned_at = 0.0
         self.peak_kb = 0
+        #: An invocation has been handed to this environment and has not ended.
+        self.invoking = False
         self.log_stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
 
     # --- process
@@ -480,6 +483,14 @@ class _Environment:
 
     def run(self, request_id: str, body: bytes, logs: list[str]) -> _Outcome:
         """Hand the event to the runtime and wait for its outcome, its deadline or its death."""
+        assert self.proc is not None
+        self.invoking = True
+        try:
+            return self._run(request_id, body, logs)
+        finally:
+            self.invoking = False
+
+    def _run(self, request_id: str, body: bytes, logs: list[str]) -> _Outcome:
         assert self.proc is not None
         spec = self.spec
         self.api.submit(Invocation(request_id, body, spec.timeout_s, spec.function_arn, _trace_id()))
@@ -783,6 +794,22 @@ class LocalLambda:
         self._count(outcome.kind, cold, error)
         self._release(env, keep)
         return InvokeResult(payload=payload, error=error, report=report, cold=cold, logs=logs)
+
+    def kill_invoking_environment(self, choose: Callable[[list[Any]], Any] = random.choice) -> bool:
+        """SIGKILL the worker of one environment that is running an invocation (fault injection).
+
+        What happens when a host dies under a function: the invocation in flight ends
+        with ``Runtime.ExitError`` and the environment is discarded, exactly as when the
+        worker crashes by itself. ``choose`` picks among the candidates (seed it for a
+        reproducible run). Returns whether a worker was killed (False: none was busy).
+        """
+        with self._cond:
+            candidates = [env for env in self._all if env.invoking and env.proc is not None]
+        candidates = [env for env in candidates if env.proc.poll() is None]
+        if not candidates:
+            return False
+        choose(sorted(candidates, key=lambda env: env.log_stream)).kill()
+        return True
 
     def _result(self, outcome: _Outcome, request_id: str, logs: list[str]) -> tuple[Any, dict | None]:
         """(payload, error document) of an outcome, with Lambda's error types and messages."""

@@ -44,6 +44,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -54,12 +55,14 @@ from tools.dataset import load_reviews
 from tools.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS, ROOT
 from tools.local.embedded_aws import EmbeddedAWS
 from tools.local.esm import EventSourceMapping, MappingStats
+from tools.local.faults import FaultCounts, FaultPlan, SinkFaults
 from tools.local.lambda_runtime import LocalLambda
 from tools.settings import Settings, load_settings
 
 OUT_DIR = BUILD / "demo"
 SOURCE_NAME = "reviews"
 QUEUE_NAME = "stream-inference-failures"
+QUARANTINE_QUEUE_NAME = "stream-inference-quarantine"
 DEFAULT_RESULTS_TABLE = "stream-inference-results"
 CSV_COLUMNS = ("record_id", "sequence_number", "label", "probability", "model_name", "model_version", "source_arn")
 
@@ -114,6 +117,12 @@ class ReplayOptions:
         The function zip and the layers, in order.
     timeout_s : float
         Give up waiting for the mapping to drain after this long.
+    quarantine_queue : bool
+        Also send poison records to an SQS queue (``QUARANTINE_QUEUE_URL``) and read
+        it back at the end (:attr:`ReplayResult.quarantine_messages`).
+    faults : FaultPlan, optional
+        Inject throttling, worker kills and timeouts into the results table's writes
+        (:mod:`tools.local.faults`; ``make soak``).
     """
 
     records: int = 50_000
@@ -129,6 +138,8 @@ class ReplayOptions:
     function_zip: Path = DEFAULT_FUNCTION
     layer_zips: tuple[Path, ...] = tuple(INVOKE_LAYERS)
     timeout_s: float = 1800.0
+    quarantine_queue: bool = False
+    faults: FaultPlan | None = None
 
 
 # --- the ingest ----------------------------------------------------------------------------
@@ -355,9 +366,15 @@ class FunctionTally:
 
 
 def tally_logs(stats: MappingStats) -> FunctionTally:
-    """Sum the EMF documents; collect the ``record quarantined`` and ``batch scored`` lines."""
+    """Sum the EMF documents; collect the ``record quarantined`` and ``batch scored`` lines.
+
+    Only invocations that returned count: one killed or timed out after its lines were
+    written is delivered again, and its records counted then.
+    """
     tally = FunctionTally()
     for call in stats.invocation_log:
+        if call.result.error is not None:
+            continue
         for line in getattr(call.result, "logs", []):
             if not line.startswith("{"):
                 continue
@@ -424,6 +441,8 @@ class ReplayResult:
     stats: MappingStats
     function: FunctionTally
     predicted: int
+    #: Items in the results table (``predicted`` counts distinct record ids).
+    result_items: int
     skipped: int
     quarantined: int
     given_up: int
@@ -435,6 +454,13 @@ class ReplayResult:
     process_cpu_s: float
     ingest_requests: dict[str, OperationTime]
     replay_requests: dict[str, OperationTime]
+    #: Per shard: the mapping's checkpoint at the end, and the shard's last sequence number.
+    checkpoints: dict[str, str | None] = field(default_factory=dict)
+    shard_ends: dict[str, str | None] = field(default_factory=dict)
+    #: The quarantine queue's messages (parsed), with ``quarantine_queue``.
+    quarantine_messages: list[dict[str, Any]] = field(default_factory=list)
+    #: What was injected, with ``faults``.
+    faults: FaultCounts | None = None
 
     @property
     def lost(self) -> int:
@@ -517,6 +543,10 @@ def run_replay(
     with EmbeddedAWS() as aws, EndpointMeter() as meter:
         aws.create_table(results_table, key="record_id")
         queue_url, queue_arn = aws.create_queue(QUEUE_NAME + suffix)
+        quarantine_env: dict[str, str] = {}
+        if options.quarantine_queue:
+            quarantine_url, _ = aws.create_queue(QUARANTINE_QUEUE_NAME + suffix)
+            quarantine_env = {"QUARANTINE_QUEUE_URL": quarantine_url}
         if options.source == "kinesis":
             source_arn = aws.create_kinesis_stream(source_name, shards=options.shards)
         else:
@@ -544,7 +574,12 @@ def run_replay(
         with LocalLambda(
             options.function_zip,
             list(options.layer_zips),
-            environment={**function.environment, **aws.environment(), "RESULTS_TABLE": results_table},
+            environment={
+                **function.environment,
+                **aws.environment(),
+                "RESULTS_TABLE": results_table,
+                **quarantine_env,
+            },
             memory_mb=function.memory_mb,
             timeout_s=function.timeout_s,
             max_environments=environments,
@@ -555,12 +590,23 @@ def run_replay(
             recorder.invoker = runtime
             if progress is not None:
                 progress(0)
+            faults = SinkFaults(options.faults, results_table) if options.faults else None
             cpu = time.process_time()
-            stats = esm.run_until_drained(
-                expected_records=options.records, timeout_s=options.timeout_s, progress=progress
-            )
+            with faults or nullcontext():
+                if faults is not None:
+                    rng = random.Random(options.faults.seed)
+                    faults.kill = lambda: runtime.kill_invoking_environment(rng.choice)
+                stats = esm.run_until_drained(
+                    expected_records=options.records, timeout_s=options.timeout_s, progress=progress
+                )
             process_cpu_s = time.process_time() - cpu
         replay_requests = _since(meter.snapshot(), after_ingest)
+        checkpoints, shard_ends = esm.checkpoints, stream_ends(aws, options.source, source_arn)
+        quarantine_messages = (
+            [json.loads(body) for body in aws.receive_all(quarantine_env["QUARANTINE_QUEUE_URL"])]
+            if quarantine_env
+            else []
+        )
 
         started = time.perf_counter()
         items = scan_results(aws, results_table)
@@ -585,6 +631,7 @@ def run_replay(
         stats=stats,
         function=tally,
         predicted=len(result_ids),
+        result_items=len(items),
         skipped=tally.metrics["RecordsSkipped"],
         quarantined=len(tally.quarantined),
         given_up=stats.records_to_on_failure + stats.records_discarded,
@@ -596,7 +643,38 @@ def run_replay(
         process_cpu_s=process_cpu_s,
         ingest_requests=ingest_requests,
         replay_requests=replay_requests,
+        checkpoints=checkpoints,
+        shard_ends=shard_ends,
+        quarantine_messages=quarantine_messages,
+        faults=faults.counts if faults is not None else None,
     )
+
+
+def stream_ends(aws: EmbeddedAWS, source: str, arn: str) -> dict[str, str | None]:
+    """Per shard, the sequence number of its last record (``None``: empty), read from
+    the stream itself with ``GetRecords`` from ``TRIM_HORIZON``."""
+    kinesis = source == "kinesis"
+    client = aws.client("kinesis" if kinesis else "dynamodbstreams")
+    if kinesis:
+        shards = [shard["ShardId"] for shard in client.list_shards(StreamARN=arn)["Shards"]]
+    else:
+        shards = [shard["ShardId"] for shard in client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]]
+    ends: dict[str, str | None] = {}
+    for shard in shards:
+        if kinesis:
+            iterator = client.get_shard_iterator(StreamARN=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        else:
+            iterator = client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        position, last = iterator["ShardIterator"], None
+        while position:
+            page = client.get_records(ShardIterator=position, **({"StreamARN": arn} if kinesis else {}))
+            if not page["Records"]:
+                break
+            record = page["Records"][-1]
+            last = record["SequenceNumber"] if kinesis else record["dynamodb"]["SequenceNumber"]
+            position = page.get("NextShardIterator")
+        ends[shard] = last
+    return ends
 
 
 def _count_shards(aws: EmbeddedAWS, source: str, arn: str) -> int:
