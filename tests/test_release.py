@@ -166,7 +166,9 @@ def deps_zip(tmp: Path, sklearn: str = "1.7.2", tag: str = "cpython-311-x86_64")
     return _zip(tmp / f"deps-{sklearn}-{tag}.zip", files)
 
 
-def model_zip(tmp: Path, version: str, sklearn: str = "1.7.2", tamper: bool = False) -> Path:
+def model_zip(
+    tmp: Path, version: str, sklearn: str = "1.7.2", tamper: bool = False, extra: dict[str, bytes] | None = None
+) -> Path:
     """A fake model layer whose manifest lists two artifacts with their sha256."""
     artifacts = {"vectorizer.joblib": f"vec {version}".encode(), "classifier.joblib": f"clf {version}".encode()}
     manifest = {
@@ -195,7 +197,8 @@ def model_zip(tmp: Path, version: str, sklearn: str = "1.7.2", tamper: bool = Fa
         artifacts["classifier.joblib"] += b" swapped"
     files = {"model/manifest.json": json.dumps(manifest).encode()}
     files.update({f"model/{name}": data for name, data in artifacts.items()})
-    return _zip(tmp / f"model-{version}-{sklearn}{'-bad' if tamper else ''}.zip", files)
+    files.update(extra or {})
+    return _zip(tmp / f"model-{version}-{sklearn}{'-bad' if tamper or extra else ''}.zip", files)
 
 
 class Recorder:
@@ -425,6 +428,14 @@ def test_relink_to_a_missing_or_wrong_arn_is_refused_and_changes_nothing(env, ar
 def test_a_model_zip_whose_artifact_does_not_match_its_manifest_is_not_published(env):
     with pytest.raises(ReleaseError, match="classifier.joblib has sha256 .* but the manifest says"):
         publish_model_layer(env["settings"], model_zip(env["tmp"], "1.0.0", tamper=True), clients=env["clients"])
+    assert env["clients"].lambda_.list_layer_versions(LayerName="model-layer")["LayerVersions"] == []
+
+
+def test_a_model_zip_with_files_its_manifest_does_not_list_is_not_published(env):
+    """A python/ folder in a model layer is on the function's import path: code that runs unverified."""
+    smuggled = model_zip(env["tmp"], "1.0.0", extra={"python/numpy/__init__.py": b"import os"})
+    with pytest.raises(ReleaseError, match=r"1 file\(s\) its manifest does not list \(python/numpy/__init__.py\)"):
+        publish_model_layer(env["settings"], smuggled, clients=env["clients"])
     assert env["clients"].lambda_.list_layer_versions(LayerName="model-layer")["LayerVersions"] == []
 
 

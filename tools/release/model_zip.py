@@ -13,7 +13,11 @@ from tools.release.errors import ReleaseError
 
 
 def verify_model_zip(zip_path: Path) -> Manifest:
-    """Check a model layer zip: a valid manifest, and every artifact's sha256 equal to it.
+    """Check a model layer zip: a valid manifest, every artifact's sha256 equal to it, and
+    nothing else in it.
+
+    Anything else would be mounted under ``/opt`` unverified; a ``python/`` folder, for
+    one, is on the function's import path, where its code runs without any pickle.
 
     Parameters
     ----------
@@ -28,7 +32,8 @@ def verify_model_zip(zip_path: Path) -> Manifest:
     Raises
     ------
     ReleaseError
-        On a missing or invalid manifest, a missing artifact or a sha256 mismatch.
+        On a missing or invalid manifest, a missing artifact, a sha256 mismatch or a
+        file the manifest does not list.
     """
     manifest_member = LAYER_PREFIX + MANIFEST_NAME
     try:
@@ -50,6 +55,13 @@ def verify_model_zip(zip_path: Path) -> Manifest:
                         f"{zip_path}: {step['file']} has sha256 {actual} but the manifest says {step['sha256']}; "
                         "refusing to publish an artifact nobody verified. Rebuild with `make model-layer`"
                     )
+            listed = {manifest_member} | {LAYER_PREFIX + step["file"] for step in manifest["pipeline"]}
+            extra = sorted(name for name in names - listed if not name.endswith("/"))
+            if extra:
+                raise ReleaseError(
+                    f"{zip_path} holds {len(extra)} file(s) its manifest does not list ({', '.join(extra[:5])}): "
+                    "everything in a model layer must be verified; rebuild it with `make model-layer`"
+                )
     except (zipfile.BadZipFile, FileNotFoundError) as exc:
         raise ReleaseError(f"{zip_path}: not a readable zip ({exc}); build it with `make model-layer`") from None
     return manifest
