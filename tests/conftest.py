@@ -48,6 +48,7 @@ from inference.sinks import ResultItem
 from layers.model_layer import build_manifest, package_model_layer, write_manifest
 from tools.events import REGION, TABLE_STREAM_ARN, kinesis_record
 from tools.package_function import build_function_zip
+from tools.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_MODEL = ROOT / "build" / "model"
@@ -56,8 +57,6 @@ MODEL_LAYER = ROOT / "build" / "layers" / "model-layer.zip"
 
 TEXT_FIELD = "text"
 TEXT_PIPELINE = ["vectorizer.joblib", "tfidf.joblib", "classifier.joblib"]
-TABULAR_FEATURES = ["a", "b", "c"]
-TABULAR_PIPELINE = ["scaler.joblib", "classifier.joblib"]
 
 _POSITIVE = ["wonderful", "moving", "brilliant", "funny", "beautiful", "inventive", "warm", "delightful", "charming"]
 _NEGATIVE = ["tedious", "boring", "dull", "awful", "bored", "overlong", "clumsy", "lifeless", "tiresome", "dreadful"]
@@ -91,39 +90,6 @@ def make_text_model(out: Path, name: str = "test-sentiment", version: str = "0.0
         joblib.dump(obj, out / file)
     manifest = build_manifest(
         out, name=name, version=version, pipeline=TEXT_PIPELINE, text_field=TEXT_FIELD, metrics=metrics
-    )
-    write_manifest(out, manifest)
-    return out
-
-
-def make_tabular_model(
-    out: Path,
-    features: Sequence[str] = TABULAR_FEATURES,
-    name: str = "test-tabular",
-    version: str = "0.0.1",
-    seed: int = 0,
-) -> Path:
-    """Train StandardScaler -> LogisticRegression on synthetic rows; the label is ``a > 0``."""
-    import joblib
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(300, len(features)))
-    y = (x[:, 0] > 0).astype(int)
-    scaler = StandardScaler().fit(x)
-    classifier = LogisticRegression().fit(scaler.transform(x), y)
-    out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(scaler, out / TABULAR_PIPELINE[0])
-    joblib.dump(classifier, out / TABULAR_PIPELINE[1])
-    manifest = build_manifest(
-        out,
-        name=name,
-        version=version,
-        pipeline=TABULAR_PIPELINE,
-        features=list(features),
-        metrics={"train_accuracy": float(classifier.score(scaler.transform(x), y))},
     )
     write_manifest(out, manifest)
     return out

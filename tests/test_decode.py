@@ -229,7 +229,8 @@ DDB_TEXT_POISON = [
     ("unknown-type", {"text": {"XX": "1"}}, "malformed DynamoDB attribute in NewImage"),
     ("map-not-object", {"text": {"M": "x"}}, "malformed DynamoDB attribute in NewImage"),
     ("list-not-list", {"text": {"L": 5}}, "malformed DynamoDB attribute in NewImage"),
-    ("bad-nested", {"other": {"M": {"k": {"YY": 1}}}, "text": {"S": "x"}}, "malformed DynamoDB attribute in NewImage"),
+    ("bad-nested", {"text": {"M": {"k": {"YY": 1}}}}, "malformed DynamoDB attribute in NewImage"),
+    ("binary-field", {"text": {"B": "aGVsbG8="}}, "malformed DynamoDB attribute in NewImage"),
     ("descriptor-none", {"text": None}, "malformed DynamoDB attribute in NewImage"),
 ]
 
@@ -243,6 +244,34 @@ def test_dynamodb_text_poison(kind: str, image: Any, reason: str) -> None:
     assert d.status == "poison"
     assert reason in d.reason
     assert d.sequence_number == "55"
+
+
+@pytest.mark.parametrize("kind", ["dynamodb", "kinesis"], ids=["dynamodb-stream", "through-kinesis"])
+def test_dynamodb_attributes_the_model_does_not_read_do_not_matter(kind: str) -> None:
+    """Only the model's attributes are read: a binary attribute (base64 text in a Lambda
+    event, which boto3's TypeDeserializer refuses), a malformed one or one nested deeper
+    than the deserializer can recurse elsewhere in the image does not quarantine the record."""
+    deep: dict = {"S": "bottom"}
+    for _ in range(600):
+        deep = {"L": [deep]}
+    image = {
+        "text": {"S": "a fine review"},
+        "photo": {"B": "aGVsbG8="},
+        "thumbs": {"BS": ["aGVsbG8=", "d29ybGQ="]},
+        "other": {"M": {"k": {"YY": 1}}},
+        "deep": deep,
+    }
+    record = ddb_record(image, sequence="55") if kind == "dynamodb" else kinesis_ddb_record(image, 55)
+    d = decode_one(record, kind)
+    assert (d.status, d.value) == ("input", "a fine review")
+
+
+def test_dynamodb_field_nested_too_deeply_is_poison() -> None:
+    deep: dict = {"S": "bottom"}
+    for _ in range(600):
+        deep = {"M": {"k": deep}}
+    d = decode_one(ddb_record({"text": deep}, sequence="55"), "dynamodb")
+    assert (d.status, d.reason) == ("poison", "NewImage is nested too deeply")
 
 
 def test_dynamodb_change_not_an_object_has_no_sequence_number() -> None:
@@ -342,7 +371,8 @@ def test_extract_input_rejects_non_objects_and_reads_text() -> None:
         ({"Records": [{"eventSource": "aws:sqs", "body": "x"}]}, "'aws:sqs'"),
         ({"Records": [{"EventSource": "aws:sns", "Sns": {}}]}, "Records[0] is an object with EventSource, Sns"),
         ({"Records": [1]}, "Records[0] is a int"),
-        ({"Records": [None, kinesis_record("{}", 1)]}, "Records[0] is a NoneType"),
+        ({"Records": [None, "x", {"eventSource": "aws:sqs"}]}, "no record of 3 has eventSource"),
+        ({"Records": [{"eventSource": "aws:secret"}]}, "eventSource an unknown str of 10 characters"),
     ],
     ids=[
         "none",
@@ -355,16 +385,24 @@ def test_extract_input_rejects_non_objects_and_reads_text() -> None:
         "sqs",
         "sns",
         "int",
-        "null-first",
+        "no-stream-record",
+        "hostile-source-not-echoed",
     ],
 )
 def test_unknown_events_raise_unsupported_event_error_naming_what_was_seen(event: Any, named: str) -> None:
     with pytest.raises(UnsupportedEventError) as info:
         classify_event(event)
     assert named in str(info.value)
+    assert "secret" not in str(info.value)
 
 
-def test_known_events_are_classified_by_their_first_record() -> None:
+def test_known_events_are_classified_by_their_first_recognised_record() -> None:
     assert classify_event(kinesis_event(["x"]))[0] == "kinesis"
     assert classify_event(dynamodb_update_event())[0] == "dynamodb"
     assert classify_event({"Records": []}) == ("kinesis", [])
+    # Garbage before the first Kinesis / DynamoDB record does not decide the batch's kind:
+    # it is poison in that batch (see test_fuzz for the whole handler).
+    garbage = [None, "x", [1], {"eventSource": "aws:sqs"}, {"eventSource": None}]
+    assert classify_event({"Records": [*garbage, kinesis_record("{}", 1)]})[0] == "kinesis"
+    ddb = dynamodb_update_event()["Records"][0]
+    assert classify_event({"Records": [*garbage, ddb, kinesis_record("{}", 1)]})[0] == "dynamodb"

@@ -255,7 +255,7 @@ def test_strategies_reach_every_outcome(text_model) -> None:
     """Guard against a vacuous property: the generated batches do reach every state."""
     seen: set[str] = set()
 
-    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
     @given(event=batches("kinesis", "text"), sink_fails=FAILS, quarantine_fails=FAILS)
     def run(event, sink_fails, quarantine_fails) -> None:
         sink, quarantine = FakeSink(fail=failing(sink_fails)), FakeQuarantine(fail=failing(quarantine_fails))

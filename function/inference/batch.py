@@ -81,10 +81,19 @@ def predict_isolating(
     -------
     (results, errors, calls)
         ``results[i]`` is ``(label, probability)`` or ``None`` when input ``i`` fails
-        alone; ``errors`` maps those positions to the error; ``calls`` counts predicts.
+        alone; ``errors`` maps those positions to ``(reason, detail)``: the reason names
+        the exception's type only (it is logged), the detail is its message, which may
+        quote the input (it goes to the quarantine destination only). ``calls`` counts
+        predicts.
+
+    Raises
+    ------
+    ModelFailure
+        Two or more inputs, and every one of them fails alone. The message names the
+        exception's type, never an input.
     """
     results: list[tuple[Any, float | None] | None] = [None] * len(inputs)
-    errors: dict[int, str] = {}
+    errors: dict[int, tuple[str, str]] = {}
     calls = 0
 
     def run(lo: int, hi: int) -> None:
@@ -94,7 +103,7 @@ def predict_isolating(
             out: Predictions = model.predict(inputs[lo:hi])
         except Exception as exc:
             if hi - lo == 1:
-                errors[lo] = f"model raised {type(exc).__name__}: {str(exc)[:200]}"
+                errors[lo] = (f"model raised {type(exc).__name__}", str(exc)[:200])
                 return
             mid = (lo + hi) // 2
             run(lo, mid)
@@ -106,7 +115,7 @@ def predict_isolating(
     if inputs:
         run(0, len(inputs))
     if len(inputs) > 1 and len(errors) == len(inputs):
-        raise ModelFailure(f"model failed on all {len(inputs)} inputs, each alone: {errors[0]}")
+        raise ModelFailure(f"model failed on all {len(inputs)} inputs, each alone: {errors[0][0]}")
     return results, errors, calls
 
 
@@ -156,7 +165,7 @@ def process_batch(
     name, version = model.name, model.version  # looked up once, not once per record
     for position, (rec, outcome) in enumerate(zip(pending, outcomes)):
         if outcome is None:
-            rec.status, rec.reason = "poison", errors[position]
+            rec.status, (rec.reason, rec.detail) = "poison", errors[position]
             poison.append(rec)
         else:
             results.append(
@@ -177,7 +186,7 @@ def process_batch(
     cutoff = len(decoded)
     failed = quarantine.send(
         [
-            QuarantineItem(d.index, d.record_id, d.sequence_number, d.source_arn, d.reason, records[d.index])
+            QuarantineItem(d.index, d.record_id, d.sequence_number, d.source_arn, d.reason, records[d.index], d.detail)
             for d in poison
         ]
     )

@@ -1,7 +1,8 @@
 """Turning each stream record into a model input, a skip, or a poison verdict.
 
 Decoding never raises for a bad record: every record comes back as exactly one
-:class:`DecodedRecord` whose ``status`` says what it is.
+:class:`DecodedRecord` whose ``status`` says what it is. Reasons name what is wrong
+(a field, a type, a byte offset), never the record's values: they are logged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from .events import DYNAMODB_SOURCE, KINESIS_SOURCE, EventKind
+from .events import DYNAMODB_SOURCE, KINESIS_SOURCE, EventKind, describe_source
 from .manifest import TabularInput, TextInput
 
 Status = Literal["input", "skip", "poison"]
@@ -33,23 +34,31 @@ class DecodedRecord:
     status: Status
     #: The model input (a text, or a row of floats) when ``status == "input"``.
     value: Any = None
+    #: Why the record is skipped or poison; logged, so it never quotes the record.
     reason: str = ""
+    #: More about a poison verdict that may quote the record (the model's error message):
+    #: for the quarantine destination only, never logged.
+    detail: str = ""
 
 
 _deserializer = None
 
 
-def _deserialize_image(image: dict[str, Any]) -> dict[str, Any]:
-    """DynamoDB typed attributes -> Python values (boto3's TypeDeserializer).
+def _deserialize_image(image: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The attributes ``names`` of a DynamoDB image, typed -> Python values (boto3's
+    TypeDeserializer); absent ones are left out.
 
-    Imported on first use so that Kinesis-only functions never pay for boto3.
+    Only the attributes the model reads: the others can't make a record unscorable, and
+    some can't be read by TypeDeserializer at all (a Lambda event carries ``B`` and ``BS``
+    values as base64 text, where TypeDeserializer wants bytes). Imported on first use so
+    that Kinesis-only functions never pay for boto3.
     """
     global _deserializer
     if _deserializer is None:
         from boto3.dynamodb.types import TypeDeserializer
 
         _deserializer = TypeDeserializer()
-    return {key: _deserializer.deserialize(value) for key, value in image.items()}
+    return {name: _deserializer.deserialize(image[name]) for name in names if name in image}
 
 
 def extract_input(doc: Any, contract: TextInput | TabularInput, subject: str = "payload") -> tuple[Any, str]:
@@ -98,12 +107,16 @@ def _from_change(change: Any, event_name: Any, contract: TextInput | TabularInpu
         return "poison", None, "'dynamodb' is not an object"
     image = change.get("NewImage")
     if image is None:
-        view = change.get("StreamViewType", "unknown view type")
+        view = change.get("StreamViewType")
+        view = view if isinstance(view, str) and len(view) <= 40 else "unknown view type"
         return "skip", None, f"no NewImage ({view}; KEYS_ONLY or OLD_IMAGE stream)"
     if not isinstance(image, dict):
         return "poison", None, "NewImage is not an object"
     try:
-        doc = _deserialize_image(image)
+        names = [contract["field"]] if contract["kind"] == "text" else contract["features"]
+        doc = _deserialize_image(image, names)
+    except RecursionError:  # M / L nested hundreds deep (DynamoDB itself allows 32 levels)
+        return "poison", None, "NewImage is nested too deeply"
     except Exception as exc:  # TypeError/ValueError/KeyError/AttributeError from bad descriptors
         return "poison", None, f"malformed DynamoDB attribute in NewImage ({type(exc).__name__})"
     value, reason = extract_input(doc, contract)
@@ -124,8 +137,12 @@ def _decode_kinesis(record: dict, contract: TextInput | TabularInput) -> tuple[S
         return "poison", None, f"data is not valid UTF-8 (byte {exc.start})"
     try:
         doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        return "poison", None, f"data is not valid JSON ({str(exc)[:80]})"
+    except json.JSONDecodeError as exc:  # its msg is one of the decoder's fixed phrases
+        return "poison", None, f"data is not valid JSON ({exc.msg} at character {exc.pos})"
+    except RecursionError:
+        return "poison", None, "data is not valid JSON (nested too deeply to read)"
+    except ValueError as exc:  # an integer of more than 4300 digits
+        return "poison", None, f"data is not valid JSON ({type(exc).__name__})"
     if isinstance(doc, dict) and doc.get("eventSource") == DYNAMODB_SOURCE and "dynamodb" in doc:
         # A DynamoDB change delivered through Kinesis Data Streams for DynamoDB.
         return _from_change(doc["dynamodb"], doc.get("eventName"), contract)
@@ -133,10 +150,16 @@ def _decode_kinesis(record: dict, contract: TextInput | TabularInput) -> tuple[S
     return ("poison", None, reason) if reason else ("input", value, "")
 
 
-def _content_id(record: Any) -> str:
+def _content_id(record: Any, index: int) -> str:
     """An id for a record with neither eventID nor sequence number (never sent by Lambda):
-    derived from its content, so two such records don't share a quarantine key."""
-    digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+    derived from its content, so two such records don't share a quarantine key. A record
+    too deeply nested to serialise (only an in-process caller can build one) is named by
+    its type and position instead."""
+    try:
+        content = json.dumps(record, sort_keys=True, default=str)
+    except (RecursionError, ValueError, TypeError):  # too deep, circular, unsortable keys
+        content = f"{type(record).__name__}@{index}"
+    digest = hashlib.sha256(content.encode()).hexdigest()
     return f"unidentified-{digest[:16]}"
 
 
@@ -146,19 +169,21 @@ def decode_records(records: list[Any], kind: EventKind, contract: TextInput | Ta
     out = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            out.append(DecodedRecord(index, _content_id(record), None, "", "poison", reason="record is not an object"))
+            record_id = _content_id(record, index)
+            out.append(DecodedRecord(index, record_id, None, "", "poison", reason="record is not an object"))
             continue
         body = record.get("kinesis" if kind == "kinesis" else "dynamodb")
         seq = body.get("sequenceNumber" if kind == "kinesis" else "SequenceNumber") if isinstance(body, dict) else None
         seq = seq if isinstance(seq, str) and seq else None
         record_id = record.get("eventID")
         if not isinstance(record_id, str) or not record_id:
-            record_id = seq or _content_id(record)
+            record_id = seq or _content_id(record, index)
         arn = record.get("eventSourceARN")
         arn = arn if isinstance(arn, str) else ""
         try:
-            if record.get("eventSource") != expected_source:
-                status, value, reason = "poison", None, f"eventSource {record.get('eventSource')!r} in a {kind} batch"
+            source = record.get("eventSource")
+            if source != expected_source:
+                status, value, reason = "poison", None, f"eventSource {describe_source(source)} in a {kind} batch"
             elif seq is None:
                 status, value, reason = "poison", None, "record has no sequence number"
             elif kind == "kinesis":

@@ -68,23 +68,57 @@ class StreamResponse(TypedDict, total=False):
 
 
 def _describe(event: Any) -> str:
+    """What ``event`` is, without its values (key names only, each cut to 40 characters)."""
     if isinstance(event, dict):
-        keys = ", ".join(sorted(map(str, event))[:8]) or "no keys"
+        keys = ", ".join(sorted(str(key)[:40] for key in event)[:8]) or "no keys"
         return f"an object with {keys}"
     return f"a {type(event).__name__}"
+
+
+#: Event sources Lambda names in ``Records[].eventSource`` (or ``EventSource``): an error
+#: or log line may echo these; any other value could be anything, so only its type is named.
+KNOWN_SOURCES = frozenset(
+    {
+        "aws:kinesis",
+        "aws:dynamodb",
+        "aws:sqs",
+        "aws:sns",
+        "aws:s3",
+        "aws:ses",
+        "aws:kafka",
+        "aws:mq",
+        "aws:rmq",
+        "aws:docdb",
+        "aws:codecommit",
+        "aws:SelfManagedKafka",
+    }
+)
+
+
+def describe_source(source: Any) -> str:
+    """``eventSource`` for a log line or an error: a known source's name (``'aws:sqs'``),
+    else only what kind of value it is, so a hostile value is never repeated."""
+    if isinstance(source, str) and source in KNOWN_SOURCES:
+        return repr(source)
+    if isinstance(source, str):
+        return f"an unknown str of {len(source)} characters"
+    return "None" if source is None else f"a {type(source).__name__}"
 
 
 def classify_event(event: Any) -> tuple[EventKind, list[Any]]:
     """Tell which stream delivered ``event`` and return its records.
 
-    The batch's kind is that of its first record (Lambda never mixes sources in one
-    invocation); a later record of another kind is treated as poison by the decoder.
+    The batch's kind is that of its first record whose ``eventSource`` is
+    ``aws:kinesis`` or ``aws:dynamodb`` (Lambda never mixes sources in one invocation);
+    any other record, a garbage one before it included, is poison for the decoder. An
+    empty ``Records`` list is an empty Kinesis batch.
 
     Raises
     ------
     UnsupportedEventError
-        Naming what was seen instead of ``Records[].eventSource`` = ``aws:kinesis`` or
-        ``aws:dynamodb``.
+        When ``event`` is no stream batch: not an object, no ``Records`` list, or a
+        non-empty one in which no record has a Kinesis or DynamoDB ``eventSource``. The
+        message names what was seen (types and key names, never values).
     """
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
@@ -92,15 +126,17 @@ def classify_event(event: Any) -> tuple[EventKind, list[Any]]:
             "expected a Kinesis or DynamoDB Streams event ({'Records': [...]}) or an HTTP request "
             f"(API Gateway REST or HTTP API proxy, or a function URL), got {_describe(event)}"
         )
+    for record in records:
+        source = record.get("eventSource") if isinstance(record, dict) else None
+        if source == KINESIS_SOURCE:
+            return "kinesis", records
+        if source == DYNAMODB_SOURCE:
+            return "dynamodb", records
     if not records:
         return "kinesis", records
     first = records[0]
     source = first.get("eventSource") if isinstance(first, dict) else None
-    if source == KINESIS_SOURCE:
-        return "kinesis", records
-    if source == DYNAMODB_SOURCE:
-        return "dynamodb", records
     raise UnsupportedEventError(
-        f"unsupported event source {source!r} in Records[0] (expected 'aws:kinesis' or "
-        f"'aws:dynamodb'); Records[0] is {_describe(first)}"
+        f"no record of {len(records)} has eventSource 'aws:kinesis' or 'aws:dynamodb': "
+        f"Records[0] is {_describe(first)} (eventSource {describe_source(source)})"
     )

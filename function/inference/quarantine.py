@@ -5,7 +5,8 @@ wrong-typed field, …). It is taken out of the stream so it never blocks its sh
 and kept with its identifier and reason so nothing is lost silently. Every quarantined
 record gets a WARNING log line (no payload) and counts in ``RecordsQuarantined``
 (:mod:`inference.batch`); the SQS message and the S3 object also carry the raw
-record, so it can be repaired and replayed.
+record (and any detail that may quote it, such as the model's error message), so it
+can be repaired and replayed.
 """
 
 from __future__ import annotations
@@ -31,20 +32,36 @@ class QuarantineItem:
     source_arn: str
     reason: str
     record: Any
+    #: May quote the record (the model's error message): kept here, never logged.
+    detail: str = ""
 
-    def document(self, attach_limit: int | None = MAX_ATTACHED_RECORD_BYTES) -> dict[str, Any]:
-        doc = {
+    def body(self, attach_limit: int | None = MAX_ATTACHED_RECORD_BYTES) -> str:
+        """The destination's JSON document: id, sequence number, source, reason, detail
+        and the raw record.
+
+        The record is serialised once, and spliced in as it is: a record nested as deep
+        as the event parser allows is not nested one level deeper (where ``json.dumps``
+        could hit the recursion limit). Over ``attach_limit`` characters, the record is
+        replaced by ``record_omitted_bytes``; a record that cannot be serialised at all
+        (only an in-process caller can build one) by ``record_omitted``.
+        """
+        doc: dict[str, Any] = {
             "record_id": self.record_id,
             "sequence_number": self.sequence_number,
             "source_arn": self.source_arn,
             "reason": self.reason,
         }
-        raw = json.dumps(self.record, default=str)
-        if attach_limit is None or len(raw) <= attach_limit:
-            doc["record"] = self.record
-        else:
+        if self.detail:
+            doc["detail"] = self.detail
+        try:
+            raw = json.dumps(self.record, default=str)
+        except (RecursionError, ValueError, TypeError) as exc:
+            doc["record_omitted"] = f"not serialisable as JSON ({type(exc).__name__})"
+            return json.dumps(doc, default=str)
+        if attach_limit is not None and len(raw) > attach_limit:
             doc["record_omitted_bytes"] = len(raw)
-        return doc
+            return json.dumps(doc, default=str)
+        return json.dumps(doc, default=str)[:-1] + ', "record": ' + raw + "}"
 
 
 class Quarantine(Protocol):
@@ -69,7 +86,7 @@ class SQSQuarantine:
 
     def send(self, items: list[QuarantineItem]) -> set[int]:
         failed: set[int] = set()
-        for chunk in _sqs_batches([(item, json.dumps(item.document(), default=str)) for item in items]):
+        for chunk in _sqs_batches([(item, item.body()) for item in items]):
             entries = [{"Id": str(n), "MessageBody": body} for n, (_, body) in enumerate(chunk)]
             try:
                 response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
@@ -106,7 +123,7 @@ class S3Quarantine:
     def send(self, items: list[QuarantineItem]) -> set[int]:
         failed: set[int] = set()
         for item in items:
-            body = json.dumps(item.document(attach_limit=None), default=str).encode()
+            body = item.body(attach_limit=None).encode()
             try:
                 self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}{item.record_id}.json", Body=body)
             except Exception as exc:

@@ -1,0 +1,1222 @@
+"""Fuzzing the stream handler with malformed and hostile events.
+
+``python -m tools.fuzz --cases 10000 --seed 1`` drives the real handler,
+``lambda_function.lambda_handler``, in this process, with the environment set as on
+Lambda (``MODEL_DIR`` on the reference text model in ``build/model``; a tiny tabular
+model, trained into a temporary folder, for non-finite features) and canary AWS
+credentials. Each case is one event from a seeded :class:`random.Random`, in one of
+:data:`CATEGORIES`; every record of a generated batch is labelled with what it must
+end as (``predicted``, ``quarantined`` or ``skipped``), by the generator, from what it
+built.
+
+Part of the cases run with a results sink and a quarantine destination that fail on a
+seeded subset of items, so the ``batchItemFailures`` paths are exercised too; the rest
+with the response as the sink and the default quarantine (log lines).
+
+Checks, per case:
+
+* an event with no stream record at all (not an object, no ``Records`` list, or a
+  non-empty one in which no record has eventSource ``aws:kinesis`` / ``aws:dynamodb``)
+  raises :class:`~inference.events.UnsupportedEventError`, counted as *rejected*;
+* anything else returns ``{"batchItemFailures": [...]}`` (strict JSON), whose
+  identifiers are exactly those stream semantics ask for: the sequence numbers of the
+  records from the cutoff on (the first record whose quarantine or result could not be
+  kept, moved back to the nearest record with a sequence number), or ``[{"itemIdentifier":
+  ""}]`` only when no record at or before the failure has one;
+* every record is accounted for exactly once, as its label says before the cutoff:
+  predicted (in the response's ``predictions`` or in the sink), quarantined (a
+  ``record quarantined`` log line with a reason), skipped, or retried (from the cutoff
+  on); the ``batch scored`` log line and the EMF document count the same;
+* no log line or EMF document (INFO and above) carries a canary: every payload text
+  holds one, and so do the AWS credentials in the environment; nor does the
+  :class:`~inference.events.UnsupportedEventError` message of a rejected event.
+
+Any other exception, or an invalid response, is a failure: its event is saved to
+``build/fuzz/failures/<case>.json`` (whole; replay it with ``make invoke EVENT=...``),
+the run goes on, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from tools.events import FIRST_SEQUENCE, REGION, TABLE_STREAM_ARN, kinesis_record
+from tools.tabular_model import make_tabular_model
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_MODEL = ROOT / "build" / "model"
+FAILURES_DIR = ROOT / "build" / "fuzz" / "failures"
+
+#: Every canary starts with this; log lines are searched for it, case-insensitively.
+CANARY = "zqcanary"
+CANARY_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIAZQCANARY00000KEY",
+    "AWS_SECRET_ACCESS_KEY": "zqcanary/Secret+Access/Key0000000000000000",
+    "AWS_SESSION_TOKEN": "zqcanarySessionToken" + "Q" * 40,
+}
+FUNCTION_ENV = {
+    "AWS_LAMBDA_FUNCTION_NAME": "fuzz-inference",
+    "AWS_REGION": REGION,
+    "AWS_DEFAULT_REGION": REGION,
+    "LOG_LEVEL": "INFO",
+    "METRICS_NAMESPACE": "StreamInferenceFuzz",
+}
+
+#: Category -> weight (share of the cases).
+CATEGORIES = {
+    "kinesis-valid": 10,
+    "dynamodb-valid": 9,
+    "event-shapes": 6,
+    "record-shapes": 14,
+    "huge": 3,
+    "deep": 7,
+    "encoding": 9,
+    "non-finite": 10,
+    "dynamodb-types": 10,
+    "duplicates": 8,
+    "mixed": 8,
+    "model-raises": 6,
+}
+OUTCOMES = ("predicted", "quarantined", "skipped", "retried")
+P, Q, S = "predicted", "quarantined", "skipped"
+
+#: Lambda's limits: 6 MB per synchronous event; 1 MB per Kinesis record; 400 KB per item.
+MAX_EVENT_BYTES = 6_000_000
+MAX_KINESIS_DATA = 1_048_576
+MAX_DYNAMODB_STRING = 400_000
+#: Python's json gives up between 1,000 and 1,500 levels: Lambda's runtime parses the
+#: event with it, so no event it hands over is deeper. Generated events stay below this.
+MAX_EVENT_DEPTH = 1_400
+#: Deeper than this, json.loads always raises RecursionError on a payload.
+UNREADABLE_DEPTH = 2_000
+
+_WORDS = [
+    "the",
+    "film",
+    "movie",
+    "story",
+    "acting",
+    "plot",
+    "really",
+    "quite",
+    "this",
+    "is",
+    "and",
+    "its",
+    "wonderful",
+    "moving",
+    "brilliant",
+    "funny",
+    "beautiful",
+    "warm",
+    "delightful",
+    "tedious",
+    "boring",
+    "dull",
+    "awful",
+    "overlong",
+    "clumsy",
+    "lifeless",
+    "dreadful",
+]
+BOOM = "BOOM"
+
+
+# --- generating cases -------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One generated event and what must become of it."""
+
+    number: int
+    category: str
+    event: Any
+    model: str = "text"  # "text", "tabular", or "boom" (text model that raises on BOOM)
+    #: Record labels in its own stream kind; None when the record is garbage anyway.
+    contents: list[str] = field(default_factory=list)
+    #: Indices the results sink fails on (None: the response is the sink).
+    sink_fails: frozenset[int] | None = None
+    #: Indices the quarantine destination fails on (None: the default, log lines).
+    quarantine_fails: frozenset[int] | None = None
+    #: The event must survive a round trip through json (it is nested near the limit).
+    check_json: bool = False
+
+
+class _Gen:
+    """Builds the records of one case; every payload text carries a unique canary."""
+
+    def __init__(self, rng: random.Random, number: int, model: str) -> None:
+        self.rng = rng
+        self.number = number
+        self.model = model
+        self.count = 0
+
+    # - plain values
+
+    def canary(self) -> str:
+        self.count += 1
+        return f"{CANARY}{self.number}r{self.count}"
+
+    def seq(self) -> str:
+        return str(FIRST_SEQUENCE + self.number * 100_000 + self.count * 7 + self.rng.randrange(7))
+
+    def text(self, words: int | None = None) -> str:
+        rng = self.rng
+        chosen = rng.choices(_WORDS, k=words if words is not None else rng.randint(0, 12))
+        chosen.insert(rng.randint(0, len(chosen)), self.canary())
+        extra = rng.choice(["", "", "", " é ✓ 🎬", " \u0000 tab\there", " \ud800 lone surrogate", "\n\r"])
+        return " ".join(chosen) + extra
+
+    def features(self, dynamodb: bool = False) -> list[float]:
+        """Finite rows; DynamoDB numbers stay within its range (1e-130 to 9.99e125)."""
+        rng = self.rng
+        extremes = [1e125, -1e-130] if dynamodb else [1.7e308, -1.7e308, 5e-324]
+        return [rng.choice([rng.uniform(-3, 3), rng.uniform(-1e6, 1e6), 0.0, -0.0, *extremes]) for _ in "abc"]
+
+    def good_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = dict(zip("abc", self.features())) if self.model == "tabular" else {"text": self.text()}
+        for _ in range(self.rng.choice([0, 0, 1, 3])):
+            doc[self.rng.choice(["note", "user", "tags", "n", "text2"])] = self.rng.choice(
+                [self.canary(), [1, self.canary()], {"k": self.canary()}, None, 3.5]
+            )
+        return doc
+
+    def good_image(self) -> dict[str, Any]:
+        rng = self.rng
+        if self.model == "tabular":
+            image: dict[str, Any] = {k: {"N": repr(v)} for k, v in zip("abc", self.features(dynamodb=True))}
+        else:
+            image = {"text": {"S": self.text()}}
+        image["Id"] = {"N": str(rng.randint(0, 10**6))}
+        # Attributes the model does not read, valid or not: they must not matter.
+        for _ in range(rng.choice([0, 1, 2, 4])):
+            image[rng.choice(["Message", "photo", "tags", "meta", "flags", "odd"])] = rng.choice(
+                [
+                    {"S": self.canary()},
+                    {"B": base64.b64encode(self.canary().encode()).decode()},
+                    {"BS": ["aGVsbG8=", "d29ybGQ="]},
+                    {"SS": [self.canary(), "x"]},
+                    {"NS": ["1", "2.5"]},
+                    {"L": [{"S": self.canary()}, {"N": "1"}, {"NULL": True}]},
+                    {"M": {"k": {"S": self.canary()}, "b": {"BOOL": False}}},
+                    {"BOOL": True},
+                    {"NULL": True},
+                    {"XX": self.canary()},
+                    {"N": "not a number"},
+                    {},
+                    "plain",
+                ]
+            )
+        return image
+
+    # - records
+
+    def kinesis(self, payload: bytes | str, seq: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+        seq = seq or self.seq()
+        record = kinesis_record(payload, seq)
+        if event_id is not None:
+            record["eventID"] = event_id
+        return record
+
+    def kinesis_doc(self, doc: Any, **kw: Any) -> dict[str, Any]:
+        return self.kinesis(json.dumps(doc), **kw)
+
+    def ddb(
+        self,
+        image: Any = None,
+        event_name: str = "INSERT",
+        seq: str | None = None,
+        view: str = "NEW_AND_OLD_IMAGES",
+        event_id: str | None = None,
+        old_image: Any = None,
+    ) -> dict[str, Any]:
+        change: dict[str, Any] = {"ApproximateCreationDateTime": 1428537600, "Keys": {"Id": {"N": "101"}}}
+        if image is not None:
+            change["NewImage"] = image
+        if old_image is not None:
+            change["OldImage"] = old_image
+        change.update({"SequenceNumber": seq or self.seq(), "SizeBytes": 26, "StreamViewType": view})
+        return {
+            "eventID": event_id or f"{self.rng.getrandbits(128):032x}",
+            "eventName": event_name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": REGION,
+            "dynamodb": change,
+            "eventSourceARN": TABLE_STREAM_ARN,
+        }
+
+    def routed_doc(self, image: Any, event_name: str = "INSERT") -> dict[str, Any]:
+        """The change document of Kinesis Data Streams for DynamoDB."""
+        change: dict[str, Any] = {"ApproximateCreationDateTime": 1700000000123456, "Keys": {"Id": {"N": "1"}}}
+        if image is not None:
+            change["NewImage"] = image
+        doc = {"awsRegion": REGION, "eventID": "4b25bd0c", "eventName": event_name, "userIdentity": None}
+        doc.update({"recordFormat": "application/json", "tableName": "T", "eventSource": "aws:dynamodb"})
+        doc["dynamodb"] = change
+        return doc
+
+    def routed(self, image: Any, event_name: str = "INSERT", seq: str | None = None) -> dict[str, Any]:
+        """A Kinesis record holding a DynamoDB change."""
+        return self.kinesis_doc(self.routed_doc(image, event_name), seq=seq)
+
+    def good(self, kind: str) -> tuple[Any, str]:
+        if kind == "kinesis":
+            return self.kinesis_doc(self.good_doc()), P
+        name = self.rng.choice(["INSERT", "MODIFY", "MODIFY"])
+        return self.ddb(self.good_image(), name, old_image=self.good_image() if name == "MODIFY" else None), P
+
+    def skip(self, kind: str) -> tuple[Any, str]:
+        rng = self.rng
+        if kind == "kinesis":
+            if rng.random() < 0.5:
+                return self.routed(self.good_image(), "REMOVE"), S
+            return self.routed(None, rng.choice(["INSERT", "MODIFY"])), S
+        choice = rng.randrange(3)
+        if choice == 0:
+            return self.ddb(None, "REMOVE", old_image=self.good_image()), S
+        if choice == 1:
+            return self.ddb(None, rng.choice(["INSERT", "MODIFY"]), view="KEYS_ONLY"), S
+        return self.ddb(None, "MODIFY", view="OLD_IMAGE", old_image=self.good_image()), S
+
+
+def _fill(gen: _Gen, kind: str, n: int) -> tuple[list[Any], list[str]]:
+    """``n`` well-formed records (mostly scored, some skipped)."""
+    pairs = [gen.good(kind) if gen.rng.random() < 0.85 else gen.skip(kind) for _ in range(n)]
+    return [r for r, _ in pairs], [c for _, c in pairs]
+
+
+def _insert(gen: _Gen, records: list[Any], contents: list[str], extra: list[tuple[Any, str]]) -> None:
+    for record, content in extra:
+        at = gen.rng.randint(0, len(records))
+        records.insert(at, record)
+        contents.insert(at, content)
+
+
+def _batch_size(rng: random.Random) -> int:
+    return rng.choice([1, 1, 2, 3, 5, 8, 10, 12, 20, 40, 100])
+
+
+def _gen_valid(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    return _fill(gen, kind, _batch_size(gen.rng))
+
+
+def _gen_event_shapes(gen: _Gen) -> Any:
+    """Events that are no stream batch (rejected), and the empty batch."""
+    rng = gen.rng
+    record, _ = gen.good("kinesis")
+    garbage = [None, gen.canary(), [gen.canary()], 7, {}, {"eventSource": "aws:sqs", "body": gen.canary()}]
+    return rng.choice(
+        [
+            None,
+            5,
+            1.5,
+            gen.canary(),
+            [record],
+            [],
+            {},
+            {"records": [record]},
+            {"Records": None},
+            {"Records": gen.canary()},
+            {"Records": {"0": record}},
+            {"Records": 3},
+            {"Records": []},
+            {"Records": []},
+            {"Records": rng.sample(garbage, rng.randint(1, len(garbage)))},
+            {"Records": [{**record, "eventSource": rng.choice(["aws:sqs", "aws:sns", None, "AWS:KINESIS", 5])}]},
+            {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": gen.canary()}}]},
+            {"requestContext": {"weird": gen.canary()}, "body": gen.canary()},
+        ]
+    )
+
+
+def _mutate(gen: _Gen, record: dict[str, Any], kind: str) -> tuple[Any, str | None]:
+    """Break one thing in a well-formed record; the content label it then has (None: it
+    stays as it was)."""
+    rng = gen.rng
+    body_key = "kinesis" if kind == "kinesis" else "dynamodb"
+    seq_key = "sequenceNumber" if kind == "kinesis" else "SequenceNumber"
+    body = record[body_key]
+    m = rng.randrange(16)
+    if m == 0:
+        return rng.choice([None, gen.canary(), [gen.canary()], 42, True, {}, {"eventSource": f"aws:{kind}"}]), Q
+    if m == 1:
+        del record[body_key]
+        return record, Q
+    if m == 2:
+        record[body_key] = rng.choice([gen.canary(), [], None, 5])
+        return record, Q
+    if m == 3:
+        del body[seq_key]
+        return record, Q
+    if m == 4:
+        body[seq_key] = rng.choice(["", 123, None, [gen.seq()], {"n": 1}, 1.5])
+        return record, Q
+    if m == 5:
+        del record["eventSource"]
+        return record, Q
+    if m == 6:
+        record["eventSource"] = rng.choice(
+            ["aws:sqs", "AWS:KINESIS", "aws:dynamodb " if kind == "dynamodb" else "", 5, None]
+        )
+        return record, Q
+    if m == 7:
+        if rng.random() < 0.5:
+            del record["eventID"]
+        else:
+            record["eventID"] = rng.choice(["", 5, None, ["x"]])
+        return record, None  # identified by its sequence number instead
+    if m == 8:
+        for key in rng.sample(["eventSourceARN", "eventName", "awsRegion", "eventVersion"], rng.randint(1, 3)):
+            if key == "eventName" and kind == "dynamodb":
+                record[key] = rng.choice(["INSERT", "MODIFY", None, 5, "remove"])  # not REMOVE: read the image
+            else:
+                record[key] = rng.choice([None, 5, [], {"x": 1}])
+        return record, None
+    if m == 9:
+        record.clear()  # an object with no keys
+        return record, Q
+    if kind == "kinesis":
+        if m == 10:
+            del body["data"]
+            return record, Q
+        if m == 11:
+            body["data"] = rng.choice([None, 123, [], {"b64": "e30="}, True])
+            return record, Q
+        if m == 12:
+            doc = rng.choice([[1, 2], "text", 3, None, True, {"txt": gen.canary()}, {"text": 5}, {"text": None}])
+            body["data"] = base64.b64encode(json.dumps(doc).encode()).decode()
+            return record, Q
+        if m == 13:
+            body["data"] = base64.b64encode(b"").decode()
+            return record, Q
+        return record, None
+    if m == 10:
+        del body["NewImage"]
+        return record, S
+    if m == 11:
+        body["NewImage"] = None
+        return record, S
+    if m == 12:
+        body["NewImage"] = rng.choice([gen.canary(), [], 5, True])
+        return record, Q
+    if m == 13:
+        record["eventName"] = "REMOVE"
+        return record, S
+    if m == 14:
+        body["NewImage"] = {}
+        return record, Q
+    return record, None
+
+
+def _gen_record_shapes(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, _batch_size(rng))
+    targets = rng.sample(range(len(records)), rng.randint(1, len(records)))
+    if rng.random() < 0.4:
+        targets.append(0)  # garbage first: the batch's kind comes from its first stream record
+    for i in set(targets):
+        if contents[i] != P:
+            continue
+        records[i], content = _mutate(gen, records[i], kind)
+        contents[i] = content or contents[i]
+    return records, contents
+
+
+def _gen_huge(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3]))
+    budget = MAX_EVENT_BYTES - 200_000
+    extra = []
+    while budget > 0 and len(extra) < rng.randint(1, 4):
+        if kind == "kinesis":
+            size = rng.choice([rng.randint(100_000, MAX_KINESIS_DATA - 100), MAX_KINESIS_DATA - 100])
+            shape = rng.randrange(5)
+            if shape == 0 and gen.model == "text":  # a long text of words (slow to score: kept shorter)
+                words = " ".join(rng.choices(_WORDS, k=rng.randint(2_000, 15_000)))
+                payload, content = json.dumps({"text": gen.canary() + " " + words}).encode(), P
+            elif shape == 1 and gen.model == "text":  # one huge token
+                payload, content = json.dumps({"text": gen.canary() + "x" * (size - 60)}).encode(), P
+            elif shape == 2:  # a huge field the model does not read
+                doc = gen.good_doc()
+                doc["blob"] = gen.canary() + "y" * (size - 200)
+                payload, content = json.dumps(doc).encode(), P
+            elif shape == 3:  # huge and invalid UTF-8
+                payload, content = gen.canary().encode() + rng.randbytes(size), Q
+            else:  # huge and no JSON object
+                payload, content = json.dumps([gen.canary()] * (size // 30)).encode(), Q
+            payload = payload[:MAX_KINESIS_DATA] if content == Q else payload
+            record = gen.kinesis(payload)
+            cost = len(record["kinesis"]["data"])
+        else:
+            size = rng.randint(50_000, MAX_DYNAMODB_STRING - 100)
+            image = gen.good_image()
+            if gen.model == "text" and rng.random() < 0.5:
+                image["text"] = {"S": gen.canary() + "z" * size}
+            else:
+                image["big"] = {"S": gen.canary() + "w" * size}
+            record, content = gen.ddb(image), P
+            cost = size
+        budget -= cost
+        if budget > 0:
+            extra.append((record, content))
+    if rng.random() < 0.2:  # many small records instead
+        more = _fill(gen, kind, rng.randint(300, 1500))
+        extra += list(zip(*more))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _nested_list(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _nested_attr(depth: int, leaf: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    value = leaf
+    for _ in range(depth):
+        value = {"M": {"k": value}} if rng.random() < 0.5 else {"L": [value]}
+    return value
+
+
+def _gen_deep(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 4]))
+    extra = []
+    for _ in range(rng.randint(1, 3)):
+        shape = rng.randrange(6)
+        deep = rng.randint(UNREADABLE_DEPTH, 100_000)
+        shallow = rng.randint(1, 100)
+        # The event's own nesting: event, Records, record, body, NewImage, attribute.
+        room = (MAX_EVENT_DEPTH - 8) // 2
+        if kind == "kinesis":
+            if shape == 0:  # a deep JSON array as the payload
+                record, content = gen.kinesis(f'["{gen.canary()}", ' + "[" * deep + "]" * deep + "]"), Q
+            elif shape == 1:  # a good payload with a field nested too deep to read
+                text = json.dumps({"text": gen.canary()})[:-1] + ', "x": ' + "[" * deep + "]" * deep + "}"
+                record, content = gen.kinesis(text), Q
+            elif shape == 2:  # a good payload with a field nested deep but readable
+                doc = gen.good_doc()
+                doc["x"] = _nested_list(shallow, gen.canary())
+                record, content = gen.kinesis_doc(doc), P
+            elif shape == 3:  # the record itself nested near the event parser's limit
+                record, content = gen.good(kind)
+                record["kinesis"]["extra"] = _nested_list(rng.randint(room, 2 * room), gen.canary())
+            elif shape == 4:  # a garbage record that is nothing but nesting
+                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), Q
+            else:  # a DynamoDB change through Kinesis whose image is nested too deep to read
+                levels = deep // 2
+                attr = '{"L": [' * levels + json.dumps({"S": gen.canary()}) + "]}" * levels
+                doc = json.dumps(gen.routed_doc({"text": "DEEP"}))
+                record, content = gen.kinesis(doc.replace('"DEEP"', attr)), Q
+        else:
+            image = gen.good_image()
+            if shape in (0, 1, 2):  # an attribute the model does not read, nested near the limit
+                image["deep"] = _nested_attr(rng.randint(room // 2, room), {"S": gen.canary()}, rng)
+                record, content = gen.ddb(image), P
+            elif shape == 3:  # the model's own attribute nested (too deep for the deserializer, or not)
+                name = "text" if gen.model == "text" else "a"
+                image[name] = _nested_attr(rng.choice([shallow, room]), {"S": gen.canary()}, rng)
+                record, content = gen.ddb(image), Q
+            elif shape == 4:
+                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), Q
+            else:
+                record, content = gen.good(kind)
+                record["dynamodb"]["OldImage"] = {"deep": _nested_attr(room, {"S": gen.canary()}, rng)}
+        extra.append((record, content))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _gen_encoding(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 6]))
+    extra = []
+    for _ in range(rng.randint(1, 4)):
+        if kind == "dynamodb":  # strings are already text in a DynamoDB event: only odd ones
+            image = gen.good_image()
+            if gen.model == "text":
+                image["text"] = {
+                    "S": rng.choice(["\ud800\udfff\ud83c", "\u0000", "", "\ufeff", "é" * 3]) + gen.canary()
+                }
+            extra.append((gen.ddb(image), P))
+            continue
+        canary = gen.canary().encode()
+        good = json.dumps({"text": canary.decode()} if gen.model == "text" else gen.good_doc()).encode()
+        shape = rng.randrange(10)
+        if shape == 0:
+            payload = (
+                b'{"text": "'
+                + canary
+                + rng.choice([b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82"])
+                + b'"}'
+            )
+            extra.append((gen.kinesis(payload), Q))
+        elif shape == 1:
+            extra.append((gen.kinesis(good + rng.choice([b"\x80", b"\xf0\x9f\x8e"])), Q))
+        elif shape == 2:
+            extra.append((gen.kinesis(canary + rng.randbytes(rng.randint(1, 200)) + b"\xff"), Q))
+        elif shape == 3:
+            extra.append((gen.kinesis(b"\xef\xbb\xbf" + good), Q))  # a UTF-8 byte order mark: not JSON
+        elif shape == 4:
+            text = rng.choice(["\\ud800", "\\u0000", "\\udfff\\ud800", "\\u00e9"])
+            extra.append((gen.kinesis(b'{"text": "' + canary + text.encode() + b'"}'), P if gen.model == "text" else Q))
+        else:
+            record = gen.kinesis(good)
+            data = record["kinesis"]["data"]
+            bad = rng.choice(
+                [
+                    data + "!",
+                    "!" + data,
+                    data.rstrip("=") + "A" if data.endswith("=") else data[:-1],
+                    data[: len(data) // 2] + "\n" + data[len(data) // 2 :],
+                    data.replace("+", "-").replace("/", "_") + "-_",
+                    data[:2] + "=" + data[2:],  # padding inside the data
+                    "é" + data,
+                    "\ud800" + data,
+                    data[: len(data) // 2] + " " + data[len(data) // 2 :],
+                ]
+            )
+            record["kinesis"]["data"] = bad
+            extra.append((record, Q))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+_NON_FINITE_TOKENS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1E999", "1" + "0" * 400, "-" + "9" * 350]
+_NON_FINITE_N = ["NaN", "Infinity", "-Infinity", "-NaN", "sNaN", "1e400", "abc", "", "1.5.5"]
+
+
+def _gen_non_finite(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 8]))
+    extra = []
+    for _ in range(rng.randint(1, 5)):
+        values = [repr(v) for v in gen.features()]
+        bad = rng.randrange(3)
+        shape = rng.randrange(4)
+        if kind == "kinesis":
+            if shape < 3:
+                values[bad] = rng.choice(_NON_FINITE_TOKENS)
+                content = Q
+            else:
+                values[bad] = rng.choice(["1e-400", "1.6e308", "-0", "0.0", "12345678901234567890"])
+                content = P
+            text = "{" + ", ".join(f'"{k}": {v}' for k, v in zip("abc", values)) + f', "note": "{gen.canary()}"' + "}"
+            if rng.random() < 0.1:
+                text = '{"a": 1, "b": 2, "c": ' + "9" * 5000 + "}"  # beyond the int digits limit
+                content = Q
+            extra.append((gen.kinesis(text), content))
+        else:
+            image = gen.good_image()
+            if shape < 3:
+                image["abc"[bad]] = rng.choice(
+                    [{"N": rng.choice(_NON_FINITE_N)}, {"S": "1.5"}, {"BOOL": True}, {"NULL": True}, {"L": []}]
+                )
+                content = Q
+            else:
+                image["abc"[bad]] = {
+                    "N": rng.choice(["1e-130", "9.9999e125", "-0", "0", "12345678901234567890123456789"])
+                }
+                content = P
+            extra.append((gen.ddb(image), content))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _wrong_text_attr(gen: _Gen) -> dict[str, Any] | Any:
+    rng = gen.rng
+    return rng.choice(
+        [
+            {"N": "101"},
+            {"N": "not a number"},
+            {"L": [{"S": gen.canary()}]},
+            {"M": {"text": {"S": gen.canary()}}},
+            {"BOOL": True},
+            {"NULL": True},
+            {"SS": [gen.canary()]},
+            {"B": base64.b64encode(gen.canary().encode()).decode()},
+            {"XX": gen.canary()},
+            {"S": 5},
+            {"S": None},
+            {"S": [gen.canary()]},
+            {"M": gen.canary()},
+            {"L": 5},
+            {},
+            gen.canary(),
+            None,
+            [gen.canary()],
+        ]
+    )
+
+
+def _gen_dynamodb_types(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 8]))
+    extra = []
+    for _ in range(rng.randint(1, 5)):
+        image = gen.good_image()
+        if rng.random() < 0.7:
+            if gen.model == "text":
+                image["text"] = _wrong_text_attr(gen)
+            else:
+                image[rng.choice("abc")] = rng.choice([{"S": "1"}, {"L": [{"N": "1"}]}, {"XX": "1"}, None, {}])
+            content = Q
+        else:
+            del image["text" if gen.model == "text" else rng.choice("abc")]
+            content = Q
+        if rng.random() < 0.2:
+            image, content = rng.choice([[gen.canary()], gen.canary(), 5]), Q  # NewImage not an object
+        extra.append((gen.ddb(image) if kind == "dynamodb" else gen.routed(image), content))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _gen_duplicates(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.randint(2, 15))
+    seq_key = ("kinesis", "sequenceNumber") if kind == "kinesis" else ("dynamodb", "SequenceNumber")
+    for _ in range(rng.randint(1, len(records))):
+        i, j = rng.randrange(len(records)), rng.randrange(len(records))
+        what = rng.randrange(3)
+        if what in (0, 2):
+            records[j][seq_key[0]][seq_key[1]] = records[i][seq_key[0]][seq_key[1]]
+        if what in (1, 2):
+            records[j]["eventID"] = records[i]["eventID"]
+    if rng.random() < 0.3:  # the very same record twice
+        i = rng.randrange(len(records))
+        records.insert(i + 1, json.loads(json.dumps(records[i])))
+        contents.insert(i + 1, contents[i])
+    return records, contents
+
+
+def _gen_mixed(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.randint(1, 10))
+    other = "dynamodb" if kind == "kinesis" else "kinesis"
+    extra = []
+    for _ in range(rng.randint(1, 6)):
+        pick = rng.randrange(4)
+        if pick == 0:
+            extra.append(gen.good(other))
+        elif pick == 1:
+            extra.append(gen.skip(kind))
+        elif pick == 2:
+            extra.append(gen.skip(other))
+        else:
+            extra.append((rng.choice([None, {"eventSource": "aws:sqs", "body": gen.canary()}, gen.canary()]), Q))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _gen_model_raises(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 0, 1, 3, 9]))
+    text = f"{BOOM} {gen.text()}"
+    if kind == "kinesis":
+        record = gen.kinesis_doc({"text": text})
+    else:
+        image = gen.good_image()
+        image["text"] = {"S": text}
+        record = gen.ddb(image)
+    _insert(gen, records, contents, [(record, Q)])  # one per batch: two or more would fail it
+    return records, contents
+
+
+_GENERATORS: dict[str, Callable[[_Gen, str], tuple[list[Any], list[str]]]] = {
+    "kinesis-valid": _gen_valid,
+    "dynamodb-valid": _gen_valid,
+    "record-shapes": _gen_record_shapes,
+    "huge": _gen_huge,
+    "deep": _gen_deep,
+    "encoding": _gen_encoding,
+    "non-finite": _gen_non_finite,
+    "dynamodb-types": _gen_dynamodb_types,
+    "duplicates": _gen_duplicates,
+    "mixed": _gen_mixed,
+    "model-raises": _gen_model_raises,
+}
+
+
+def generate(rng: random.Random, number: int) -> Case:
+    """Case ``number``: its category, its event, the labels of its records, and which
+    items its sinks fail on."""
+    category = rng.choices(list(CATEGORIES), weights=list(CATEGORIES.values()))[0]
+    model = "tabular" if category == "non-finite" or (category != "model-raises" and rng.random() < 0.15) else "text"
+    if category == "model-raises":
+        model = "boom"
+    gen = _Gen(rng, number, "tabular" if model == "tabular" else "text")
+    if category == "event-shapes":
+        return Case(number, category, _gen_event_shapes(gen), model)
+    if category == "kinesis-valid":
+        kind = "kinesis"
+    elif category == "dynamodb-valid":
+        kind = "dynamodb"
+    else:
+        kind = rng.choice(["kinesis", "dynamodb"])
+    records, contents = _GENERATORS[category](gen, kind)
+    case = Case(number, category, {"Records": records}, model, contents, check_json=category == "deep")
+    n = len(records)
+    if rng.random() < 0.5:
+        case.sink_fails = frozenset(rng.sample(range(n), min(n, rng.choice([0, 0, 1, 2])))) if n else frozenset()
+    if rng.random() < 0.4:
+        case.quarantine_fails = frozenset(rng.sample(range(n), min(n, rng.choice([0, 1])))) if n else frozenset()
+    return case
+
+
+# --- the sinks the fuzzer gives the function ----------------------------------------------
+
+
+class FlakySink:
+    """A results sink (:class:`~inference.sinks.ResultSink`) that fails on chosen indices."""
+
+    def __init__(self, fails: frozenset[int]) -> None:
+        self.fails = fails
+        self.received: list[int] = []
+        self.written: dict[int, str] = {}
+
+    def write(self, items: list[Any]) -> set[int]:
+        failed = set()
+        for item in items:
+            self.received.append(item.index)
+            if item.index in self.fails:
+                failed.add(item.index)
+            else:
+                self.written[item.index] = item.record_id
+        return failed
+
+
+class FlakyQuarantine:
+    """A quarantine destination that serialises each item as SQS and S3 do (the JSON
+    document with the raw record), and fails on chosen indices."""
+
+    def __init__(self, fails: frozenset[int]) -> None:
+        self.fails = fails
+        self.kept: dict[int, str] = {}
+
+    def send(self, items: list[Any]) -> set[int]:
+        failed = set()
+        for item in items:
+            body = item.body(attach_limit=None if item.index % 2 else 200_000)
+            if not isinstance(body, str):
+                raise TypeError("quarantine body is not a str")
+            if item.index in self.fails:
+                failed.add(item.index)
+            else:
+                self.kept[item.index] = body
+        return failed
+
+
+class RaisingModel:
+    """Wraps a loaded model: ``predict`` raises ValueError quoting the input (as a model's
+    own error might) when any input contains :data:`BOOM`."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def predict(self, inputs: Sequence[Any]) -> Any:
+        for value in inputs:
+            if isinstance(value, str) and BOOM in value:
+                raise ValueError(f"cannot score {value[:80]!r}")
+        return self.model.predict(inputs)
+
+
+# --- checking one case -----------------------------------------------------------------
+
+
+def _seq_of(record: Any, kind: str) -> str | None:
+    """The record's sequence number as Lambda names it (``itemIdentifier``)."""
+    if not isinstance(record, dict):
+        return None
+    body = record.get("kinesis" if kind == "kinesis" else "dynamodb")
+    seq = body.get("sequenceNumber" if kind == "kinesis" else "SequenceNumber") if isinstance(body, dict) else None
+    return seq if isinstance(seq, str) and seq else None
+
+
+def _source_of(record: Any) -> Any:
+    return record.get("eventSource") if isinstance(record, dict) else None
+
+
+@dataclass
+class Expected:
+    """What must come of a stream batch, from the generator's labels and the sinks'
+    chosen failures, by the stream semantics in README ("Retries follow stream semantics")."""
+
+    outcomes: list[str]
+    failures: list[dict[str, str]]
+    ids: list[str | None]  # None: an unidentified record ("unidentified-…")
+    seqs: list[str | None]
+    labels: list[str]
+
+
+def expect(case: Case) -> Expected | None:
+    """None when the event is no stream batch (it must be rejected)."""
+    event = case.event
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        return None
+    sources = [_source_of(r) for r in records]
+    kind = next((s[4:] for s in sources if s in ("aws:kinesis", "aws:dynamodb")), None)
+    if kind is None:
+        if records:
+            return None
+        kind = "kinesis"
+    n = len(records)
+    contents = case.contents or [Q] * n
+    seqs = [_seq_of(r, kind) for r in records]
+    labels = [contents[i] if sources[i] == f"aws:{kind}" and seqs[i] is not None else Q for i in range(n)]
+    ids: list[str | None] = []
+    for record, seq in zip(records, seqs):
+        event_id = record.get("eventID") if isinstance(record, dict) else None
+        ids.append(event_id if isinstance(event_id, str) and event_id else seq)
+    cut = n
+    if case.quarantine_fails is not None:
+        cut = min((i for i in case.quarantine_fails if labels[i] == Q), default=n)
+    if case.sink_fails is not None:
+        cut = min([cut] + [i for i in case.sink_fails if i < cut and labels[i] == P])
+    while cut < n and seqs[cut] is None and cut > 0:
+        cut -= 1
+    if cut < n and seqs[cut] is None:
+        failures, cut = [{"itemIdentifier": ""}], 0
+    else:
+        named = dict.fromkeys(s for s in seqs[cut:] if s is not None)
+        failures = [{"itemIdentifier": s} for s in named]
+    outcomes = [labels[i] if i < cut else "retried" for i in range(n)]
+    return Expected(outcomes, failures, ids, seqs, labels)
+
+
+def _log_docs(text: str) -> list[dict[str, Any]]:
+    docs = []
+    for line in text.splitlines():
+        if line.strip():
+            docs.append(json.loads(line))  # every line the function writes is one JSON object
+    return docs
+
+
+def check(case: Case, expected: Expected, response: Any, logs: str, sink: Any, quarantine: Any) -> list[str]:
+    """Every way the handler's answer to a stream batch is wrong (empty: it is right)."""
+    problems: list[str] = []
+    if not isinstance(response, dict) or not isinstance(response.get("batchItemFailures"), list):
+        return [f"response is not {{'batchItemFailures': [...]}}: {type(response).__name__}"]
+    try:
+        json.dumps(response, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        problems.append(f"response is not strict JSON: {exc}")
+    failures = response["batchItemFailures"]
+    if failures != expected.failures:
+        problems.append(f"batchItemFailures {failures[:5]} != expected {expected.failures[:5]}")
+    batch_seqs = {s for s in expected.seqs if s is not None}
+    if failures != [{"itemIdentifier": ""}] and not all(
+        isinstance(f, dict) and set(f) == {"itemIdentifier"} and f["itemIdentifier"] in batch_seqs for f in failures
+    ):
+        problems.append("an itemIdentifier is not a sequence number of the batch")
+
+    outcomes = expected.outcomes
+    predicted = [i for i, o in enumerate(outcomes) if o == P]
+    if isinstance(sink, FlakySink):
+        if "predictions" in response:
+            problems.append("predictions in the response although a results sink is configured")
+        if not set(predicted) <= set(sink.written):
+            problems.append(f"predicted records not written: {sorted(set(predicted) - set(sink.written))[:5]}")
+        if any(expected.labels[i] != P for i in sink.received):
+            problems.append("the sink got a record that is not to be predicted")
+        if len(sink.received) != len(set(sink.received)):
+            problems.append("a record handed to the sink twice")
+        if any(sink.written[i] != expected.ids[i] for i in sink.written):
+            problems.append("a result's record_id is not the record's eventID / sequence number")
+    else:
+        if "predictions" not in response:
+            problems.append("no predictions in the response although the response is the sink")
+        keys = set(response.get("predictions", {}))
+        may = {expected.ids[i] for i, label in enumerate(expected.labels) if label == P}
+        if not {expected.ids[i] for i in predicted} <= keys <= may:
+            problems.append("response predictions do not match the predicted records")
+        for value in response.get("predictions", {}).values():
+            if set(value) != {"label", "probability"}:
+                problems.append(f"a prediction is not {{label, probability}}: {sorted(value)}")
+                break
+    if isinstance(quarantine, FlakyQuarantine):
+        quarantined = {i for i, o in enumerate(outcomes) if o == Q}
+        if not quarantined <= set(quarantine.kept):
+            problems.append("a quarantined record was not kept by the destination")
+
+    docs = _log_docs(logs)
+    lines = [d for d in docs if "_aws" not in d]
+    emf = [d for d in docs if "_aws" in d]
+    got_q = Counter()
+    for doc in lines:
+        if doc.get("message") == "record quarantined":
+            if doc.get("level") != "WARNING" or not doc.get("reason"):
+                problems.append("a 'record quarantined' line without WARNING level or reason")
+            rid = doc.get("record_id")
+            rid = None if isinstance(rid, str) and rid.startswith("unidentified-") else rid
+            got_q[(rid, doc.get("sequence_number"))] += 1
+    want_q = Counter((expected.ids[i], expected.seqs[i]) for i, o in enumerate(outcomes) if o == Q)
+    if got_q != want_q:
+        problems.append(
+            f"quarantine log lines {sorted(got_q.items(), key=str)[:4]} != expected {sorted(want_q.items(), key=str)[:4]}"
+        )
+    counts = Counter(outcomes)
+    want = {
+        "RecordsIn": len(outcomes),
+        "RecordsPredicted": counts[P],
+        "RecordsSkipped": counts[S],
+        "RecordsQuarantined": counts[Q],
+        "RecordsRetried": counts["retried"],
+    }
+    scored = [d for d in lines if d.get("message") == "batch scored"]
+    if len(scored) != 1 or {k: scored[0].get(k) for k in want} != want:
+        problems.append(f"'batch scored' line(s) {[{k: d.get(k) for k in want} for d in scored]} != {want}")
+    if len(emf) != 1 or {k: emf[0].get(k) for k in want} != want:
+        problems.append("the EMF document's counts differ")
+    return problems
+
+
+def leaks(text: str) -> bool:
+    """Whether ``text`` carries a canary (a payload's, or the credentials')."""
+    lowered = text.lower()
+    return CANARY in lowered or any(v.lower() in lowered for v in CANARY_ENV.values())
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    case: int
+    category: str
+    problem: str
+    saved: str
+
+
+@dataclass
+class FuzzReport:
+    """What a fuzz run saw."""
+
+    cases: int
+    seed: int
+    categories: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    rejected: int = 0
+    empty: int = 0
+    records: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    unhandled: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _captured_logs(buffer: io.StringIO) -> Iterator[None]:
+    """The ``inference`` logger's lines and stdout (the EMF documents) into ``buffer``."""
+    logger = logging.getLogger("inference")
+    handlers = [h for h in logger.handlers if getattr(h, "_inference", False)]
+    streams = [h.setStream(buffer) for h in handlers]
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
+
+
+def _save(directory: Path, case: Case) -> str:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{case.number}.json"
+    try:
+        path.write_text(json.dumps(case.event))
+    except (TypeError, ValueError, RecursionError):
+        path.write_text(json.dumps({"unserialisable_event_repr": repr(case.event)}))
+    return str(path)
+
+
+def run_fuzz(
+    cases: int,
+    seed: int,
+    progress: bool | None = None,
+    failures_dir: Path | str = FAILURES_DIR,
+    model_dir: Path | str = REFERENCE_MODEL,
+) -> FuzzReport:
+    """Run ``cases`` generated events through ``lambda_function.lambda_handler``.
+
+    Parameters
+    ----------
+    cases : int
+        How many events.
+    seed : int
+        Seed of the generator (and of the sinks' failures): the same seed, the same run.
+    progress : bool, optional
+        Show a tqdm progress bar; by default from 1,000 cases on.
+    failures_dir : path
+        Where each failing case's event is saved, as ``<case>.json``.
+    model_dir : path
+        The text model (``MODEL_DIR``); the reference model by default.
+
+    Returns
+    -------
+    FuzzReport
+        Counts by category and outcome, and the failures (empty when all is well).
+    """
+    from inference.app import App
+    from inference.events import UnsupportedEventError
+    from inference.telemetry import setup_logging
+
+    report = FuzzReport(cases, seed)
+    failures_dir = Path(failures_dir)
+    started = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _environment({**CANARY_ENV, **FUNCTION_ENV, "MODEL_DIR": str(model_dir)}),
+    ):
+        tabular_dir = make_tabular_model(Path(tmp) / "tabular")
+        setup_logging(FUNCTION_ENV["LOG_LEVEL"])  # its handler on the real stdout, before capturing
+        init_logs = io.StringIO()
+        with _captured_logs(init_logs):
+            import lambda_function
+
+            saved_app, saved_error = lambda_function.app, lambda_function.init_error
+            text_app = App.from_env(dict(os.environ))
+            apps = {
+                "text": text_app,
+                "tabular": App.from_env({**os.environ, "MODEL_DIR": str(tabular_dir)}),
+                "boom": dataclasses.replace(text_app, model=RaisingModel(text_app.model)),
+            }
+        rng = random.Random(seed)
+        numbers: Any = range(cases)
+        if progress or (progress is None and cases >= 1000):
+            from tqdm import tqdm
+
+            numbers = tqdm(numbers, desc="fuzz", unit="case", file=sys.stderr)
+        try:
+            for number in numbers:
+                case = generate(rng, number)
+                report.categories[case.category] += 1
+                problem = _run_case(case, apps, lambda_function, UnsupportedEventError, report)
+                if problem:
+                    report.failures.append(Failure(number, case.category, problem, _save(failures_dir, case)))
+        finally:
+            lambda_function.app, lambda_function.init_error = saved_app, saved_error
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _run_case(case: Case, apps: dict[str, Any], module: Any, unsupported: type, report: FuzzReport) -> str:
+    """Run one case; the problem found, or ``""``."""
+    if case.check_json:
+        try:
+            json.loads(json.dumps(case.event))
+        except RecursionError:
+            raise AssertionError(f"case {case.number}: generated an event deeper than Lambda can deliver") from None
+    expected = expect(case)
+    app = apps[case.model]
+    sink = FlakySink(case.sink_fails) if case.sink_fails is not None else app.sink
+    quarantine = FlakyQuarantine(case.quarantine_fails) if case.quarantine_fails is not None else app.quarantine
+    module.app, module.init_error = dataclasses.replace(app, sink=sink, quarantine=quarantine), None
+    context = SimpleNamespace(aws_request_id=f"fuzz-{report.seed}-{case.number}", function_name="fuzz-inference")
+    logs = io.StringIO()
+    try:
+        with _captured_logs(logs), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy overflow in extreme but finite rows
+            response = module.lambda_handler(case.event, context)
+    except unsupported as exc:
+        if expected is not None:
+            report.unhandled += 1
+            return f"UnsupportedEventError for a stream batch: {exc}"
+        report.rejected += 1
+        if leaks(str(exc)) or leaks(logs.getvalue()):
+            return "a canary in the UnsupportedEventError message or the logs"
+        return ""
+    except Exception as exc:  # noqa: BLE001 - any other exception is what the fuzzer looks for
+        report.unhandled += 1
+        return f"unhandled {type(exc).__name__}: {str(exc)[:300]}"
+    if expected is None:
+        return f"not a stream batch, but the handler returned {str(response)[:200]}"
+    if not expected.outcomes:
+        report.empty += 1
+    report.records += len(expected.outcomes)
+    report.outcomes.update(expected.outcomes)
+    text = logs.getvalue()
+    try:
+        problems = check(case, expected, response, text, sink, quarantine)
+    except ValueError as exc:  # a log line that is not JSON
+        problems = [f"unreadable log output: {exc}"]
+    if leaks(text):
+        problems.append("a canary (payload text or credential) in the logs")
+    return "; ".join(problems)
+
+
+def format_report(report: FuzzReport) -> str:
+    """A plain-text summary: cases by category, records by outcome, failures, time."""
+    lines = [f"fuzz: {report.cases} cases, seed {report.seed}, {report.seconds:.1f} s"]
+    lines.append("cases by category:")
+    for name in CATEGORIES:
+        lines.append(f"  {name:<16} {report.categories[name]:>6}")
+    lines.append(f"rejected (not a stream batch): {report.rejected}")
+    lines.append(f"empty batches: {report.empty}")
+    lines.append(f"records by outcome ({report.records} in checked batches):")
+    for name in OUTCOMES:
+        lines.append(f"  {name:<16} {report.outcomes[name]:>6}")
+    lines.append(f"unhandled exceptions: {report.unhandled}")
+    lines.append(f"failures: {len(report.failures)}")
+    for failure in report.failures[:20]:
+        lines.append(f"  case {failure.case} ({failure.category}): {failure.problem[:300]} -> {failure.saved}")
+    if len(report.failures) > 20:
+        lines.append(f"  ... and {len(report.failures) - 20} more")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Fuzz the stream handler with malformed and hostile events.")
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--failures-dir", type=Path, default=FAILURES_DIR)
+    parser.add_argument("--model-dir", type=Path, default=REFERENCE_MODEL)
+    args = parser.parse_args(argv)
+    report = run_fuzz(args.cases, args.seed, failures_dir=args.failures_dir, model_dir=args.model_dir)
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
