@@ -68,7 +68,7 @@ def test_a_failing_case_is_saved_whole_and_reported(tmp_path: Path, text_model_d
             expected.failures = [{"itemIdentifier": ""}]
         return expected
 
-    monkeypatch.setattr(fuzz, "expect", wrong)
+    monkeypatch.setattr(fuzz.run, "expect", wrong)
     report = fuzz.run_fuzz(30, seed=1, progress=False, failures_dir=tmp_path, model_dir=text_model_dir)
     assert report.failures
     first = report.failures[0]
