@@ -46,7 +46,8 @@ from inference.quarantine import QuarantineItem
 from inference.sinks import ResultItem
 
 from layers.model_layer import build_manifest, package_model_layer, write_manifest
-from tools.events import REGION, TABLE_STREAM_ARN, kinesis_record
+from tools.events import REGION, kinesis_record
+from tools.events import dynamodb_record as ddb_record  # noqa: F401 (re-exported for the tests)
 from tools.package_function import build_function_zip
 from tools.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
 
@@ -175,34 +176,6 @@ def make_invoke(event_path: Path) -> dict[str, Any]:
 
 
 # --- record builders ---------------------------------------------------------------
-
-
-def ddb_record(
-    new_image: dict[str, Any] | None,
-    sequence: str | None = "100",
-    event_name: str = "INSERT",
-    event_id: str | None = None,
-    view_type: str = "NEW_AND_OLD_IMAGES",
-    old_image: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One DynamoDB Streams record (``sam local generate-event dynamodb update`` shape)."""
-    change: dict[str, Any] = {"Keys": {"Id": {"N": "101"}}, "ApproximateCreationDateTime": 1428537600}
-    if new_image is not None:
-        change["NewImage"] = new_image
-    if old_image is not None:
-        change["OldImage"] = old_image
-    if sequence is not None:
-        change["SequenceNumber"] = sequence
-    change.update({"SizeBytes": 26, "StreamViewType": view_type})
-    return {
-        "eventID": event_id or f"ddb-{sequence}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": REGION,
-        "dynamodb": change,
-        "eventSourceARN": TABLE_STREAM_ARN,
-    }
 
 
 def kinesis_ddb_document(

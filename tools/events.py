@@ -64,6 +64,34 @@ def kinesis_record(
     }
 
 
+def dynamodb_record(
+    new_image: dict[str, Any] | None,
+    sequence: str | None = "100",
+    event_name: str = "INSERT",
+    event_id: str | None = None,
+    view_type: str = "NEW_AND_OLD_IMAGES",
+    old_image: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One DynamoDB Streams record (``sam local generate-event dynamodb update`` shape)."""
+    change: dict[str, Any] = {"Keys": {"Id": {"N": "101"}}, "ApproximateCreationDateTime": 1428537600}
+    if new_image is not None:
+        change["NewImage"] = new_image
+    if old_image is not None:
+        change["OldImage"] = old_image
+    if sequence is not None:
+        change["SequenceNumber"] = sequence
+    change.update({"SizeBytes": 26, "StreamViewType": view_type})
+    return {
+        "eventID": event_id or f"ddb-{sequence}",
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": REGION,
+        "dynamodb": change,
+        "eventSourceARN": TABLE_STREAM_ARN,
+    }
+
+
 def kinesis_event(texts: list[str], field: str = "text", first_sequence: int = FIRST_SEQUENCE) -> dict[str, Any]:
     """A Kinesis batch whose records carry ``{field: text}`` JSON payloads."""
     return {"Records": [kinesis_record(json.dumps({field: t}), first_sequence + i) for i, t in enumerate(texts)]}

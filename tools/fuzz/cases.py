@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.events import FIRST_SEQUENCE, REGION, TABLE_STREAM_ARN, kinesis_record
+from tools.events import FIRST_SEQUENCE, REGION, dynamodb_record, kinesis_record
 
 #: Every canary starts with this; log lines are searched for it, case-insensitively.
 CANARY = "zqcanary"
@@ -183,21 +183,9 @@ class _Gen:
         event_id: str | None = None,
         old_image: Any = None,
     ) -> dict[str, Any]:
-        change: dict[str, Any] = {"ApproximateCreationDateTime": 1428537600, "Keys": {"Id": {"N": "101"}}}
-        if image is not None:
-            change["NewImage"] = image
-        if old_image is not None:
-            change["OldImage"] = old_image
-        change.update({"SequenceNumber": seq or self.seq(), "SizeBytes": 26, "StreamViewType": view})
-        return {
-            "eventID": event_id or f"{self.rng.getrandbits(128):032x}",
-            "eventName": event_name,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": REGION,
-            "dynamodb": change,
-            "eventSourceARN": TABLE_STREAM_ARN,
-        }
+        return dynamodb_record(
+            image, seq or self.seq(), event_name, event_id or f"{self.rng.getrandbits(128):032x}", view, old_image
+        )
 
     def routed_doc(self, image: Any, event_name: str = "INSERT") -> dict[str, Any]:
         """The change document of Kinesis Data Streams for DynamoDB."""
