@@ -1,8 +1,4 @@
-"""Result sinks and quarantines against moto: what lands where, and what is reported for retry.
-
-Uses the reference model in ``build/model`` (``make train``) so these tests do not depend
-on the shared conftest fixtures.
-"""
+"""Result sinks and quarantines against moto: what lands where, and what is reported for retry."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ import base64
 import json
 import logging
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,27 +14,17 @@ from botocore.exceptions import ClientError
 from inference import sinks
 from inference.app import App, ConfigError
 from inference.batch import process_batch
-from inference.model import LoadedModel, load_model
 from inference.quarantine import MAX_ATTACHED_RECORD_BYTES, QuarantineItem, S3Quarantine, SQSQuarantine
 from inference.sinks import BATCH_ATTEMPTS, DynamoDBSink, KinesisSink, ResultItem, S3Sink
 from moto import mock_aws
 
 from tools.events import SAMPLE_TEXTS, kinesis_event, kinesis_record
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL_DIR = ROOT / "build" / "model"
 REGION = "us-east-1"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:123456789012:stream/reviews"
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    if not (MODEL_DIR / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    return load_model(MODEL_DIR)
 
 
 @pytest.fixture
@@ -145,11 +130,11 @@ def test_dynamodb_sink_writes_one_typed_item_per_record(aws):
     assert "index" not in first
 
 
-def test_dynamodb_retried_batch_overwrites_instead_of_duplicating(aws, model):
+def test_dynamodb_retried_batch_overwrites_instead_of_duplicating(aws, text_model):
     create_results_table()
     event = kinesis_event(texts(30))
     for _ in range(2):
-        response, report = process_batch(event, model, DynamoDBSink("results"), _NoQuarantine())
+        response, report = process_batch(event, text_model, DynamoDBSink("results"), _NoQuarantine())
         assert response == {"batchItemFailures": []}
         assert report.predicted == list(range(30))
 
@@ -157,9 +142,9 @@ def test_dynamodb_retried_batch_overwrites_instead_of_duplicating(aws, model):
     assert len(rows) == 30
     assert {row["record_id"] for row in rows} == {r["eventID"] for r in event["Records"]}
     for row in rows:
-        assert row["label"] in model.manifest["classes"]
+        assert row["label"] in text_model.manifest["classes"]
         assert Decimal("0.5") <= row["probability"] <= 1
-        assert (row["model_name"], row["model_version"]) == (model.name, model.version)
+        assert (row["model_name"], row["model_version"]) == (text_model.name, text_model.version)
 
 
 def _unprocessing_client(real: Any, keep_back: set[str], once: bool = False) -> Wrapped:
@@ -181,13 +166,13 @@ def _unprocessing_client(real: Any, keep_back: set[str], once: bool = False) -> 
     return wrapped
 
 
-def test_dynamodb_unprocessed_items_are_reported_and_cut_the_batch(aws, model):
+def test_dynamodb_unprocessed_items_are_reported_and_cut_the_batch(aws, text_model):
     create_results_table()
     event = kinesis_event(texts(6))
     ids = [r["eventID"] for r in event["Records"]]
     client = _unprocessing_client(boto3.client("dynamodb"), {ids[2], ids[4]})
 
-    response, report = process_batch(event, model, DynamoDBSink("results", client=client), _NoQuarantine())
+    response, report = process_batch(event, text_model, DynamoDBSink("results", client=client), _NoQuarantine())
 
     # Every attempt asked again for exactly the items still unprocessed.
     assert len(client.calls) == BATCH_ATTEMPTS
@@ -228,7 +213,7 @@ def test_dynamodb_unprocessed_once_then_written_is_not_a_failure(aws):
     assert len(scan_all("results")) == 5
 
 
-def test_dynamodb_throttling_error_retries_every_record(aws, model):
+def test_dynamodb_throttling_error_retries_every_record(aws, text_model):
     def throttled(**kwargs):
         raise ClientError(
             {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
@@ -238,7 +223,7 @@ def test_dynamodb_throttling_error_retries_every_record(aws, model):
     client = Wrapped(boto3.client("dynamodb"), batch_write_item=throttled)
     event = kinesis_event(texts(5))
 
-    response, report = process_batch(event, model, DynamoDBSink("results", client=client), _NoQuarantine())
+    response, report = process_batch(event, text_model, DynamoDBSink("results", client=client), _NoQuarantine())
 
     assert response["batchItemFailures"] == [{"itemIdentifier": s} for s in sequences(event)]
     assert report.retry == list(range(5))
@@ -327,13 +312,13 @@ def test_kinesis_transient_failure_is_retried_without_duplicates(aws):
     assert keys == ["rec-000", "rec-001", "rec-002", "rec-003"]
 
 
-def test_kinesis_partial_failure_through_process_batch(aws, model):
+def test_kinesis_partial_failure_through_process_batch(aws, text_model):
     _create_stream()
     event = kinesis_event(texts(5))
     ids = [r["eventID"] for r in event["Records"]]
     client = _failing_put_records(boto3.client("kinesis"), {ids[3]})
 
-    response, report = process_batch(event, model, KinesisSink("predictions", client=client), _NoQuarantine())
+    response, report = process_batch(event, text_model, KinesisSink("predictions", client=client), _NoQuarantine())
 
     assert response["batchItemFailures"] == [{"itemIdentifier": s} for s in sequences(event)[3:]]
     assert report.predicted == [0, 1, 2]
@@ -355,14 +340,14 @@ def _objects(bucket: str) -> list[str]:
     return [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])]
 
 
-def test_s3_sink_one_jsonl_object_per_batch_and_redelivery_overwrites(aws, model):
+def test_s3_sink_one_jsonl_object_per_batch_and_redelivery_overwrites(aws, text_model):
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="results")
     event = _stream_event(5)
     first_id = event["Records"][0]["eventID"]
 
     for _ in range(2):
-        response, _ = process_batch(event, model, S3Sink("results", prefix="out/"), _NoQuarantine())
+        response, _ = process_batch(event, text_model, S3Sink("results", prefix="out/"), _NoQuarantine())
         assert response == {"batchItemFailures": []}
 
     assert _objects("results") == [f"out/reviews/{first_id}.jsonl"]
@@ -370,8 +355,8 @@ def test_s3_sink_one_jsonl_object_per_batch_and_redelivery_overwrites(aws, model
     lines = [json.loads(line) for line in body.splitlines()]
     assert [line["record_id"] for line in lines] == [r["eventID"] for r in event["Records"]]
     assert [line["sequence_number"] for line in lines] == sequences(event)
-    assert all(line["label"] in model.manifest["classes"] for line in lines)
-    assert all(line["model_version"] == model.version for line in lines)
+    assert all(line["label"] in text_model.manifest["classes"] for line in lines)
+    assert all(line["model_version"] == text_model.version for line in lines)
     assert body.endswith("\n")
 
 
@@ -420,14 +405,14 @@ def _recording(real: Any) -> Wrapped:
     return wrapped
 
 
-def test_sqs_quarantine_sends_id_reason_and_raw_record(aws, model):
+def test_sqs_quarantine_sends_id_reason_and_raw_record(aws, text_model):
     sqs, url = _create_queue()
     bad = kinesis_record(b"\xff not json", 2000, source_arn=STREAM_ARN)
     wrong = kinesis_record(json.dumps({"review": "no text field"}), 2001, source_arn=STREAM_ARN)
     good = kinesis_record(json.dumps({"text": SAMPLE_TEXTS[0]}), 2002, source_arn=STREAM_ARN)
     event = {"Records": [bad, good, wrong]}
 
-    response, report = process_batch(event, model, sinks.ResponseSink(), SQSQuarantine(url))
+    response, report = process_batch(event, text_model, sinks.ResponseSink(), SQSQuarantine(url))
 
     assert response["batchItemFailures"] == []
     assert report.quarantined == [0, 2]
@@ -475,7 +460,7 @@ def test_sqs_quarantine_batches_respect_count_and_size_limits(aws):
     assert sorted(m["record_id"] for m in received) == sorted(i.record_id for i in items)
 
 
-def test_sqs_failed_entry_reports_that_index(aws, model):
+def test_sqs_failed_entry_reports_that_index(aws, text_model):
     _, url = _create_queue()
     real = boto3.client("sqs")
 
@@ -494,7 +479,7 @@ def test_sqs_failed_entry_reports_that_index(aws, model):
     records = [kinesis_record(json.dumps({"text": t}), 3000 + i, source_arn=STREAM_ARN) for i, t in enumerate(texts(6))]
     records[1] = kinesis_record("not json", 3001, source_arn=STREAM_ARN)
     records[3] = kinesis_record("[1, 2]", 3003, source_arn=STREAM_ARN)
-    response, report = process_batch({"Records": records}, model, sinks.ResponseSink(), SQSQuarantine(url, client))
+    response, report = process_batch({"Records": records}, text_model, sinks.ResponseSink(), SQSQuarantine(url, client))
     assert response["batchItemFailures"] == [{"itemIdentifier": str(3000 + i)} for i in range(3, 6)]
     assert report.quarantined == [1]
     assert report.predicted == [0, 2]
@@ -521,7 +506,7 @@ def test_s3_quarantine_one_object_per_record(aws):
 # --------------------------------------------------------------------------- DynamoDB Streams end to end
 
 
-def test_dynamodb_stream_scored_end_to_end(aws, model, restore_logging):
+def test_dynamodb_stream_scored_end_to_end(aws, text_model, text_model_dir, restore_logging):
     ddb = boto3.client("dynamodb")
     source = ddb.create_table(
         TableName="reviews",
@@ -558,7 +543,7 @@ def test_dynamodb_stream_scored_end_to_end(aws, model, restore_logging):
     event = json.loads(json.dumps({"Records": records}))
     assert [r["eventName"] for r in records] == ["INSERT"] * 4 + ["MODIFY", "REMOVE"]
 
-    app = App.from_env({"MODEL_DIR": str(MODEL_DIR), "RESULTS_TABLE": "results"})
+    app = App.from_env({"MODEL_DIR": str(text_model_dir), "RESULTS_TABLE": "results"})
     response = app.handle(event)
 
     assert response == {"batchItemFailures": []}
@@ -569,7 +554,7 @@ def test_dynamodb_stream_scored_end_to_end(aws, model, restore_logging):
         row = rows[record["eventID"]]
         assert row["sequence_number"] == record["dynamodb"]["SequenceNumber"]
         assert row["source_arn"] == stream_arn
-        assert row["label"] in model.manifest["classes"]
+        assert row["label"] in text_model.manifest["classes"]
         assert isinstance(row["probability"], Decimal)
 
 
@@ -584,9 +569,9 @@ def test_dynamodb_stream_scored_end_to_end(aws, model, restore_logging):
         ({"QUARANTINE_QUEUE_URL": "q", "QUARANTINE_BUCKET": "b"}, ("QUARANTINE_QUEUE_URL", "QUARANTINE_BUCKET")),
     ],
 )
-def test_conflicting_destinations_are_a_config_error(aws, restore_logging, env, named):
+def test_conflicting_destinations_are_a_config_error(aws, text_model_dir, restore_logging, env, named):
     with pytest.raises(ConfigError) as excinfo:
-        App.from_env({"MODEL_DIR": str(MODEL_DIR), **env})
+        App.from_env({"MODEL_DIR": str(text_model_dir), **env})
     message = str(excinfo.value)
     assert message.startswith("set at most one of")
     found = message.split("found", 1)[1]
@@ -594,6 +579,6 @@ def test_conflicting_destinations_are_a_config_error(aws, restore_logging, env, 
         assert name in found
 
 
-def test_an_unknown_log_level_is_a_config_error():
+def test_an_unknown_log_level_is_a_config_error(text_model_dir):
     with pytest.raises(ConfigError, match=r"LOG_LEVEL='VERBOSE' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"):
-        App.from_env({"MODEL_DIR": str(MODEL_DIR), "LOG_LEVEL": "verbose"})
+        App.from_env({"MODEL_DIR": str(text_model_dir), "LOG_LEVEL": "verbose"})

@@ -74,7 +74,7 @@ class BatchReport:
 
 def predict_isolating(
     model: LoadedModel, inputs: list[Any]
-) -> tuple[list[tuple[Any, float | None] | None], dict[int, str], int]:
+) -> tuple[list[tuple[Any, float | None] | None], dict[int, tuple[str, str]], int]:
     """Predict ``inputs`` in one call; if it raises, bisect to find the inputs at fault.
 
     Returns
@@ -183,16 +183,15 @@ def process_batch(
     poison.sort(key=lambda d: d.index)
 
     # Persist in stream order of priority: quarantine, then results before the cutoff.
-    cutoff = len(decoded)
     failed = quarantine.send(
         [
             QuarantineItem(d.index, d.record_id, d.sequence_number, d.source_arn, d.reason, records[d.index], d.detail)
             for d in poison
         ]
     )
-    cutoff = min(failed, default=cutoff)
-    failed = sink.write([r for r in results if r.index < cutoff])
-    cutoff = min(min(failed, default=cutoff), cutoff)
+    cutoff = min(failed, default=len(decoded))
+    # A sink reports only indices of the items it was given, all before the cutoff.
+    cutoff = min(sink.write([r for r in results if r.index < cutoff]), default=cutoff)
 
     # Lambda can only resume at a record that has a sequence number.
     while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:

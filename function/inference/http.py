@@ -71,97 +71,18 @@ _ROUTES_HELP = "GET /models, GET /models/{name}/metadata, POST /models/{name}/pr
 
 
 # --- wire shapes -------------------------------------------------------------------------
+# The request events are read as plain dicts (:func:`read_request`); their exact shapes are
+# built by ``tools.events`` and checked against SAM's own in the tests.
 
 
-class RestRequestContext(TypedDict, total=False):
-    accountId: str
-    apiId: str
-    stage: str
-    requestId: str
-    path: str  # with the stage: "/prod/models"
-    resourcePath: str
-    httpMethod: str
-    identity: dict[str, Any]
-
-
-class RestProxyEvent(TypedDict, total=False):
-    """API Gateway REST proxy event (payload 1.0), as ``sam local generate-event
-    apigateway aws-proxy`` emits it."""
-
-    resource: str
-    path: str
-    httpMethod: str
-    headers: dict[str, str] | None
-    multiValueHeaders: dict[str, list[str]] | None
-    queryStringParameters: dict[str, str] | None
-    multiValueQueryStringParameters: dict[str, list[str]] | None
-    pathParameters: dict[str, str] | None
-    stageVariables: dict[str, str] | None
-    requestContext: RestRequestContext
-    body: str | None
-    isBase64Encoded: bool
-
-
-class HttpDescription(TypedDict):
-    method: str
-    path: str
-    protocol: str
-    sourceIp: str
-    userAgent: str
-
-
-class V2RequestContext(TypedDict, total=False):
-    accountId: str
-    apiId: str
-    domainName: str  # "<url-id>.lambda-url.<region>.on.aws" for a function URL
-    domainPrefix: str
-    http: HttpDescription
-    requestId: str
-    routeKey: str
-    stage: str
-    time: str
-    timeEpoch: int
-    authorizer: dict[str, Any]
-
-
-class V2ProxyEvent(TypedDict, total=False):
-    """HTTP API payload 2.0 (``sam local generate-event apigateway http-api-proxy``), and
-    the function URL event, which has the same shape."""
-
-    version: Literal["2.0"]
-    routeKey: str
-    rawPath: str
-    rawQueryString: str
-    cookies: list[str]
-    headers: dict[str, str]
-    queryStringParameters: dict[str, str]
-    requestContext: V2RequestContext
-    body: str
-    pathParameters: dict[str, str] | None
-    isBase64Encoded: bool
-    stageVariables: dict[str, str] | None
-
-
-class RestProxyResponse(TypedDict):
-    """What a REST proxy integration must return."""
+class HttpResponse(TypedDict):
+    """What a REST proxy integration (payload 1.0), an HTTP API (2.0) or a function URL must
+    return: the same four fields (2.0 also allows ``cookies``, which these routes never set)."""
 
     statusCode: int
     headers: dict[str, str]
     body: str
     isBase64Encoded: bool
-
-
-class V2ProxyResponse(TypedDict):
-    """What an HTTP API (payload 2.0) integration or a function URL must return."""
-
-    statusCode: int
-    headers: dict[str, str]
-    body: str
-    isBase64Encoded: bool
-    cookies: NotRequired[list[str]]
-
-
-HttpResponse = RestProxyResponse | V2ProxyResponse
 
 
 # --- response bodies ---------------------------------------------------------------------
@@ -392,9 +313,7 @@ def error_body(error: HttpError, request_id: str | None) -> ErrorResponse:
 
 
 def to_response(answer: Answer) -> HttpResponse:
-    """The integration response. Payload 1.0 (REST) and 2.0 (HTTP API, function URL) both
-    take ``statusCode``, ``headers``, ``body`` and ``isBase64Encoded``; 2.0's optional
-    ``cookies`` is never set, so one shape serves all three."""
+    """The integration response: one shape serves all three kinds (:class:`HttpResponse`)."""
     body = json.dumps(answer.body, separators=(",", ":"), default=str)
     return {
         "statusCode": answer.status,
