@@ -156,13 +156,13 @@ def test_report_line_with_init_duration() -> None:
     line = parse_report_line(AWS_COLD)
     assert line.request_id == "3604209a-e9a3-11e6-939a-754dd98c7be3"
     assert (line.duration_ms, line.billed_ms, line.memory_mb, line.max_memory_mb) == (12.34, 13, 128, 18)
-    assert line.init_ms == 120.5 and line.cold and line.status is None
+    assert line.init_ms == 120.5 and line.status == "success" and line.cpu_ms == 0.0
 
 
 def test_report_line_without_init_duration_and_with_a_status() -> None:
     warm = parse_report_line(AWS_WARM)
     assert (warm.duration_ms, warm.billed_ms, warm.memory_mb, warm.max_memory_mb) == (1523.77, 1524, 1024, 131)
-    assert warm.init_ms is None and not warm.cold
+    assert warm.init_ms is None
     timeout = parse_report_line(AWS_TIMEOUT)
     assert timeout.status == "timeout" and timeout.billed_ms == 3000
 

@@ -35,13 +35,8 @@ class Usage:
     requests: float
     gb_seconds: float
 
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(self.requests + other.requests, self.gb_seconds + other.gb_seconds)
-
     def __mul__(self, factor: float) -> Usage:
         return Usage(self.requests * factor, self.gb_seconds * factor)
-
-    __rmul__ = __mul__
 
 
 def billed_ms(duration_ms: float, step_ms: int = 1) -> int:

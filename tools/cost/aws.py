@@ -31,7 +31,8 @@ The ``REPORT`` line: Lambda ends every invocation's log with one line of tab-sep
 ``Init Duration`` appears on cold starts only; ``Restore Duration`` / ``Billed Restore
 Duration`` with SnapStart; ``Status`` and ``Error Type`` when the platform ended the
 invocation (timeout, out of memory, crash). An X-Ray ``XRAY TraceId: …`` line may follow.
-The local runtime writes the same format (:meth:`tools.local.lambda_runtime.Report.line`).
+The local runtime writes the same format (:meth:`tools.local.lambda_runtime.Report.line`), and
+:func:`parse_report_line` reads it back into that :class:`~tools.local.lambda_runtime.Report`.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ import json
 import re
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tools.cost.measurement import BatchProfile, InitProfile, Measurement, invocation_error
 from tools.cost.project import Estimate
 from tools.cost.workload import Workload
+from tools.local.lambda_runtime import Report
 
 Progress = Callable[[str], None]
 
@@ -59,28 +60,10 @@ class ReportLineError(ValueError):
     """The text holds no parseable ``REPORT`` line."""
 
 
-@dataclass(frozen=True)
-class ReportLine:
-    """The figures of one ``REPORT`` line."""
+def parse_report_line(line: str) -> Report:
+    """Parse one ``REPORT RequestId: …`` line into the local runtime's :class:`Report`.
 
-    request_id: str
-    duration_ms: float
-    billed_ms: int
-    memory_mb: int
-    max_memory_mb: int
-    init_ms: float | None = None
-    restore_ms: float | None = None
-    status: str | None = None
-    error_type: str | None = None
-
-    @property
-    def cold(self) -> bool:
-        """A cold start: the line carries an init (or SnapStart restore) duration."""
-        return self.init_ms is not None or self.restore_ms is not None
-
-
-def parse_report_line(line: str) -> ReportLine:
-    """Parse one ``REPORT RequestId: …`` line.
+    A SnapStart ``Restore Duration`` counts as the init; the line has no CPU time (``cpu_ms`` 0).
 
     Raises
     ------
@@ -96,15 +79,16 @@ def parse_report_line(line: str) -> ReportLine:
         if match:
             fields[match["key"]] = match["value"]
     try:
-        return ReportLine(
+        init = fields.get("Init Duration", fields.get("Restore Duration"))
+        return Report(
             request_id=fields["RequestId"],
             duration_ms=float(fields["Duration"]),
             billed_ms=int(float(fields["Billed Duration"])),
             memory_mb=int(fields["Memory Size"]),
             max_memory_mb=int(fields["Max Memory Used"]),
-            init_ms=float(fields["Init Duration"]) if "Init Duration" in fields else None,
-            restore_ms=float(fields["Restore Duration"]) if "Restore Duration" in fields else None,
-            status=fields.get("Status"),
+            init_ms=float(init) if init is not None else None,
+            cpu_ms=0.0,
+            status=fields.get("Status", "success"),
             error_type=fields.get("Error Type"),
         )
     except KeyError as missing:
@@ -113,7 +97,7 @@ def parse_report_line(line: str) -> ReportLine:
         raise ReportLineError(f"REPORT line with a malformed number ({bad}): {text[:200]!r}") from None
 
 
-def find_report_line(log_text: str) -> ReportLine:
+def find_report_line(log_text: str) -> Report:
     """The last ``REPORT`` line of a log (the tail may start mid-line; the REPORT line is last)."""
     for line in reversed(log_text.splitlines()):
         if line.startswith("REPORT RequestId:"):
@@ -121,7 +105,7 @@ def find_report_line(log_text: str) -> ReportLine:
     raise ReportLineError(f"no REPORT line in the log tail ({len(log_text)} characters)")
 
 
-def report_from_log_result(log_result_b64: str) -> ReportLine:
+def report_from_log_result(log_result_b64: str) -> Report:
     """The REPORT line of an ``Invoke`` response's ``LogResult`` (base64 of the last 4 KB of log)."""
     return find_report_line(base64.b64decode(log_result_b64).decode("utf-8", errors="replace"))
 
@@ -150,7 +134,7 @@ def set_memory(lam: Any, name: str, memory_mb: int) -> None:
     wait_updated(lam, name)
 
 
-def invoke(lam: Any, name: str, work: Workload) -> tuple[ReportLine, str]:
+def invoke(lam: Any, name: str, work: Workload) -> tuple[Report, str]:
     """One synchronous invocation; returns its REPORT line and '' or what went wrong."""
     response = lam.invoke(
         FunctionName=name,
@@ -166,7 +150,7 @@ def invoke(lam: Any, name: str, work: Workload) -> tuple[ReportLine, str]:
         payload = json.loads(body)
     except ValueError:
         payload = None
-    if report.status and report.status != "success":
+    if report.status != "success":
         error_type = report.error_type or report.status
     elif response.get("FunctionError"):
         error_type = (payload.get("errorType") if isinstance(payload, dict) else None) or response["FunctionError"]
@@ -175,8 +159,8 @@ def invoke(lam: Any, name: str, work: Workload) -> tuple[ReportLine, str]:
     return report, invocation_error(error_type, payload)
 
 
-def _row(work: Workload, report: ReportLine, error: str, architecture: str, repetition: int) -> Measurement:
-    kind = "cold" if report.cold else "warm"
+def _row(work: Workload, report: Report, error: str, architecture: str, repetition: int) -> Measurement:
+    kind = "warm" if report.init_ms is None else "cold"
     return Measurement.from_report(
         report, work, target="aws", kind=kind, architecture=architecture, repetition=repetition, error=error
     )

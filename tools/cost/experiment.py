@@ -256,7 +256,7 @@ def run_experiment(cfg: ExperimentConfig, write: bool = True, lam: Any = None, f
 
     ``lam`` is the Lambda client for ``target="aws"`` (default: a new boto3 client).
     ``from_csv`` re-prices the rows of an earlier ``measurements.csv`` instead of measuring
-    (its target and batch sizes replace the configuration's).
+    (its target and batch sizes replace those of a copy of ``cfg``; ``cfg`` itself is left as it is).
     """
     cfg.validate()
     started = time.time()
@@ -265,8 +265,7 @@ def run_experiment(cfg: ExperimentConfig, write: bool = True, lam: Any = None, f
         rows = read_measurements(Path(from_csv))
         if not rows:
             raise ValueError(f"{from_csv}: no measurements")
-        cfg.target = rows[0].target
-        cfg.batch_sizes = sorted({r.batch_size for r in rows if r.kind == "warm"})
+        cfg = replace(cfg, target=rows[0].target, batch_sizes=sorted({r.batch_size for r in rows if r.kind == "warm"}))
         arch = rows[0].architecture
         periods = sorted({r.quota_period_ms for r in rows if r.kind == "quota" and r.quota_period_ms})
         note = (f"cgroup CFS quota, period {periods[0]:g} ms; " if periods else "no quota runs; ") + (

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tools.cost.aws import ReportLine
     from tools.cost.workload import Workload
     from tools.local.lambda_runtime import Report
 
@@ -64,7 +63,7 @@ class Measurement:
     request_id: str = ""
 
     @classmethod
-    def from_report(cls, report: Report | ReportLine, work: Workload, **rest: Any) -> Measurement:
+    def from_report(cls, report: Report, work: Workload, **rest: Any) -> Measurement:
         """A row of the ``REPORT`` line's figures for one invocation of ``work``; ``rest`` the other fields."""
         figures = {
             "memory_mb": report.memory_mb,
@@ -202,10 +201,7 @@ def batch_profiles(rows: list[Measurement], kind: str = "warm") -> dict[tuple[in
         else:
             groups[key].append(row)
     profiles = {}
-    for key in sorted(set(groups) | set(errors)):
-        group = groups.get(key, [])
-        if not group:
-            continue
+    for key, group in sorted(groups.items()):
         cpu = [r.cpu_ms for r in group if r.cpu_ms is not None]
         off = [r.off_cpu_ms for r in group if r.off_cpu_ms is not None]
         profiles[key] = BatchProfile(
@@ -217,7 +213,7 @@ def batch_profiles(rows: list[Measurement], kind: str = "warm") -> dict[tuple[in
             max_memory_mb=max(r.max_memory_mb for r in group),
             payload_bytes=group[0].payload_bytes,
             text_chars_max=group[0].text_chars_max,
-            errors=errors.get(key, 0),
+            errors=errors[key],
         )
     return profiles
 
@@ -234,11 +230,11 @@ def init_profiles(rows: list[Measurement]) -> dict[int, InitProfile]:
         off = [
             max(0.0, r.init_ms - r.init_cpu_ms - (r.runq_wait_ms or 0.0))  # type: ignore[operator]
             for r in group
-            if r.init_cpu_ms is not None and r.init_ms is not None
+            if r.init_cpu_ms is not None
         ]
         profiles[memory] = InitProfile(
             memory_mb=memory,
-            init=spread([r.init_ms for r in group if r.init_ms is not None]),
+            init=spread([r.init_ms for r in group]),
             cpu=spread(cpu) if cpu else None,
             off_cpu=spread(off) if off else None,
             max_memory_mb=max(r.max_memory_mb for r in group),

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 #: The date this table was assembled (and the date "not re-checked" refers to).
 TABLE_DATE = "2026-11-21"
-REGION = "us-east-1"
 #: Hours in a month as AWS prices always-on resources (8,760 h / 12).
 HOURS_PER_MONTH = 730.0
 #: Days in that month (730 / 24); ingests per day x this = ingests per month.
