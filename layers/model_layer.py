@@ -37,7 +37,7 @@ from inference.manifest import (
     sha256_bytes,
     validate_manifest,
 )
-from inference.model import _installed_versions
+from inference.model import ModelLoadError, _installed_versions, check_versions
 
 from tools.zipping import write_zip
 
@@ -51,23 +51,24 @@ class PackagingError(ValueError):
     """The model folder cannot be packaged; the message says what to change."""
 
 
-def _load_verified(path: Path) -> Any:
+def _load_verified(name: str, data: bytes) -> Any:
+    """Unpickle one artifact from ``data`` (the very bytes that were hashed)."""
     import joblib
     from sklearn.exceptions import InconsistentVersionWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", InconsistentVersionWarning)
         try:
-            return joblib.load(io.BytesIO(path.read_bytes()))
+            return joblib.load(io.BytesIO(data))
         except InconsistentVersionWarning as exc:
             raise PackagingError(
-                f"{path.name} was pickled by scikit-learn {exc.original_sklearn_version}; the "
+                f"{name} was pickled by scikit-learn {exc.original_sklearn_version}; the "
                 f"pinned runtime has {exc.current_sklearn_version}. Retrain it with the pinned "
                 "requirements (requirements.txt) before packaging"
             ) from None
         except Exception as exc:  # not a joblib file, or pickled against modules not installed here
             raise PackagingError(
-                f"{path.name} cannot be loaded with joblib ({type(exc).__name__}: {str(exc)[:200]}); "
+                f"{name} cannot be loaded with joblib ({type(exc).__name__}: {str(exc)[:200]}); "
                 "save each pipeline step with joblib.dump in the pinned environment"
             ) from None
 
@@ -114,9 +115,10 @@ def build_manifest(
         path = Path(src) / file
         if not path.is_file():
             raise PackagingError(f"--pipeline names {file}, which is not in {src}")
-        objects.append(_load_verified(path))
+        data = path.read_bytes()
+        objects.append(_load_verified(file, data))
         role = "classifier" if i == len(pipeline) - 1 else "preprocessor"
-        steps.append({"name": path.stem, "file": file, "role": role, "sha256": sha256_bytes(path.read_bytes())})
+        steps.append({"name": path.stem, "file": file, "role": role, "sha256": sha256_bytes(data)})
     classifier = objects[-1]
     if not hasattr(classifier, "predict") or not hasattr(classifier, "classes_"):
         raise PackagingError(
@@ -151,41 +153,33 @@ def verify_folder(src: Path) -> Manifest:
     Raises
     ------
     PackagingError
-        On a missing file, a sha256 mismatch, or library versions other than the pinned
-        runtime's.
+        On library versions other than this (the pinned runtime's) environment's, as the
+        function checks them at init (checked first, before anything is unpickled); a
+        missing file; a sha256 mismatch; or classes other than the classifier's.
     """
     try:
         manifest = read_manifest(src)
-    except ManifestError as exc:
+        check_versions(manifest, _installed_versions())  # before anything is unpickled
+    except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
     for step in manifest["pipeline"]:
         path = Path(src) / step["file"]
         if not path.is_file():
             raise PackagingError(f"manifest lists {step['file']}, which is not in {src}")
-        actual = sha256_bytes(path.read_bytes())
+        data = path.read_bytes()
+        actual = sha256_bytes(data)
         if actual != step["sha256"]:
             raise PackagingError(
                 f"{step['file']} does not match its manifest (sha256 {actual}, manifest says "
                 f"{step['sha256']}): refusing to package an artifact nobody verified"
             )
-        classifier = _load_verified(path)
+        classifier = _load_verified(step["file"], data)
     classes = [str(c) for c in getattr(classifier, "classes_", [])]
     if classes != [str(c) for c in manifest["classes"]]:
         # The function refuses such a layer at start-up (inference.model.load_model).
         raise PackagingError(
             f"manifest classes {manifest['classes']} differ from the classifier's classes_ "
             f"{list(getattr(classifier, 'classes_', []))}"
-        )
-    installed = _installed_versions()
-    diffs = [
-        f"{lib} {manifest['libraries'][lib]} vs {installed[lib]}"
-        for lib in installed
-        if lib != "python" and manifest["libraries"].get(lib) != installed[lib]
-    ]
-    if diffs:
-        raise PackagingError(
-            "the manifest's library versions differ from the pinned runtime (" + "; ".join(diffs) + "): "
-            "retrain with requirements.txt so the dependencies layer can serve it"
         )
     return manifest
 

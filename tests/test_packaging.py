@@ -20,7 +20,7 @@ from inference.model import load_model
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from layers.model_layer import PackagingError, build_manifest
+from layers.model_layer import PackagingError, build_manifest, verify_folder
 from tools import package_function
 from tools.package_function import FUNCTION_DIR, build_function_zip
 
@@ -195,6 +195,20 @@ def test_manifest_classes_that_differ_from_the_classifier_are_refused(reference_
     assert proc.returncode == 2
     assert "classes" in proc.stderr
     assert not (tmp_path / "layer.zip").exists()
+
+
+@pytest.mark.parametrize(("lib", "version"), [("numpy", "1.26.4"), ("python", "3.11.9")])
+def test_manifest_from_other_library_versions_is_refused_before_unpickling(reference_model, tmp_path, lib, version):
+    src = tmp_path / "model"
+    shutil.copytree(reference_model, src)
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["libraries"][lib] = version
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    (src / "classifier.joblib").write_bytes(b"never unpickled")  # the version check comes first
+
+    # The function refuses such a layer at init (inference.model.check_versions): so does packaging.
+    with pytest.raises(PackagingError, match=f"{lib} {version} \\(trained\\)"):
+        verify_folder(src)
 
 
 def test_file_that_is_not_a_joblib_artifact_is_refused_clearly(tmp_path):

@@ -71,16 +71,18 @@ def dynamodb_record(
     event_id: str | None = None,
     view_type: str = "NEW_AND_OLD_IMAGES",
     old_image: dict[str, Any] | None = None,
+    size_bytes: int = 26,
 ) -> dict[str, Any]:
     """One DynamoDB Streams record (``sam local generate-event dynamodb update`` shape)."""
-    change: dict[str, Any] = {"Keys": {"Id": {"N": "101"}}, "ApproximateCreationDateTime": 1428537600}
+    change: dict[str, Any] = {"Keys": {"Id": {"N": "101"}}}
     if new_image is not None:
         change["NewImage"] = new_image
     if old_image is not None:
         change["OldImage"] = old_image
+    change["ApproximateCreationDateTime"] = 1428537600
     if sequence is not None:
         change["SequenceNumber"] = sequence
-    change.update({"SizeBytes": 26, "StreamViewType": view_type})
+    change.update({"SizeBytes": size_bytes, "StreamViewType": view_type})
     return {
         "eventID": event_id or f"ddb-{sequence}",
         "eventName": event_name,
@@ -105,55 +107,26 @@ def dynamodb_update_event(texts: list[str] | None = None, field: str = "text") -
     def image(message: str, text: str) -> dict[str, Any]:
         return {"Message": {"S": message}, "Id": {"N": "101"}, field: {"S": text}}
 
-    def record(event_id: str, name: str, seq: str, size: int, new: dict | None, old: dict | None) -> dict[str, Any]:
-        change: dict[str, Any] = {"Keys": {"Id": {"N": "101"}}}
-        if new is not None:
-            change["NewImage"] = new
-        if old is not None:
-            change["OldImage"] = old
-        change.update(
-            {
-                "ApproximateCreationDateTime": 1428537600,
-                "SequenceNumber": seq,
-                "SizeBytes": size,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
-            }
-        )
-        return {
-            "eventID": event_id,
-            "eventName": name,
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": REGION,
-            "dynamodb": change,
-            "eventSourceARN": TABLE_STREAM_ARN,
-        }
-
     return {
         "Records": [
-            record(
-                "c4ca4238a0b923820dcc509a6f75849b",
-                "INSERT",
-                "4421584500000000017450439091",
-                26,
-                image("New item!", a),
-                None,
+            dynamodb_record(
+                image("New item!", a), "4421584500000000017450439091", "INSERT", "c4ca4238a0b923820dcc509a6f75849b"
             ),
-            record(
-                "c81e728d9d4c2f636f067f89cc14862c",
-                "MODIFY",
+            dynamodb_record(
+                image("This item has changed", b),
                 "4421584500000000017450439092",
-                59,
-                image("This item has changed", b),
-                image("New item!", a),
+                "MODIFY",
+                "c81e728d9d4c2f636f067f89cc14862c",
+                old_image=image("New item!", a),
+                size_bytes=59,
             ),
-            record(
-                "eccbc87e4b5ce2fe28308fd9f2a7baf3",
-                "REMOVE",
-                "4421584500000000017450439093",
-                38,
+            dynamodb_record(
                 None,
-                image("This item has changed", b),
+                "4421584500000000017450439093",
+                "REMOVE",
+                "eccbc87e4b5ce2fe28308fd9f2a7baf3",
+                old_image=image("This item has changed", b),
+                size_bytes=38,
             ),
         ]
     }

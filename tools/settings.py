@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -214,9 +214,13 @@ class _Table:
         return value
 
 
+def _keys(table: type, *fixed: str) -> tuple[str, ...]:
+    """The TOML keys of a settings table: its dataclass's fields but those the file cannot set."""
+    return tuple(f.name for f in fields(table) if f.name not in fixed)
+
+
 def _function(data: Any, path: Path) -> FunctionSettings:
-    keys = ("name", "runtime", "architecture", "memory_mb", "timeout_s", "role_arn", "alias", "environment")
-    t = _Table(data, "[function]", path, keys)
+    t = _Table(data, "[function]", path, _keys(FunctionSettings, "handler"))
     environment = t.get("environment", dict, {})
     for key, value in environment.items():
         if not _ENV_KEY.match(key):
@@ -254,21 +258,7 @@ def _layers(data: Any, path: Path) -> LayerSettings:
 
 
 def _event_source(data: Any, index: int, path: Path) -> EventSource:
-    keys = (
-        "type",
-        "source_arn",
-        "batch_size",
-        "maximum_batching_window_s",
-        "starting_position",
-        "starting_position_timestamp",
-        "parallelization_factor",
-        "bisect_batch_on_function_error",
-        "maximum_retry_attempts",
-        "maximum_record_age_s",
-        "on_failure_destination_arn",
-        "enabled",
-    )
-    t = _Table(data, f"[[event_sources]] #{index}", path, keys)
+    t = _Table(data, f"[[event_sources]] #{index}", path, _keys(EventSource))
     kind = t.choice("type", SOURCE_TYPES)
     example = {
         "kinesis": "arn:aws:kinesis:REGION:ACCOUNT:stream/NAME",
@@ -306,14 +296,7 @@ def _event_source(data: Any, index: int, path: Path) -> EventSource:
 
 
 def _monitoring(data: Any, path: Path) -> MonitoringSettings:
-    keys = (
-        "log_retention_days",
-        "iterator_age_alarm_s",
-        "errors_alarm_threshold",
-        "quarantined_alarm_threshold",
-        "alarm_topic_arn",
-    )
-    t = _Table(data, "[monitoring]", path, keys)
+    t = _Table(data, "[monitoring]", path, _keys(MonitoringSettings))
     retention = t.get("log_retention_days", int, 30)
     if retention not in LOG_RETENTION_DAYS:
         t.fail(

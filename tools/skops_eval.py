@@ -31,13 +31,13 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from inference.manifest import read_manifest, sha256_bytes
+from inference.model import load_model
+
+from layers.deps_layer import TEST_DIRS, runtime_pins
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The runtime pins (Pipfile [packages]): already in the dependencies layer.
-RUNTIME_DISTS = {"numpy", "scipy", "scikit-learn", "joblib", "threadpoolctl", "cloudpickle", "narwhals"}
-#: Directories the dependencies layer drops (layers.deps_layer.TEST_DIRS).
-TEST_DIRS = {"tests", "test"}
+RUNTIME_DISTS = {pin.split("==")[0].lower() for pin in runtime_pins()}
 
 
 def same(a: Any, b: Any, where: str = "") -> list[str]:
@@ -198,17 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         f"python {sys.version.split()[0]}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"scikit-learn {sklearn.__version__}, joblib {joblib.__version__}, skops {skops.__version__}\n"
     )
-    manifest = read_manifest(args.model)
+    model = load_model(args.model)  # the function's loader: sha256-verified before unpickling, versions checked
+    manifest = model.manifest
     originals, restored, sizes = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         skops_files = []
         print(f"{'artifact':<20}{'type':<20}{'joblib':>10}{'skops':>12}{'deflated':>11}  untrusted  state")
-        for step in manifest["pipeline"]:
-            data = (args.model / step["file"]).read_bytes()
-            if sha256_bytes(data) != step["sha256"]:
-                print(f"{step['file']} does not match the manifest: not loading it", file=sys.stderr)
-                return 2
-            obj = joblib.load(io.BytesIO(data))
+        for step, obj in zip(manifest["pipeline"], [*model.preprocessors, model.classifier]):
+            size = (args.model / step["file"]).stat().st_size
             stored = skops.io.dumps(obj)
             deflated = skops.io.dumps(obj, compression=zipfile.ZIP_DEFLATED)
             untrusted = skops.io.get_untrusted_types(data=stored)
@@ -219,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             skops_files.append(path)
             originals.append(obj)
             restored.append(back)
-            sizes.append((len(data), len(stored), len(deflated)))
+            sizes.append((size, len(stored), len(deflated)))
             print(
-                f"{step['file']:<20}{type(obj).__name__:<20}{len(data):>10,}{len(stored):>12,}{len(deflated):>11,}  "
+                f"{step['file']:<20}{type(obj).__name__:<20}{size:>10,}{len(stored):>12,}{len(deflated):>11,}  "
                 f"{untrusted or 'none':<9}  {'identical' if not diffs else '; '.join(diffs[:3])}"
             )
         total = [sum(s[i] for s in sizes) for i in range(3)]
