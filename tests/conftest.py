@@ -45,6 +45,9 @@ from inference.model import LoadedModel, Predictions, load_model
 from inference.quarantine import QuarantineItem
 from inference.sinks import ResultItem
 
+from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
+from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
+from layers.model_layer import DEFAULT_SRC as REFERENCE_MODEL
 from layers.model_layer import build_manifest, package_model_layer, write_manifest
 from tools.events import REGION, kinesis_record
 from tools.events import dynamodb_record as ddb_record  # noqa: F401 (re-exported for the tests)
@@ -52,9 +55,6 @@ from tools.package_function import build_function_zip
 from tools.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_MODEL = ROOT / "build" / "model"
-DEPS_LAYER = ROOT / "build" / "layers" / "deps-layer.zip"
-MODEL_LAYER = ROOT / "build" / "layers" / "model-layer.zip"
 
 TEXT_FIELD = "text"
 TEXT_PIPELINE = ["vectorizer.joblib", "tfidf.joblib", "classifier.joblib"]

@@ -20,9 +20,6 @@ import pytest
 from tools.events import SAMPLE_TEXTS, kinesis_event
 from tools.local.lambda_runtime import LocalLambda, PayloadTooLargeError, ensure_runtime_dir
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "build"
-
 SCRIPTED = """
 import json, os, sys, time
 
@@ -333,17 +330,15 @@ def handler(event, context):
 """
 
 
-def test_the_real_function_predicts_from_its_zip_and_layers(tmp_path):
-    zips = [BUILD / "function.zip", BUILD / "layers" / "deps-layer.zip", BUILD / "layers" / "model-layer.zip"]
-    if not all(z.is_file() for z in zips):
-        pytest.skip("build the zips first: make function-zip model-layer deps-layer")
+def test_the_real_function_predicts_from_its_zip_and_layers(zips, tmp_path):
+    function_zip, layers, _ = zips
     # A probe handler (in a layer of its own) calls the real handler, then reports where
     # every module came from.
     probe = make_zip(tmp_path / "probe.zip", {"python/probe.py": PROBE})
     event = kinesis_event(SAMPLE_TEXTS)
     lines: list[str] = []
 
-    with LocalLambda(zips[0], [*zips[1:], probe], handler="probe.handler", log=lines.append, workdir=tmp_path) as fn:
+    with LocalLambda(function_zip, [*layers, probe], handler="probe.handler", log=lines.append, workdir=tmp_path) as fn:
         result = fn.invoke(event)
         task, opt = fn.task_root, fn.opt
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 import tools.demo as demo
-from layers.model_layer import package_model_layer
 from tools.local.replay import (
     DELETE_TAG,
     DYNAMODB_POISON,
@@ -30,30 +29,18 @@ from tools.local.replay import (
     kinesis_ingest,
     run_replay,
 )
-from tools.package_function import build_function_zip
-
-ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_MODEL = ROOT / "build" / "model"
-DEPS_LAYER = ROOT / "build" / "layers" / "deps-layer.zip"
 
 
-@pytest.fixture(scope="module")
-def zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Path, ...], Path]:
-    """The function zip and layers built from this checkout, and one output folder for the
-    module (the zips are extracted there once)."""
-    if not (REFERENCE_MODEL / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    if not DEPS_LAYER.is_file():
-        pytest.skip("dependencies layer missing: run `make deps-layer`")
-    out = tmp_path_factory.mktemp("replay")
-    function_zip = build_function_zip(out / "function.zip")
-    model_layer, _ = package_model_layer(REFERENCE_MODEL, out / "model-layer.zip")
-    return function_zip, (DEPS_LAYER, model_layer), out / "demo"
-
-
-def options(zips: tuple[Path, tuple[Path, ...], Path], **kwargs: object) -> ReplayOptions:
-    function_zip, layers, out = zips
-    base = ReplayOptions(function_zip=function_zip, layer_zips=layers, out_dir=out, suffix=f"-{uuid.uuid4().hex[:8]}")
+def options(zips: tuple[Path, list[Path], Path], **kwargs: object) -> ReplayOptions:
+    """Replay options for conftest's ``zips``, with a ``demo`` folder beside its work folder
+    (the zips are extracted there once) and fresh resource names."""
+    function_zip, layers, workdir = zips
+    base = ReplayOptions(
+        function_zip=function_zip,
+        layer_zips=tuple(layers),
+        out_dir=workdir.parent / "demo",
+        suffix=f"-{uuid.uuid4().hex[:8]}",
+    )
     return replace(base, **kwargs)  # type: ignore[arg-type]
 
 

@@ -52,7 +52,7 @@ def test_small_soak_loses_and_duplicates_nothing_under_faults(soaked: ReplayResu
     assert faults.throttled_errors > 0 and faults.throttled_partial > 0 and faults.unprocessed_items > 0
     assert soaked.stats.bisections > 0 and faults.rewrites > 0
     # Exactly one result per good record; every poison record in the quarantine queue.
-    assert soaked.result_items == soaked.predicted == soaked.expected["predicted"]
+    assert soaked.predicted == soaked.expected["predicted"]
     assert {m["record_id"] for m in soaked.quarantine_messages} == set(soaked.function.quarantined)
     assert all(m["reason"] and "record" in m for m in soaked.quarantine_messages)
     assert soaked.checkpoints == soaked.shard_ends and all(soaked.shard_ends.values())
@@ -64,7 +64,7 @@ def test_soak_checks_fail_on_what_they_check(soaked: ReplayResult) -> None:
 
     shard = next(iter(soaked.shard_ends))
     one_poison = soaked.quarantine_messages[0]["record_id"]
-    assert failed(replace(soaked, result_items=soaked.result_items + 1)) == {"results"}
+    assert failed(replace(soaked, predicted=soaked.predicted + 1)) >= {"results"}  # an item for no good record
     assert failed(replace(soaked, predicted=soaked.predicted - 1)) >= {"results"}
     assert failed(replace(soaked, checkpoints={**soaked.checkpoints, shard: None})) == {"checkpoints"}
     assert failed(

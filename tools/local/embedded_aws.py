@@ -50,8 +50,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.utils import parse_timestamp
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"  # moto's default account
+from tools.events import REGION
+
 ACCESS_KEY_ID = "testing"
 SECRET_ACCESS_KEY = "testing"  # noqa: S105 - fake credentials for the local endpoint
 _KINESIS_PUT_LIMIT = 500
@@ -600,24 +600,12 @@ class EmbeddedAWS:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return url, arn
 
-    def receive_all(self, queue_url: str, wait_s: float = 0.0) -> list[str]:
-        """Receive and delete every message now in the queue; return their bodies.
-
-        Parameters
-        ----------
-        queue_url : str
-        wait_s : float
-            Keep polling this long for messages that are still on their way.
-        """
+    def receive_all(self, queue_url: str) -> list[str]:
+        """Receive and delete every message now in the queue; return their bodies."""
         sqs = self.client("sqs")
         bodies: list[str] = []
-        deadline = time.monotonic() + wait_s
-        while True:
-            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             for message in messages:
                 bodies.append(message["Body"])
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            if not messages:
-                if time.monotonic() >= deadline:
-                    return bodies
-                time.sleep(0.05)
+        return bodies

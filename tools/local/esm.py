@@ -78,13 +78,12 @@ from typing import Any, Literal, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tools.events import kinesis_record
+from tools.local.lambda_runtime import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
 from tools.local.lambda_runtime import InvokeResult, Report
 from tools.settings import EventSource, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-#: Lambda's limit on one invocation's payload (synchronous invoke).
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 #: GetRecords ``Limit`` maxima.
 _GET_RECORDS_LIMIT = {"kinesis": 10_000, "dynamodb": 1_000}
 _THROTTLED = {
@@ -264,6 +263,26 @@ class _Stream:
 
     def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
         raise NotImplementedError
+
+    def last_sequence(self, shard_id: str) -> str | None:
+        """The sequence number of the shard's last record (``None``: empty), read from TRIM_HORIZON."""
+        iterator: str | None = self.iterator(shard_id, "TRIM_HORIZON")
+        last = None
+        while iterator:
+            raw, iterator, _ = self.get_records(iterator, _GET_RECORDS_LIMIT[self.kind])
+            if not raw:
+                break
+            last = self.to_record(shard_id, raw[-1]).sequence
+        return last
+
+
+def open_stream(
+    source_type: str, arn: str, client_factory: Callable[[str], Any], invoke_identity_arn: str = ""
+) -> _Stream:
+    """The mapping's reader of a Kinesis stream or DynamoDB stream (also for checks after a run)."""
+    if source_type == "kinesis":
+        return _KinesisStream(arn, client_factory("kinesis"), arn.split(":")[3], invoke_identity_arn)
+    return _DynamoDBStream(arn, client_factory("dynamodbstreams"), arn.split(":")[3], invoke_identity_arn)
 
 
 class _KinesisStream(_Stream):
@@ -674,9 +693,9 @@ class EventSourceMapping:
                 f"the event source mapping for {self.source.source_arn} is disabled (enabled = false in the "
                 "settings); pass enabled=True to run it anyway"
             )
-        stream_class = _KinesisStream if self.source.type == "kinesis" else _DynamoDBStream
-        client = self.client_factory("kinesis" if self.source.type == "kinesis" else "dynamodbstreams")
-        self._stream = stream_class(self.source.source_arn, client, self.region, self.invoke_identity_arn)
+        self._stream = open_stream(
+            self.source.type, self.source.source_arn, self.client_factory, self.invoke_identity_arn
+        )
         arn = self.source.on_failure_destination_arn
         self._destination = _Destination(arn, self.client_factory) if arn else None
         self._started_at = time.perf_counter()

@@ -54,7 +54,7 @@ from tools.cost.pricing import LAMBDA_PRICES
 from tools.dataset import load_reviews
 from tools.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS, ROOT
 from tools.local.embedded_aws import EmbeddedAWS
-from tools.local.esm import EventSourceMapping, MappingStats
+from tools.local.esm import EventSourceMapping, MappingStats, open_stream
 from tools.local.faults import FaultCounts, FaultPlan, SinkFaults
 from tools.local.lambda_runtime import LocalLambda
 from tools.settings import Settings, load_settings
@@ -440,9 +440,8 @@ class ReplayResult:
     expected: Counter[str]
     stats: MappingStats
     function: FunctionTally
+    #: Items in the results table (keyed by ``record_id``: one per record, however often written).
     predicted: int
-    #: Items in the results table (``predicted`` counts distinct record ids).
-    result_items: int
     skipped: int
     quarantined: int
     given_up: int
@@ -568,7 +567,8 @@ def run_replay(
         esm = EventSourceMapping.from_settings(
             recorder, settings, source_type=options.source, client_factory=aws.client, **overrides
         )
-        shards = _count_shards(aws, options.source, source_arn)
+        stream = open_stream(options.source, source_arn, aws.client)
+        shards = len(stream.list_shards())
         environments = options.max_environments or shards * esm.source.parallelization_factor
         function = settings.function
         with LocalLambda(
@@ -601,7 +601,8 @@ def run_replay(
                 )
             process_cpu_s = time.process_time() - cpu
         replay_requests = _since(meter.snapshot(), after_ingest)
-        checkpoints, shard_ends = esm.checkpoints, stream_ends(aws, options.source, source_arn)
+        checkpoints = esm.checkpoints
+        shard_ends = {shard.shard_id: stream.last_sequence(shard.shard_id) for shard in stream.list_shards()}
         quarantine_messages = (
             [json.loads(body) for body in aws.receive_all(quarantine_env["QUARANTINE_QUEUE_URL"])]
             if quarantine_env
@@ -631,7 +632,6 @@ def run_replay(
         stats=stats,
         function=tally,
         predicted=len(result_ids),
-        result_items=len(items),
         skipped=tally.metrics["RecordsSkipped"],
         quarantined=len(tally.quarantined),
         given_up=stats.records_to_on_failure + stats.records_discarded,
@@ -648,39 +648,6 @@ def run_replay(
         quarantine_messages=quarantine_messages,
         faults=faults.counts if faults is not None else None,
     )
-
-
-def stream_ends(aws: EmbeddedAWS, source: str, arn: str) -> dict[str, str | None]:
-    """Per shard, the sequence number of its last record (``None``: empty), read from
-    the stream itself with ``GetRecords`` from ``TRIM_HORIZON``."""
-    kinesis = source == "kinesis"
-    client = aws.client("kinesis" if kinesis else "dynamodbstreams")
-    if kinesis:
-        shards = [shard["ShardId"] for shard in client.list_shards(StreamARN=arn)["Shards"]]
-    else:
-        shards = [shard["ShardId"] for shard in client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]]
-    ends: dict[str, str | None] = {}
-    for shard in shards:
-        if kinesis:
-            iterator = client.get_shard_iterator(StreamARN=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        else:
-            iterator = client.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
-        position, last = iterator["ShardIterator"], None
-        while position:
-            page = client.get_records(ShardIterator=position, **({"StreamARN": arn} if kinesis else {}))
-            if not page["Records"]:
-                break
-            record = page["Records"][-1]
-            last = record["SequenceNumber"] if kinesis else record["dynamodb"]["SequenceNumber"]
-            position = page.get("NextShardIterator")
-        ends[shard] = last
-    return ends
-
-
-def _count_shards(aws: EmbeddedAWS, source: str, arn: str) -> int:
-    if source == "kinesis":
-        return len(aws.client("kinesis").list_shards(StreamARN=arn)["Shards"])
-    return len(aws.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"])
 
 
 # --- cost and summary ------------------------------------------------------------------------------
