@@ -13,6 +13,7 @@ import dataclasses
 import io
 import json
 import logging
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,18 +35,14 @@ TEXT = {"kind": "text", "field": "text"}
 def test_a_small_fuzz_run_passes_and_is_not_vacuous(tmp_path: Path, text_model_dir: Path) -> None:
     report = fuzz.run_fuzz(400, seed=7, progress=False, failures_dir=tmp_path, model_dir=text_model_dir)
 
-    assert report.failures == [], fuzz.format_report(report)
-    assert report.unhandled == 0
+    assert report.failures == [], fuzz.format_report(report)  # an unhandled exception is a failure too
     assert set(report.categories) == set(fuzz.CATEGORIES)
     assert all(report.outcomes[name] > 0 for name in fuzz.OUTCOMES), report.outcomes
     assert report.rejected > 0 and report.empty > 0
     assert list(tmp_path.iterdir()) == []
-    assert "unhandled exceptions: 0" in fuzz.format_report(report)
 
 
 def test_the_generator_is_reproducible() -> None:
-    import random
-
     a, b = random.Random(3), random.Random(3)
     for number in range(50):
         ca, cb = fuzz.generate(a, number), fuzz.generate(b, number)
@@ -73,7 +70,9 @@ def test_a_failing_case_is_saved_whole_and_reported(tmp_path: Path, text_model_d
     assert report.failures
     first = report.failures[0]
     assert Path(first.saved) == tmp_path / f"{first.case}.json"
-    assert isinstance(json.loads(Path(first.saved).read_text()), dict)
+    rng = random.Random(1)
+    case = [fuzz.generate(rng, number) for number in range(first.case + 1)][-1]
+    assert Path(first.saved).read_text() == json.dumps(case.event)
     assert f"failures: {len(report.failures)}" in fuzz.format_report(report)
 
 
@@ -129,7 +128,7 @@ def test_records_nested_beyond_json_limits_are_quarantined_not_a_crash(text_mode
     assert json.loads(client.calls[0][0]["MessageBody"])["record_omitted"].startswith("not serialisable")
 
 
-def test_quarantine_body_splices_the_record_serialised_once() -> None:
+def test_quarantine_body_carries_the_record_or_says_why_not() -> None:
     record = kinesis_record(b"\xff", 5)
     item = QuarantineItem(0, "id-0", "5", "arn", "data is not valid UTF-8 (byte 0)", record, "more")
     assert json.loads(item.body()) == {
