@@ -36,7 +36,7 @@ import logging
 import os
 import random
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
 from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
 from layers.model_layer import DEFAULT_SRC as REFERENCE_MODEL
 from layers.model_layer import build_manifest, package_model_layer, write_manifest
-from tools.events import REGION, kinesis_record
+from tools.events import REGION, kinesis_ddb_document, kinesis_record
 from tools.events import dynamodb_record as ddb_record  # noqa: F401 (re-exported for the tests)
 from tools.package_function import build_function_zip
 from tools.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
@@ -175,32 +175,26 @@ def make_invoke(event_path: Path) -> dict[str, Any]:
     return json.loads(proc.stdout[start:])
 
 
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials, region us-east-1, and every boto3 call served by moto (in process)."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
 # --- record builders ---------------------------------------------------------------
-
-
-def kinesis_ddb_document(
-    new_image: dict[str, Any] | None, event_name: str = "INSERT", old_image: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """The JSON a "Kinesis Data Streams for DynamoDB" record carries (REFERENCE.md §1)."""
-    change: dict[str, Any] = {
-        "ApproximateCreationDateTime": 1700000000123456,  # microseconds
-        "Keys": {"Id": {"N": "101"}},
-        "SizeBytes": 42,
-    }
-    if new_image is not None:
-        change["NewImage"] = new_image
-    if old_image is not None:
-        change["OldImage"] = old_image
-    return {
-        "awsRegion": REGION,
-        "eventID": "4b25bd0c-5a4b-4b1a-9a23-7c7d0b6bd4a1",
-        "eventName": event_name,
-        "userIdentity": None,
-        "recordFormat": "application/json",
-        "tableName": "ExampleTableWithStream",
-        "eventSource": "aws:dynamodb",
-        "dynamodb": change,
-    }
 
 
 def kinesis_ddb_record(new_image: dict[str, Any] | None, sequence: int | str, event_name: str = "INSERT") -> dict:

@@ -287,35 +287,25 @@ ORIGINAL_MEMORY = 512
 
 
 @pytest.fixture
-def moto_lambda(monkeypatch: pytest.MonkeyPatch) -> Any:
+def moto_lambda(mocked_aws: None) -> Any:
     """A function in moto (arm64, 512 MB); create/update/get configuration go to moto."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     import boto3
-    from moto import mock_aws
 
-    with mock_aws():
-        role = boto3.client("iam").create_role(RoleName="cost-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        code = io.BytesIO()
-        with zipfile.ZipFile(code, "w") as zf:
-            zf.writestr("lambda_function.py", "def lambda_handler(event, context):\n    return {}\n")
-        lam = boto3.client("lambda", region_name="us-east-1")
-        lam.create_function(
-            FunctionName="stream-inference",
-            Runtime="python3.11",
-            Role=role,
-            Handler="lambda_function.lambda_handler",
-            Code={"ZipFile": code.getvalue()},
-            MemorySize=ORIGINAL_MEMORY,
-            Architectures=["arm64"],
-        )
-        yield lam
+    role = boto3.client("iam").create_role(RoleName="cost-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as zf:
+        zf.writestr("lambda_function.py", "def lambda_handler(event, context):\n    return {}\n")
+    lam = boto3.client("lambda", region_name="us-east-1")
+    lam.create_function(
+        FunctionName="stream-inference",
+        Runtime="python3.11",
+        Role=role,
+        Handler="lambda_function.lambda_handler",
+        Code={"ZipFile": code.getvalue()},
+        MemorySize=ORIGINAL_MEMORY,
+        Architectures=["arm64"],
+    )
+    yield lam
 
 
 class FakeInvoke:

@@ -37,23 +37,9 @@ MUTATING = ("create_", "update_", "publish_", "tag_", "delete_", "put_")
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    """Fake credentials, a fixed region, and moto for the duration of the test."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def aws(mocked_aws, monkeypatch):
+    """moto for the duration of the test (``mocked_aws``), without real sleeps between retries."""
     monkeypatch.setattr("tools.release.aws._sleep", lambda seconds: None)
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

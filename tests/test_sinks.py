@@ -16,7 +16,6 @@ from inference.app import App, ConfigError
 from inference.batch import process_batch
 from inference.quarantine import MAX_ATTACHED_RECORD_BYTES, QuarantineItem, S3Quarantine, SQSQuarantine
 from inference.sinks import BATCH_ATTEMPTS, DynamoDBSink, KinesisSink, ResultItem, S3Sink
-from moto import mock_aws
 
 from tools.events import SAMPLE_TEXTS, kinesis_event, kinesis_record
 
@@ -28,22 +27,10 @@ STREAM_ARN = f"arn:aws:kinesis:{REGION}:123456789012:stream/reviews"
 
 
 @pytest.fixture
-def aws(monkeypatch):
-    """Fake credentials, a fixed region, and every AWS call served by moto."""
-    for key, value in {
-        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    # No real sleeping between the sinks' retry attempts.
+def aws(mocked_aws, monkeypatch):
+    """moto for the duration of the test (``mocked_aws``); no real sleeping between the
+    sinks' retry attempts."""
     monkeypatch.setattr(sinks, "_backoff", lambda attempt: None)
-    with mock_aws():
-        yield
 
 
 @pytest.fixture

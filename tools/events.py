@@ -94,9 +94,40 @@ def dynamodb_record(
     }
 
 
-def kinesis_event(texts: list[str], field: str = "text", first_sequence: int = FIRST_SEQUENCE) -> dict[str, Any]:
+def kinesis_ddb_document(
+    new_image: dict[str, Any] | None, event_name: str = "INSERT", old_image: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON a "Kinesis Data Streams for DynamoDB" record carries (REFERENCE.md §1)."""
+    change: dict[str, Any] = {
+        "ApproximateCreationDateTime": 1700000000123456,  # microseconds
+        "Keys": {"Id": {"N": "101"}},
+        "SizeBytes": 42,
+    }
+    if new_image is not None:
+        change["NewImage"] = new_image
+    if old_image is not None:
+        change["OldImage"] = old_image
+    return {
+        "awsRegion": REGION,
+        "eventID": "4b25bd0c-5a4b-4b1a-9a23-7c7d0b6bd4a1",
+        "eventName": event_name,
+        "userIdentity": None,
+        "recordFormat": "application/json",
+        "tableName": "ExampleTableWithStream",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": change,
+    }
+
+
+def kinesis_event(
+    texts: list[str], field: str = "text", first_sequence: int = FIRST_SEQUENCE, shard: str = "shardId-000000000000"
+) -> dict[str, Any]:
     """A Kinesis batch whose records carry ``{field: text}`` JSON payloads."""
-    return {"Records": [kinesis_record(json.dumps({field: t}), first_sequence + i) for i, t in enumerate(texts)]}
+    return {
+        "Records": [
+            kinesis_record(json.dumps({field: t}), first_sequence + i, shard=shard) for i, t in enumerate(texts)
+        ]
+    }
 
 
 def dynamodb_update_event(texts: list[str] | None = None, field: str = "text") -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Each batch holds real review snippets from the reference data set
 (:func:`tools.dataset.load_reviews`), in a fixed shuffled order, as JSON ``{"text": …}``
-Kinesis records (:func:`tools.events.kinesis_record`) on shard ``shardId-cost-experiment``,
+Kinesis records (:func:`tools.events.kinesis_event`) on shard ``shardId-cost-experiment``,
 so their record ids can never collide with a real stream's results.
 
 At this data set's lengths (median ~110 characters) a Kinesis record is ~680 bytes of
@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from tools.events import FIRST_SEQUENCE, SAMPLE_TEXTS, kinesis_record
+from tools.events import SAMPLE_TEXTS, kinesis_event
 from tools.local.lambda_runtime import PAYLOAD_LIMIT_BYTES
 
 SHARD = "shardId-cost-experiment"
@@ -60,13 +60,9 @@ def _cut(text: str, limit: int) -> str:
     return head.rsplit(" ", 1)[0] if " " in head else head
 
 
-def kinesis_batch(texts: list[str], shard: str = SHARD) -> dict[str, Any]:
+def kinesis_batch(texts: list[str]) -> dict[str, Any]:
     """A Kinesis event whose records carry ``{"text": t}`` for each of ``texts``."""
-    return {
-        "Records": [
-            kinesis_record(json.dumps({TEXT_FIELD: t}), FIRST_SEQUENCE + i, shard=shard) for i, t in enumerate(texts)
-        ]
-    }
+    return kinesis_event(texts, TEXT_FIELD, shard=SHARD)
 
 
 def _size(event: dict[str, Any]) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools.events import FIRST_SEQUENCE, REGION, dynamodb_record, kinesis_record
+from tools.events import FIRST_SEQUENCE, dynamodb_record, kinesis_ddb_document, kinesis_record
 
 #: Every canary starts with this; log lines are searched for it, case-insensitively.
 CANARY = "zqcanary"
@@ -176,19 +176,9 @@ class _Gen:
     ) -> dict[str, Any]:
         return dynamodb_record(image, self.seq(), event_name, f"{self.rng.getrandbits(128):032x}", view, old_image)
 
-    def routed_doc(self, image: Any, event_name: str = "INSERT") -> dict[str, Any]:
-        """The change document of Kinesis Data Streams for DynamoDB."""
-        change: dict[str, Any] = {"ApproximateCreationDateTime": 1700000000123456, "Keys": {"Id": {"N": "1"}}}
-        if image is not None:
-            change["NewImage"] = image
-        doc = {"awsRegion": REGION, "eventID": "4b25bd0c", "eventName": event_name, "userIdentity": None}
-        doc.update({"recordFormat": "application/json", "tableName": "T", "eventSource": "aws:dynamodb"})
-        doc["dynamodb"] = change
-        return doc
-
     def routed(self, image: Any, event_name: str = "INSERT") -> dict[str, Any]:
         """A Kinesis record holding a DynamoDB change."""
-        return self.kinesis_doc(self.routed_doc(image, event_name))
+        return self.kinesis_doc(kinesis_ddb_document(image, event_name))
 
     def good(self, kind: str) -> tuple[Any, str]:
         if kind == "kinesis":
@@ -439,7 +429,7 @@ def _gen_deep(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
             else:  # a DynamoDB change through Kinesis whose image is nested too deep to read
                 levels = deep // 2
                 attr = '{"L": [' * levels + json.dumps({"S": gen.canary()}) + "]}" * levels
-                doc = json.dumps(gen.routed_doc({"text": "DEEP"}))
+                doc = json.dumps(kinesis_ddb_document({"text": "DEEP"}))
                 record, content = gen.kinesis(doc.replace('"DEEP"', attr)), Q
         else:
             image = gen.good_image()
