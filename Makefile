@@ -46,11 +46,11 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP) ## Create .venv from the pinned requirements
 
-$(REFERENCE_MODEL): tools/train.py tools/dataset.py Pipfile | $(STAMP)
-	$(PY) -m tools.train --out build/model --version $(MODEL_VERSION)
+$(REFERENCE_MODEL): training/train.py training/dataset.py Pipfile | $(STAMP)
+	$(PY) -m training.train --out build/model --version $(MODEL_VERSION)
 
 train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0.0)
-	$(PY) -m tools.train --out build/model --version $(MODEL_VERSION)
+	$(PY) -m training.train --out build/model --version $(MODEL_VERSION)
 
 # A folder without manifest.json needs NAME, VERSION, PIPELINE and TEXT_FIELD or FEATURES.
 MODEL_LAYER_OPTS = $(if $(NAME),--name "$(NAME)") $(if $(VERSION),--version "$(VERSION)") \
@@ -60,26 +60,26 @@ model-layer: $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) | $(STA
 	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
 
 $(FUNCTION_ZIP): $(shell find function -name '*.py' 2>/dev/null) | $(STAMP)
-	$(PY) -m tools.package_function --out $(FUNCTION_ZIP)
+	$(PY) -m layers.function_zip --out $(FUNCTION_ZIP)
 
 function-zip: $(FUNCTION_ZIP) ## Build the function zip (build/function.zip)
 
 events: $(STAMP) ## Write sample Kinesis, DynamoDB and API Gateway events to build/events/
-	$(PY) -m tools.events --out build/events
+	$(PY) -m testing.events --out build/events
 
 $(MODEL_LAYER): $(REFERENCE_MODEL)
 	$(MAKE) --no-print-directory model-layer
 
 invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json through the local Lambda runtime from the built zips (response on stdout)
-	@test -f "$(EVENT)" || $(PY) -m tools.events --out build/events > /dev/null
-	@$(PY) -m tools.invoke "$(EVENT)"
+	@test -f "$(EVENT)" || $(PY) -m testing.events --out build/events > /dev/null
+	@$(PY) -m localtwin.invoke "$(EVENT)"
 
 demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
-	$(PY) -m tools.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
+	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
 
 FUZZ_CASES ?= 10000
 soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's replay with throttling, killed workers and timeouts, then FUZZ_CASES=10000 hostile events; checks nothing is lost
-	$(PY) -m tools.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES)
+	$(PY) -m localtwin.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES)
 
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)
@@ -91,7 +91,7 @@ check-layers: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Check size, binari
 	$(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH) --figures
 
 bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler against bare predict/load
-	$(PY) -m tools.bench
+	$(PY) -m experiments.bench
 
 # The zips are built first so that the tests that run them from the layers run too.
 test: lint $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the test suite
@@ -108,11 +108,11 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 clean: ## Remove build outputs (keeps .venv)
 	find build -mindepth 1 ! -name README.md -exec rm -rf {} +
 
-# --- Releases: publish, relink, roll back, deploy (tools/release/) ---------------
+# --- Releases: publish, relink, roll back, deploy (release/) ---------------
 # Settings: deploy.toml (or DEPLOY_SETTINGS=other.toml). AWS credentials and region
 # come from the usual places (AWS_PROFILE, AWS_DEFAULT_REGION, ~/.aws/config).
 .PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy
-RELEASE := $(PY) -m tools.release
+RELEASE := $(PY) -m release
 
 # Publishing runs the layer checks first; a failed check stops it. The deps layer zip is
 # rebuilt only when Pipfile changed (a zip for another RUNTIME/ARCH fails the checks);
@@ -141,20 +141,20 @@ deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_
 	$(RELEASE) deploy --function-zip $(FUNCTION_ZIP) \
 	  $(if $(DEPS_LAYER_ARN),--deps-layer-arn "$(DEPS_LAYER_ARN)") $(if $(MODEL_LAYER_ARN),--model-layer-arn "$(MODEL_LAYER_ARN)")
 
-# --- Batch-size cost experiments (tools/cost) ----------------------------------------
+# --- Batch-size cost experiments (experiments/cost) ----------------------------------------
 # TARGET=local (default): the local Lambda runtime on the built zips; TARGET=aws: the
 # deployed function (deploy.toml's name; its memory size is restored afterwards).
 # COST_ARGS passes further options, e.g. COST_ARGS="--repeat 30 --latency-target-ms 500".
 .PHONY: cost-experiment
 cost-experiment: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Cost per ingest by batch/memory size, break-even vs SageMaker, into build/cost (TARGET=local|aws)
-	$(PY) -m tools.cost --target $(or $(TARGET),local) --out build/cost $(COST_ARGS)
+	$(PY) -m experiments.cost --target $(or $(TARGET),local) --out build/cost $(COST_ARGS)
 
-# --- SAM template (tools/template.py) ------------------------------------------------
+# --- SAM template (infra/template.py) ------------------------------------------------
 # template.yaml is generated from deploy.toml (never edit it by hand); `make test` fails
 # when the two disagree, and lints it as SAM and as translated CloudFormation.
 .PHONY: template validate-template
 template: $(STAMP) ## Generate template.yaml (AWS SAM) from deploy.toml
-	$(PY) -m tools.template
+	$(PY) -m infra.template
 
 validate-template: $(STAMP) ## Check template.yaml against deploy.toml; cfn-lint it as SAM and as translated CloudFormation
 	$(PY) -m pytest -q tests/test_template.py

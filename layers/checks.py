@@ -14,6 +14,7 @@ Usage: ``python -m layers.checks [--runtime python3.12] [--arch x86_64]``
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import platform
@@ -36,10 +37,10 @@ from layers.deps_layer import (
 from layers.deps_layer import (
     DEFAULT_OUT as DEPS_ZIP,
 )
+from layers.deps_zip import layer_versions
+from layers.function_zip import DEFAULT_OUT as FUNCTION_ZIP
 from layers.model_layer import DEFAULT_OUT as MODEL_ZIP
-from tools.local.lambda_runtime import extract_tree
-from tools.package_function import DEFAULT_OUT as FUNCTION_ZIP
-from tools.release.deps_zip import layer_versions
+from layers.zipping import extract_tree
 
 UNZIPPED_LIMIT = 262_144_000
 #: ELF e_machine names, as pyelftools reports them, per Lambda architecture.
@@ -180,6 +181,39 @@ print(json.dumps({"init_s": init, "predictions": len(response["predictions"]),
 """
 
 
+#: Inputs of the smoke test's batch for a text model (any text scores; the check is that it does).
+SMOKE_TEXTS = ("A warm, funny and beautifully acted film.", "Tedious, overlong and badly written.")
+
+
+def smoke_event(manifest_path: Path) -> dict:
+    """A two-record Kinesis batch of inputs the model layer's manifest accepts.
+
+    Text models get :data:`SMOKE_TEXTS` in their text field, tabular models ``0`` for
+    every feature: the smoke test proves the layers import and predict, not what.
+    """
+    contract = json.loads(manifest_path.read_text())["input"]
+    if contract["kind"] == "text":
+        payloads = [{contract["field"]: text} for text in SMOKE_TEXTS]
+    else:
+        payloads = [dict.fromkeys(contract["features"], 0) for _ in SMOKE_TEXTS]
+    records = []
+    for n, payload in enumerate(payloads, start=1):
+        sequence = f"4954511524349098501828006771497314458218006259324420096{n}"
+        records.append(
+            {
+                "eventSource": "aws:kinesis",
+                "eventID": f"shardId-000000000000:{sequence}",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/smoke-test",
+                "kinesis": {
+                    "data": base64.b64encode(json.dumps(payload).encode()).decode(),
+                    "sequenceNumber": sequence,
+                    "partitionKey": "smoke-test",
+                },
+            }
+        )
+    return {"Records": records}
+
+
 def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:
     """Import the function and predict a sample batch in a fresh, isolated interpreter.
 
@@ -188,8 +222,6 @@ def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:
     ``drop_bytecode`` the interpreter neither reads nor writes ``.pyc`` outside the
     stdlib's, as on a layer shipped without bytecode (``/opt`` is read-only).
     """
-    from tools.events import SAMPLE_TEXTS, kinesis_event
-
     env = {"MODEL_DIR": str(opt / "model"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
     if drop_bytecode:
         for pyc_dir in opt.rglob("__pycache__"):
@@ -197,7 +229,16 @@ def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:
                 pyc.unlink()
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _SMOKE, str(task), str(opt), json.dumps(kinesis_event(SAMPLE_TEXTS))],
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _SMOKE,
+            str(task),
+            str(opt),
+            json.dumps(smoke_event(opt / "model" / "manifest.json")),
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -35,7 +35,7 @@ DEFAULT_OUT = BUILD / "layers" / "deps-layer.zip"
 DEFAULT_RUNTIME = "python3.12"
 DEFAULT_ARCH = "x86_64"
 
-#: Lambda Python runtimes -> the glibc of their Amazon Linux (REFERENCE.md §3).
+#: Lambda Python runtimes -> the glibc of their Amazon Linux (docs/aws-notes.md §3).
 RUNTIME_GLIBC = {
     "python3.10": (2, 26),
     "python3.11": (2, 26),
@@ -48,13 +48,13 @@ BUILD_IMAGE = "public.ecr.aws/sam/build-{runtime}"
 
 #: Directory names removed wherever they appear, except under ``KEEP_TESTS_IN``.
 TEST_DIRS = {"tests", "test"}
-#: numpy.testing imports numpy._core.tests._natype (REFERENCE.md §3).
+#: numpy.testing imports numpy._core.tests._natype (docs/aws-notes.md §3).
 KEEP_TESTS_IN = {"numpy"}
 #: Files that no import ever reads: build inputs and type stubs.
 UNNEEDED_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi"}
 UNNEEDED_DIRS = ("bin", "numpy/_core/include", "numpy/_pyinstaller", "numpy/distutils")
 #: Packages whose own extension modules may be stripped of symbols. Never ``*.libs/``:
-#: stripping the vendored libraries breaks import (REFERENCE.md §3).
+#: stripping the vendored libraries breaks import (docs/aws-notes.md §3).
 STRIP_PACKAGES = ("numpy", "scipy", "sklearn")
 
 
@@ -94,7 +94,7 @@ def platform_tags(runtime: str, arch: str) -> list[str]:
     """Every manylinux tag whose glibc the runtime provides, listed explicitly.
 
     pip does not expand ``manylinux_2_34`` to the tags below it, and given only
-    ``manylinux2014`` it silently resolves older releases (REFERENCE.md §3).
+    ``manylinux2014`` it silently resolves older releases (docs/aws-notes.md §3).
     """
     if arch not in ARCH_TAG:
         raise BuildError(f"ARCH={arch} is not a Lambda architecture; use x86_64 or arm64")
@@ -230,7 +230,7 @@ def build_deps_layer(
     runtime: str = DEFAULT_RUNTIME, arch: str = DEFAULT_ARCH, out: Path = DEFAULT_OUT, use_docker: bool | None = None
 ) -> BuildReport:
     """Install, slim, compile and zip the dependencies layer; return the sizes."""
-    from tools.zipping import tree_entries, write_zip
+    from layers.zipping import tree_entries, write_zip
 
     pins = runtime_pins()
     staging = BUILD / "deps" / f"{runtime}-{arch}"

@@ -37,9 +37,9 @@ from inference.manifest import (
     sha256_bytes,
     validate_manifest,
 )
-from inference.model import ModelLoadError, _installed_versions, check_versions
+from inference.model import ModelLoadError, check_versions, installed_versions
 
-from tools.zipping import write_zip
+from layers.zipping import write_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER_PREFIX = "model/"
@@ -138,7 +138,7 @@ def build_manifest(
         "pipeline": steps,
         "input": contract,
         "classes": [c.item() if hasattr(c, "item") else c for c in classifier.classes_],
-        "libraries": _installed_versions(),
+        "libraries": installed_versions(),
         "metrics": metrics or {},
     }
     try:
@@ -159,7 +159,7 @@ def verify_folder(src: Path) -> Manifest:
     """
     try:
         manifest = read_manifest(src)
-        check_versions(manifest, _installed_versions())  # before anything is unpickled
+        check_versions(manifest, installed_versions())  # before anything is unpickled
     except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
     for step in manifest["pipeline"]:

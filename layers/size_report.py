@@ -13,7 +13,7 @@ from pathlib import Path
 
 from layers.checks import unzipped_size
 from layers.deps_layer import DEFAULT_OUT, pip_install_command, runtime_pins, tree_bytes
-from tools.zipping import tree_entries, write_zip
+from layers.zipping import tree_entries, write_zip
 
 
 def plain_install_sizes(runtime: str, arch: str) -> tuple[int, int]:

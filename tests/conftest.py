@@ -3,7 +3,7 @@
 Session fixtures (trained once, in a temporary folder, in well under a second):
 
 ``text_model_dir`` / ``text_model``
-    CountVectorizer -> TfidfTransformer -> LogisticRegression (``tools.train.fit_pipeline``)
+    CountVectorizer -> TfidfTransformer -> LogisticRegression (``training.train.fit_pipeline``)
     trained on a small synthetic review corpus; labels ``fresh`` / ``rotten``; text field
     ``text``. Packaged with ``layers.model_layer.build_manifest`` + ``write_manifest``.
 ``tabular_model_dir`` / ``tabular_model``
@@ -19,7 +19,7 @@ Other fixtures:
 ``zips`` (session)
     The function zip built from this checkout, the layers (dependencies, then the reference
     model in ``build/model`` packaged into a temporary folder) and a work folder for
-    ``tools.invoke``; skips when the reference model or the dependencies layer is not built.
+    ``localtwin.invoke``; skips when the reference model or the dependencies layer is not built.
 ``inference_logs``
     ``caplog`` for the ``inference`` logger (which stops propagating once set up).
 
@@ -46,13 +46,13 @@ from inference.quarantine import QuarantineItem
 from inference.sinks import ResultItem
 
 from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
+from layers.function_zip import build_function_zip
 from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
 from layers.model_layer import DEFAULT_SRC as REFERENCE_MODEL
 from layers.model_layer import build_manifest, package_model_layer, write_manifest
-from tools.events import REGION, kinesis_ddb_document, kinesis_record
-from tools.events import dynamodb_record as ddb_record  # noqa: F401 (re-exported for the tests)
-from tools.package_function import build_function_zip
-from tools.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
+from testing.events import REGION, kinesis_ddb_document, kinesis_record
+from testing.events import dynamodb_record as ddb_record  # noqa: F401 (re-exported for the tests)
+from training.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def make_text_model(out: Path, name: str = "test-sentiment", version: str = "0.0
     """Train the small text model and package it (artifacts + manifest) into ``out``."""
     import joblib
 
-    from tools.train import fit_pipeline
+    from training.train import fit_pipeline
 
     texts, labels = synthetic_reviews()
     vectorizer, tfidf, classifier, metrics = fit_pipeline(texts, labels)
@@ -138,7 +138,7 @@ def inference_logs(caplog: pytest.LogCaptureFixture):
 @pytest.fixture(scope="session")
 def zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], Path]:
     """The function zip, the layers (dependencies, then the model built from this checkout
-    into a temp folder) and a work folder the tests share (``tools.invoke``'s ``workdir``)."""
+    into a temp folder) and a work folder the tests share (``localtwin.invoke``'s ``workdir``)."""
     if not (REFERENCE_MODEL / "manifest.json").is_file():
         pytest.skip("reference model missing: run `make train`")
     if not DEPS_LAYER.is_file():

@@ -1,8 +1,8 @@
-"""The batch-size cost experiment (``tools.cost``): arithmetic, REPORT lines, projection,
+"""The batch-size cost experiment (``experiments.cost``): arithmetic, REPORT lines, projection,
 recommendation, break-even, the AWS target against moto, and the report from synthetic rows.
 
 Every expected number is computed by hand in the test, from the prices in
-``tools.cost.pricing`` (x86_64: $0.0000166667 per GB-s, $0.20 per million requests).
+``pricing.prices`` (x86_64: $0.0000166667 per GB-s, $0.20 per million requests).
 """
 
 from __future__ import annotations
@@ -23,7 +23,13 @@ from typing import Any
 
 import pytest
 
-from tools.cost.arithmetic import (
+from experiments.cost.aws import ReportLineError, find_report_line, parse_report_line, report_from_log_result
+from experiments.cost.measurement import Measurement, batch_profiles, init_profiles, spread
+from experiments.cost.project import Estimate, cpu_scale, project_duration, project_estimates
+from experiments.cost.recommend import LatencyTarget, cost_rows, recommend
+from experiments.cost.workload import PAYLOAD_LIMIT_BYTES, make_workload
+from localtwin.lambda_runtime import Report
+from pricing.billing import (
     Usage,
     billed_ms,
     break_even_ingests_per_day,
@@ -35,13 +41,7 @@ from tools.cost.arithmetic import (
     invocations_per_ingest,
     monthly_cost,
 )
-from tools.cost.aws import ReportLineError, find_report_line, parse_report_line, report_from_log_result
-from tools.cost.measurement import Measurement, batch_profiles, init_profiles, spread
-from tools.cost.pricing import DAYS_PER_MONTH, ENDPOINT_PRICES, LAMBDA_PRICES
-from tools.cost.project import Estimate, cpu_scale, project_duration, project_estimates
-from tools.cost.recommend import LatencyTarget, cost_rows, recommend
-from tools.cost.workload import PAYLOAD_LIMIT_BYTES, make_workload
-from tools.local.lambda_runtime import Report
+from pricing.prices import DAYS_PER_MONTH, ENDPOINT_PRICES, LAMBDA_PRICES
 
 X86 = LAMBDA_PRICES["x86_64"]
 ARM = LAMBDA_PRICES["arm64"]
@@ -352,7 +352,7 @@ def _memory(lam: Any) -> int:
 
 
 def test_aws_target_sets_each_memory_size_reads_report_lines_and_restores_memory(moto_lambda: Any) -> None:
-    from tools.cost.aws import measure_aws
+    from experiments.cost.aws import measure_aws
 
     fake = FakeInvoke(moto_lambda)
     pool = ["a warm and funny film", "tedious and overlong"]
@@ -374,7 +374,7 @@ def test_aws_target_sets_each_memory_size_reads_report_lines_and_restores_memory
 def test_aws_target_restores_memory_when_an_invocation_fails(moto_lambda: Any) -> None:
     from botocore.exceptions import ClientError
 
-    from tools.cost.aws import measure_aws
+    from experiments.cost.aws import measure_aws
 
     FakeInvoke(moto_lambda, fail_on_call=3)
     work = make_workload(10, ["a film"])
@@ -384,7 +384,7 @@ def test_aws_target_restores_memory_when_an_invocation_fails(moto_lambda: Any) -
 
 
 def test_aws_experiment_end_to_end_writes_the_report(moto_lambda: Any, tmp_path: Path) -> None:
-    from tools.cost.experiment import ExperimentConfig, run_experiment
+    from experiments.cost.experiment import ExperimentConfig, run_experiment
 
     FakeInvoke(moto_lambda)
     cfg = ExperimentConfig.small(
@@ -405,8 +405,8 @@ def test_aws_experiment_end_to_end_writes_the_report(moto_lambda: Any, tmp_path:
 
 
 def test_report_from_synthetic_local_measurements(tmp_path: Path) -> None:
-    from tools.cost.experiment import ExperimentConfig, analyse
-    from tools.cost.report import write_outputs
+    from experiments.cost.experiment import ExperimentConfig, analyse
+    from experiments.cost.report import write_outputs
 
     rows = [_cold(1000.0 + i, 900.0, i) for i in range(3)]
     for batch, cpu in ((1, 1.5), (10, 2.0), (100, 5.0), (1000, 40.0)):
@@ -434,7 +434,7 @@ def test_report_from_synthetic_local_measurements(tmp_path: Path) -> None:
 
 
 def test_cpu_quota_slows_a_busy_process_to_its_share() -> None:
-    from tools.cost.quota import CpuQuota, QuotaUnavailableError
+    from experiments.cost.quota import CpuQuota, QuotaUnavailableError
 
     busy = "import sys, time\nsys.stdin.readline()\nt = time.process_time()\nwhile time.process_time() - t < 0.2: pass"
     with contextlib.ExitStack() as stack:
@@ -456,8 +456,8 @@ def test_cpu_quota_slows_a_busy_process_to_its_share() -> None:
 
 
 def test_measurements_csv_round_trips_for_re_pricing(tmp_path: Path) -> None:
-    from tools.cost.measurement import read_measurements
-    from tools.cost.report import write_csvs
+    from experiments.cost.measurement import read_measurements
+    from experiments.cost.report import write_csvs
 
     rows = [_cold(1000.0, 900.0), _warm(100, 5.0, 6.5, rep=1, text_chars_max=84, error="1 batchItemFailures")]
     results = SimpleNamespace(measurements=rows, warm_costs=[], costs=[], checks=[])
@@ -470,7 +470,7 @@ def test_measurements_csv_round_trips_for_re_pricing(tmp_path: Path) -> None:
 
 
 def test_command_line_options_override_the_small_or_default_configuration() -> None:
-    from tools.cost.cli import config_from_args, parser
+    from experiments.cost.cli import config_from_args, parser
 
     def config(*argv: str) -> Any:
         return config_from_args(parser().parse_args(argv))

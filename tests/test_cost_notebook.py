@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from localtwin.invoke import DEFAULT_FUNCTION, INVOKE_LAYERS
 from tests.notebook_kernel import outputs, run_notebook, stdout
-from tools.invoke import DEFAULT_FUNCTION, INVOKE_LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "batch_size_cost.ipynb"

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tools.local.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
+from localtwin.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The fuzzer's smaller run, and regression tests for what fuzzing found.
 
-``tools.fuzz`` drives the real handler with malformed and hostile events (``make soak``
+``testing.fuzz`` drives the real handler with malformed and hostile events (``make soak``
 runs 10,000 cases); here a few hundred, which must all pass and must reach every
 category and every outcome. Then one test per bug the fuzzer found, and the check that
 neither payloads nor credentials reach the logs.
@@ -25,9 +25,9 @@ from inference.events import UnsupportedEventError
 from inference.quarantine import QuarantineItem, SQSQuarantine
 from inference.telemetry import JsonFormatter
 
+from testing import fuzz
+from testing.events import kinesis_event, kinesis_record
 from tests.conftest import FakeQuarantine, FakeSink, SpyModel, b64, ddb_record, kinesis_raw
-from tools import fuzz
-from tools.events import kinesis_event, kinesis_record
 
 TEXT = {"kind": "text", "field": "text"}
 

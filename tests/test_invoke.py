@@ -1,4 +1,4 @@
-"""The built zips, run the way Lambda runs them (``tools.invoke`` and ``make invoke``)."""
+"""The built zips, run the way Lambda runs them (``localtwin.invoke`` and ``make invoke``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
+from localtwin.invoke import invoke
+from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
 from tests.conftest import REFERENCE_MODEL, make_invoke
-from tools.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
-from tools.invoke import invoke
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_make_invoke_prints_the_response(tmp_path):
 
 
 def test_invoke_cli_reports_an_unreadable_event(tmp_path):
-    from tools.invoke import main
+    from localtwin.invoke import main
 
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")

@@ -1,4 +1,4 @@
-"""The local Lambda runtime (``tools.local.lambda_runtime``) with scripted functions.
+"""The local Lambda runtime (``localtwin.lambda_runtime``) with scripted functions.
 
 Tiny handlers zipped on the fly (no layers, or tiny fake ones) keep these fast; one
 test runs the real function from its zip and layers.
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.events import SAMPLE_TEXTS, kinesis_event
-from tools.local.lambda_runtime import LocalLambda, PayloadTooLargeError, ensure_runtime_dir
+from localtwin.lambda_runtime import LocalLambda, PayloadTooLargeError, ensure_runtime_dir
+from testing.events import SAMPLE_TEXTS, kinesis_event
 
 SCRIPTED = """
 import json, os, sys, time

@@ -20,9 +20,9 @@ from inference.model import load_model
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from layers import function_zip as package_function
+from layers.function_zip import FUNCTION_DIR, build_function_zip
 from layers.model_layer import PackagingError, build_manifest, verify_folder
-from tools import package_function
-from tools.package_function import FUNCTION_DIR, build_function_zip
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_MODEL = ROOT / "build" / "model"

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from inference.batch import ModelFailure, process_batch
 from inference.decode import decode_records
 
+from testing.events import kinesis_record
 from tests.conftest import FakeQuarantine, FakeSink, SpyModel, ddb_record, kinesis_ddb_document
-from tools.events import kinesis_record
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

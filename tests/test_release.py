@@ -1,4 +1,4 @@
-"""Publishing, releases, relink / rollback and deploy against moto's Lambda (tools.release).
+"""Publishing, releases, relink / rollback and deploy against moto's Lambda (release).
 
 Layers are small fake zips built here (the real ones are tested by the layer checks);
 everything else is the real boto3 API served by ``moto.mock_aws``.
@@ -14,18 +14,18 @@ from typing import Any
 import pytest
 from inference.manifest import sha256_bytes, sha256_file
 
-from tools.release.arns import LayerArn, replace_layers
-from tools.release.aws import Clients, get_configuration
-from tools.release.cli import main
-from tools.release.deploy import deploy
-from tools.release.descriptions import format_description, model_description, parse_description
-from tools.release.errors import ReleaseError
-from tools.release.history import read_history
-from tools.release.model_zip import verify_model_zip
-from tools.release.publish import publish_deps_layer, publish_layer, publish_model_layer
-from tools.release.relink import format_releases, releases, relink, rollback
-from tools.release.upload import code_sha256
-from tools.settings import SettingsError, load_settings, parse_settings
+from release.arns import LayerArn, replace_layers
+from release.aws import Clients, get_configuration
+from release.cli import main
+from release.deploy import deploy
+from release.descriptions import format_description, model_description, parse_description
+from release.errors import ReleaseError
+from release.history import read_history
+from release.model_zip import verify_model_zip
+from release.publish import publish_deps_layer, publish_layer, publish_model_layer
+from release.relink import format_releases, releases, relink, rollback
+from release.settings import SettingsError, load_settings, parse_settings
+from release.upload import code_sha256
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -39,7 +39,7 @@ MUTATING = ("create_", "update_", "publish_", "tag_", "delete_", "put_")
 @pytest.fixture
 def aws(mocked_aws, monkeypatch):
     """moto for the duration of the test (``mocked_aws``), without real sleeps between retries."""
-    monkeypatch.setattr("tools.release.aws._sleep", lambda seconds: None)
+    monkeypatch.setattr("release.aws._sleep", lambda seconds: None)
 
 
 @pytest.fixture
@@ -446,7 +446,7 @@ def test_a_deps_layer_built_for_another_python_or_cpu_is_refused(env):
 def test_a_layer_over_the_direct_upload_limit_goes_through_s3(env, monkeypatch):
     import boto3
 
-    monkeypatch.setattr("tools.release.upload.DIRECT_UPLOAD_LIMIT", 100)
+    monkeypatch.setattr("release.upload.DIRECT_UPLOAD_LIMIT", 100)
     zip_path = model_zip(env["tmp"], "1.0.0")
     calls = Recorder(env["clients"].s3)
     clients = Clients(env["clients"].lambda_, calls)
@@ -474,7 +474,7 @@ def test_an_update_that_meets_an_update_in_progress_waits_and_retries(env, monke
         "python3.11", "x86_64", None, clients=env["clients"],
     )["LayerVersionArn"]  # fmt: skip
     sleeps: list[float] = []
-    monkeypatch.setattr("tools.release.aws._sleep", sleeps.append)
+    monkeypatch.setattr("release.aws._sleep", sleeps.append)
     lam = Recorder(env["clients"].lambda_, fail={"update_function_configuration": 2})
 
     result = relink(env["settings"], v2, clients=Clients(lam, env["clients"].s3))

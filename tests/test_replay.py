@@ -1,4 +1,4 @@
-"""The demo's replay (``tools.local.replay``, ``tools.demo``): small runs end to end, and the checks.
+"""The demo's replay (``localtwin.replay``, ``localtwin.demo``): small runs end to end, and the checks.
 
 The end-to-end runs use the function zip and the model layer built from this checkout
 (into a temporary folder) and the dependencies layer from ``build/``, on the embedded
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import tools.demo as demo
-from tools.local.replay import (
+import localtwin.demo as demo
+from localtwin.replay import (
     DELETE_TAG,
     DYNAMODB_POISON,
     KINESIS_POISON,

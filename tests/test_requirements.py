@@ -13,7 +13,7 @@ import pytest
 from inference.manifest import TRACKED_LIBRARIES
 
 from layers.deps_layer import runtime_pins
-from tools.settings import DEFAULT_PATH, load_settings
+from release.settings import DEFAULT_PATH, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>[^\s;#]+)$")

@@ -17,7 +17,7 @@ from inference.batch import process_batch
 from inference.quarantine import MAX_ATTACHED_RECORD_BYTES, QuarantineItem, S3Quarantine, SQSQuarantine
 from inference.sinks import BATCH_ATTEMPTS, DynamoDBSink, KinesisSink, ResultItem, S3Sink
 
-from tools.events import SAMPLE_TEXTS, kinesis_event, kinesis_record
+from testing.events import SAMPLE_TEXTS, kinesis_event, kinesis_record
 
 REGION = "us-east-1"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:123456789012:stream/reviews"

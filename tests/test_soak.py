@@ -1,4 +1,4 @@
-"""The fault soak (``tools.soak``, ``tools.local.faults``): a small soak end to end, and its parts.
+"""The fault soak (``localtwin.soak``, ``localtwin.faults``): a small soak end to end, and its parts.
 
 The end-to-end run is ``make soak`` in miniature: 1,500 records through the function zip
 and layers built from this checkout, with throttled result writes, a throttling burst,
@@ -13,12 +13,12 @@ from dataclasses import replace
 import pytest
 from botocore.exceptions import ClientError
 
-from tools.local.embedded_aws import EmbeddedAWS
-from tools.local.faults import FaultPlan, SinkFaults
-from tools.local.lambda_runtime import LocalLambda
-from tools.local.replay import ReplayOptions, ReplayResult, run_replay
-from tools.settings import load_settings
-from tools.soak import format_soak, soak_checks, soak_settings
+from localtwin.embedded_aws import EmbeddedAWS
+from localtwin.faults import FaultPlan, SinkFaults
+from localtwin.lambda_runtime import LocalLambda
+from localtwin.replay import ReplayOptions, ReplayResult, run_replay
+from localtwin.soak import format_soak, soak_checks, soak_settings
+from release.settings import load_settings
 
 PLAN = FaultPlan(throttle_share=0.1, kill_every=400, timeouts=1, hold_s=5.0, bursts=1, expected_records=1500, seed=5)
 
@@ -156,7 +156,7 @@ def test_plan_rejects_nonsense() -> None:
 
 
 def test_soak_cli_rejects_bad_options(capsys: pytest.CaptureFixture) -> None:
-    from tools.soak import main
+    from localtwin.soak import main
 
     with pytest.raises(SystemExit):
         main(["--timeout-s", "0"])

@@ -1,6 +1,6 @@
 """template.yaml: generated from deploy.toml, lint-clean as SAM and as CloudFormation, least privilege.
 
-cfn-lint does not check the properties inside SAM ``Events`` (REFERENCE.md §6), so the
+cfn-lint does not check the properties inside SAM ``Events`` (docs/aws-notes.md §6), so the
 template is also translated to plain CloudFormation with aws-sam-translator (offline:
 the template names no managed policy) and that output is linted and inspected too: the
 event source mappings Lambda would get, the IAM policies, the HTTP routes.
@@ -26,10 +26,10 @@ from inference.app import App
 from inference.quarantine import LogQuarantine
 from inference.sinks import ResponseSink
 
-from tools.events import kinesis_record
-from tools.release.deploy import _desired_configuration, _mapping_options
-from tools.settings import DEFAULT_PATH, ROOT, Settings, SettingsError, load_settings
-from tools.template import FUNCTION_ID, QUARANTINE_METRIC, TemplateError, build_template, main, render
+from infra.template import FUNCTION_ID, QUARANTINE_METRIC, TemplateError, build_template, main, render
+from release.deploy import desired_configuration, mapping_options
+from release.settings import DEFAULT_PATH, ROOT, Settings, SettingsError, load_settings
+from testing.events import kinesis_record
 
 TEMPLATE = ROOT / "template.yaml"
 OPENAPI = ROOT / "api" / "openapi.yaml"
@@ -225,7 +225,7 @@ def test_function_matches_make_deploy(case: Case) -> None:
     assert name == FUNCTION_ID and not others
     props = case.resolve(function["Properties"])
     layers = [case.parameters["DepsLayerArn"], case.parameters["ModelLayerArn"]]
-    desired = _desired_configuration(case.settings, layers)
+    desired = desired_configuration(case.settings, layers)
     del desired["Role"]  # the stack's own least-privilege role (checked below), not deploy.toml's role_arn
     got = {key: props.get(key) for key in desired}
     got["Environment"] = props.get("Environment", {"Variables": {}})
@@ -243,7 +243,7 @@ def test_event_source_mappings_match_make_deploy(case: Case) -> None:
     (alias_id,) = case.of_type("AWS::Lambda::Alias")
     for source in case.settings.event_sources:
         expected = {
-            **_mapping_options(source),
+            **mapping_options(source),
             "EventSourceArn": source.source_arn,
             "FunctionName": {"Ref": alias_id},
             "StartingPosition": source.starting_position,

@@ -11,7 +11,7 @@ Every record ends in exactly one of four states, and :class:`BatchReport` lists 
 ``retry``
     reported in ``batchItemFailures`` for Lambda to deliver again.
 
-Retry follows stream semantics (REFERENCE.md §2): Lambda resumes at the lowest
+Retry follows stream semantics (docs/aws-notes.md §2): Lambda resumes at the lowest
 reported sequence number and redelivers everything after it. So the first record
 whose result or quarantine could not be persisted is the *cutoff*: it and every
 record after it are reported, and sinks only get records before it.

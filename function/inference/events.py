@@ -1,6 +1,6 @@
 """Wire shapes of the stream events Lambda delivers, and recognising them.
 
-See REFERENCE.md §1. Kinesis and DynamoDB Streams deliver ``{"Records": [...]}``; a
+See docs/aws-notes.md §1. Kinesis and DynamoDB Streams deliver ``{"Records": [...]}``; a
 DynamoDB change routed through Kinesis arrives as a Kinesis record whose ``data`` is a
 JSON change document (recognised per record, in :mod:`inference.decode`).
 """

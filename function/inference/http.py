@@ -72,7 +72,7 @@ _ROUTES_HELP = "GET /models, GET /models/{name}/metadata, POST /models/{name}/pr
 
 # --- wire shapes -------------------------------------------------------------------------
 # The request events are read as plain dicts (:func:`read_request`); their exact shapes are
-# built by ``tools.events`` and checked against SAM's own in the tests.
+# built by ``testing.events`` and checked against SAM's own in the tests.
 
 
 class HttpResponse(TypedDict):

@@ -4,7 +4,7 @@ The manifest sits next to the joblib artifacts in the model layer (``/opt/model`
 Lambda). It names the ordered pipeline, the input contract, the output classes, the
 sha256 of every artifact and the library versions that produced them. This module is
 shared by the function (which verifies a layer before loading it) and by the packaging
-tools (which write and check manifests), so both sides read one definition.
+layer packaging and release code (which write and check manifests), so both sides read one definition.
 """
 
 from __future__ import annotations

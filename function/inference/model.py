@@ -73,7 +73,7 @@ class LoadedModel:
         return Predictions(self.classifier.predict(features).tolist(), None)
 
 
-def _installed_versions() -> dict[str, str]:
+def installed_versions() -> dict[str, str]:
     import joblib
     import numpy
     import scipy
@@ -132,7 +132,7 @@ def load_model(model_dir: Path | str) -> LoadedModel:
         manifest = read_manifest(model_dir)
     except ManifestError as exc:
         raise ModelLoadError(str(exc)) from None
-    check_versions(manifest, _installed_versions())
+    check_versions(manifest, installed_versions())
 
     import joblib
     from sklearn.exceptions import InconsistentVersionWarning

@@ -1,0 +1,366 @@
+"""Warm and cold benchmarks of the built function, each beside its bare scikit-learn baseline.
+
+Everything runs from the built zips, extracted the way Lambda does it (``localtwin.invoke``),
+in fresh interpreters that import the function only from the extracted zip, with
+``MODEL_DIR`` on the extracted model layer and no ``RESULTS_*`` variable (the response
+sink). One run prints both figures and their baselines:
+
+warm
+    ``lambda_handler`` on one Kinesis batch of ``--records`` review texts (JSON
+    ``{"text": ...}``, base64 as Kinesis delivers it) against a bare predict of the same
+    texts on the same loaded model in the same process (the preprocessors' ``transform``
+    then ``predict_proba``: all the model itself needs). Both run ``--repeat`` times after
+    a warm-up, interleaved; medians are compared (target: handler <= 1.15x bare). The
+    per-record way (decode one record, one predict call per record, as a per-record batch
+    processor such as Powertools' ``BatchProcessor`` does, minus its own overhead) is timed
+    as a baseline too, ``--repeat`` / 3 times.
+cold
+    init in a fresh interpreter, from its first line to the end of ``import
+    lambda_function`` (imports, manifest, sha256 checks, joblib loads), against a fresh
+    interpreter that only imports joblib / numpy / scipy / scikit-learn and ``joblib.load``-s
+    the same three files; ``--cold-repeat`` runs of each, alternated, medians compared
+    (target: <= 1.10x). The function's modules are compiled from source on every run, as
+    on Lambda, whose ``/var/task`` is read-only. Also timed: importing the function's
+    modules alone (no model), and whether that imports boto3.
+
+Each row shows the median and the min, and three ratios to the baseline: of the medians
+(the figure the targets are read on), of the mins, and the median of the per-repetition
+ratios. On a busy machine (the load average is printed) the medians are the noisiest.
+``--profile N`` adds a cProfile of N handler calls, to see where the overhead goes.
+
+Usage: ``python -m experiments.bench [--records 1000] [--repeat 30] [--cold-repeat 7] [--profile N]``
+(``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from localtwin.invoke import DEFAULT_FUNCTION, DEFAULT_LAYERS, extract
+from testing.events import kinesis_event
+from training.dataset import load_reviews
+
+WARM_TARGET = 1.15
+COLD_TARGET = 1.10
+
+# Runs in a fresh interpreter: argv = task root, input JSON, repeat, per-record repeat, profile.
+# The function's log and EMF lines go to /dev/null (written, as on Lambda, but not kept).
+_WARM = r"""
+import base64, gc, json, os, sys, time
+task, source, repeat, per_record_repeat, profile = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+sys.path.insert(0, task)
+report, sys.stdout = sys.stdout, open(os.devnull, "w")
+
+class Context:
+    function_name = "bench"
+    memory_limit_in_mb = 1024
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    def get_remaining_time_in_millis(self):
+        return 60000
+
+import lambda_function
+with open(source) as fh:
+    data = json.load(fh)
+event, texts = data["event"], data["texts"]
+model = lambda_function.app.model
+steps, classifier = model.preprocessors, model.classifier
+context = Context()
+
+def handler():
+    return lambda_function.lambda_handler(event, context)
+
+def bare():
+    features = texts
+    for step in steps:
+        features = step.transform(features)
+    return classifier.predict_proba(features)
+
+def per_record():
+    out = {}
+    for record in event["Records"]:
+        text = json.loads(base64.b64decode(record["kinesis"]["data"]))["text"]
+        p = model.predict([text])
+        out[record["eventID"]] = {"label": p.labels[0], "probability": p.probabilities[0]}
+    return out
+
+def timed(fn):
+    gc.collect()
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+response = handler()
+proba = bare()
+labels = classifier.classes_[proba.argmax(axis=1)].tolist()
+by_id = response.get("predictions", {})
+ids = [r["eventID"] for r in event["Records"]]
+check = {
+    "failures": len(response["batchItemFailures"]),
+    "predictions": len(by_id),
+    "agree": sum(by_id.get(i, {}).get("label") == label for i, label in zip(ids, labels)),
+    "per_record_agree": per_record() == by_id,
+    "boto3": "boto3" in sys.modules,
+}
+for _ in range(3):
+    handler(); bare()
+times = {"handler": [], "bare": [], "per_record": []}
+for i in range(repeat):
+    pair = ("handler", "bare") if i % 2 == 0 else ("bare", "handler")
+    for name in pair:
+        times[name].append(timed(handler if name == "handler" else bare))
+for _ in range(per_record_repeat):
+    times["per_record"].append(timed(per_record))
+if profile:
+    import cProfile, io, pstats
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(profile):
+        handler()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(18)
+    check["profile"] = buf.getvalue()
+report.write(json.dumps({"times": times, "check": check}) + "\n")
+"""
+
+# Fresh-interpreter init of the function: argv = task root.
+_COLD_FUNCTION = r"""
+import time
+started = time.perf_counter()
+import sys
+sys.path.insert(0, sys.argv[1])
+report, sys.stdout = sys.stdout, sys.stderr
+import lambda_function
+seconds = time.perf_counter() - started
+import json
+report.write(json.dumps({"seconds": seconds, "boto3": "boto3" in sys.modules}) + "\n")
+"""
+
+# Fresh-interpreter bare load: argv = the artifact files.
+_COLD_BARE = r"""
+import time
+started = time.perf_counter()
+import sys
+import joblib, numpy, scipy, sklearn
+objects = [joblib.load(path) for path in sys.argv[1:]]
+seconds = time.perf_counter() - started
+import json
+report = {"seconds": seconds, "boto3": "boto3" in sys.modules}
+sys.stdout.write(json.dumps(report) + "\n")
+"""
+
+# Fresh-interpreter import of every module of the function zip but lambda_function
+# (which would load the model): argv = task root.
+_COLD_IMPORTS = r"""
+import time
+started = time.perf_counter()
+import importlib, pkgutil, sys
+sys.path.insert(0, sys.argv[1])
+import inference
+for info in pkgutil.iter_modules(inference.__path__, "inference."):
+    importlib.import_module(info.name)
+seconds = time.perf_counter() - started
+import json
+heavy = [m for m in ("boto3", "botocore", "numpy", "scipy", "sklearn", "joblib") if m in sys.modules]
+modules = sorted(m for m in sys.modules if m == "inference" or m.startswith("inference."))
+sys.stdout.write(json.dumps({"seconds": seconds, "boto3": "boto3" in sys.modules, "heavy": heavy,
+                             "modules": modules}) + "\n")
+"""
+
+
+def make_batch(records: int, seed: int = 7) -> tuple[dict[str, Any], list[str]]:
+    """A Kinesis event of ``records`` review texts from the data set, and those texts."""
+    texts, _ = load_reviews()
+    rng = random.Random(seed)
+    chosen = rng.sample(texts, records) if records <= len(texts) else rng.choices(texts, k=records)
+    return kinesis_event(chosen), chosen
+
+
+def _child_env(opt: Path) -> dict[str, str]:
+    # The function's code comes from the extracted zip only; no results or quarantine
+    # destination: predictions are returned in the response, poison goes to the log.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("RESULTS_", "QUARANTINE_"))}
+    env.update(
+        {
+            "MODEL_DIR": str(opt / "model"),
+            "AWS_LAMBDA_FUNCTION_NAME": "bench",
+            "PYTHONDONTWRITEBYTECODE": "1",  # like Lambda's read-only /var/task: compile every cold start
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+def _run(script: str, args: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"bench: a benchmark interpreter failed (exit {proc.returncode}); its stderr is above")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    """The machine's load average: medians on a busy machine are to be read with it."""
+    try:
+        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "load average n/a"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms" if seconds >= 0.1 else f"{seconds * 1000:.2f} ms"
+
+
+def _verdict(ratio: float, target: float) -> str:
+    return f"<= {target:.2f}x  {'met' if ratio <= target else 'MISSED'}"
+
+
+def _row(label: str, values: list[float], base: list[float] | None, target: str = "", paired: bool = True) -> str:
+    """One line: median and min, then against the baseline: median / median, min / min,
+    and the median of the per-repetition ratios (runs i of both kinds ran side by side,
+    so a burst of load on the machine tends to hit both)."""
+    med, low = statistics.median(values), min(values)
+    ratios = " " * 23
+    if base:
+        pair = f"{statistics.median(v / b for v, b in zip(values, base)):6.2f}x" if paired else f"{'-':>7}"
+        ratios = f"{med / statistics.median(base):6.2f}x {low / min(base):6.2f}x {pair}"
+    return f"  {label:<44} {_ms(med):>11} {_ms(low):>11}  {ratios}  {target}".rstrip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1000, help="records in the warm batch (default 1000)")
+    parser.add_argument("--repeat", type=int, default=30, help="timed warm repetitions (default 30)")
+    parser.add_argument("--cold-repeat", type=int, default=7, help="fresh interpreters of each kind (default 7)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="also cProfile N handler calls")
+    parser.add_argument("--function", type=Path, default=DEFAULT_FUNCTION)
+    parser.add_argument("--layer", type=Path, default=DEFAULT_LAYERS[0])
+    args = parser.parse_args(argv)
+    if args.records < 1 or args.repeat < 1 or args.cold_repeat < 1:
+        parser.error("--records, --repeat and --cold-repeat must be at least 1")
+    per_record_repeat = max(3, args.repeat // 3)
+
+    began = time.perf_counter()
+    command = shlex.join(
+        ["python", "-m", "experiments.bench", "--records", str(args.records), "--repeat", str(args.repeat)]
+        + ["--cold-repeat", str(args.cold_repeat)]
+        + (["--profile", str(args.profile)] if args.profile else [])
+        + (["--function", str(args.function)] if args.function != DEFAULT_FUNCTION else [])
+        + (["--layer", str(args.layer)] if args.layer != DEFAULT_LAYERS[0] else [])
+    )
+    print(f"$ {command}")
+    print(
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs, {_load()}; "
+        f"{args.function.name} + {args.layer.name}, extracted as Lambda does"
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        task, opt = extract(args.function, [args.layer], Path(tmp) / "lambda")
+        env = _child_env(opt)
+        manifest = json.loads((opt / "model" / "manifest.json").read_text())
+        artifacts = [str(opt / "model" / step["file"]) for step in manifest["pipeline"]]
+
+        # --- warm -------------------------------------------------------------------------
+        event, texts = make_batch(args.records)
+        source = Path(tmp) / "batch.json"
+        source.write_text(json.dumps({"event": event, "texts": texts}))
+        warm = _run(
+            _WARM,
+            [str(task), str(source), str(args.repeat), str(per_record_repeat), str(args.profile)],
+            env,
+            task,
+        )
+        times, check = warm["times"], warm["check"]
+
+        # --- cold -------------------------------------------------------------------------
+        kinds = {
+            "function": (_COLD_FUNCTION, [str(task)]),
+            "bare": (_COLD_BARE, artifacts),
+            "imports": (_COLD_IMPORTS, [str(task)]),
+        }
+        cold: dict[str, list[dict[str, Any]]] = {name: [] for name in kinds}
+        order = list(kinds)
+        for round_ in range(args.cold_repeat + 1):  # round 0 warms the page cache, not counted
+            for name in order:
+                result = _run(*kinds[name], env, task)
+                if round_:
+                    cold[name].append(result)
+            order = order[1:] + order[:1]  # rotate, so no kind always runs first
+
+    n = args.records
+    warm_ratio = statistics.median(times["handler"]) / statistics.median(times["bare"])
+    overhead = statistics.median(times["handler"]) - statistics.median(times["bare"])
+    cold_fn = [r["seconds"] for r in cold["function"]]
+    cold_bare = [r["seconds"] for r in cold["bare"]]
+    cold_ratio = statistics.median(cold_fn) / statistics.median(cold_bare)
+    imports = cold["imports"][0]
+
+    print()
+    print(f"  {'':<44} {'median':>11} {'min':>11}  {'ratio':>7} {'(mins)':>7} {'paired':>7}  target (on medians)")
+    print(f"warm: one {n:,}-record Kinesis batch, {args.repeat} interleaved repetitions after 3 warm-up ones")
+    print(
+        _row(
+            "handler (lambda_handler, response sink)",
+            times["handler"],
+            times["bare"],
+            _verdict(warm_ratio, WARM_TARGET),
+        )
+    )
+    print(_row("bare predict (transform x2 + predict_proba)", times["bare"], times["bare"], "baseline"))
+    print(
+        _row(
+            f"per-record: decode + predict 1 ({per_record_repeat} reps)",
+            times["per_record"],
+            times["bare"],
+            "baseline (per-record batch processor)",
+            paired=False,
+        )
+    )
+    low_overhead = min(times["handler"]) - min(times["bare"])
+    print(
+        f"  handler - bare: {overhead * 1000:.2f} ms on medians, {low_overhead * 1000:.2f} ms on mins = "
+        f"{low_overhead / n * 1e6:.2f} us a record (base64 + JSON decode, results, response, log + EMF lines)"
+    )
+    print(
+        f"  checks: {check['predictions']:,} predictions, {check['failures']} batchItemFailures, "
+        f"{check['agree']:,}/{n:,} labels as bare predict's, per-record results identical: {check['per_record_agree']}"
+    )
+    print(f"cold: fresh interpreters, {args.cold_repeat} runs of each kind, alternated (after 1 uncounted round)")
+    print(_row("import lambda_function (verify + load model)", cold_fn, cold_bare, _verdict(cold_ratio, COLD_TARGET)))
+    print(_row("bare: import joblib, sklearn; joblib.load x3", cold_bare, cold_bare, "baseline"))
+    print(
+        _row(
+            f"function modules only, no model ({len(imports['modules'])} modules)",
+            [r["seconds"] for r in cold["imports"]],
+            None,
+        )
+    )
+    print(
+        "  'boto3' in sys.modules: after the function's modules "
+        f"{any(r['boto3'] for r in cold['imports'])}, after import lambda_function "
+        f"{any(r['boto3'] for r in cold['function'])}, after warm batches {check['boto3']}; "
+        f"heavy modules the function's modules import: {', '.join(imports['heavy']) or 'none'}"
+    )
+    if args.profile:
+        print(f"\ncProfile of {args.profile} handler calls (by own time):")
+        print(check["profile"].rstrip())
+    print(f"\nbench took {time.perf_counter() - began:.1f} s; {_load()} at the end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The demo (``make demo``): replay an ingest through the local twin of Lambda and its trigger.
+
+Starts the embedded AWS endpoint, writes ``--records`` review records (about 1 %
+malformed) to a Kinesis stream of ``--shards`` shards (or, with ``--source dynamodb``,
+to a DynamoDB table with a stream, with some updates and deletes), runs the function
+from the built zips in the local Lambda runtime, driven by the local event source
+mapping with ``deploy.toml``'s settings, and prints a summary. The logic is in
+:mod:`localtwin.replay`.
+
+Exit status: 0 when every record was predicted, skipped or quarantined and the checks
+passed; 1 otherwise; 130 when interrupted (the endpoint and the workers are stopped
+either way).
+
+Usage: ``python -m localtwin.demo [--records 50000] [--shards 4] [--batch-size N]
+[--source kinesis|dynamodb] [--environments N] [--out build/demo]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from localtwin.replay import OUT_DIR, ReplayOptions, ReplayResult, format_summary, run_replay
+from release.settings import Settings, SettingsError, load_settings
+
+
+def _stop_on_first_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C: stop the run; a second Ctrl-C is ignored so the clean-up can finish."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+class _Bars:
+    """Two progress bars on stderr: writing the ingest, then replaying it."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.writing: tqdm | None = None
+        self.replaying: tqdm | None = None
+
+    def written(self, n: int) -> None:
+        if self.writing is None:
+            self.writing = tqdm(total=self.total, desc="writing the ingest", unit=" rec", file=sys.stderr)
+        self.writing.update(n)
+        if self.writing.n >= self.total:
+            self.writing.close()
+
+    def handled(self, n: int) -> None:
+        if self.replaying is None:
+            self.replaying = tqdm(total=self.total, desc="replaying", unit=" rec", file=sys.stderr)
+        self.replaying.update(n - self.replaying.n)
+        if self.replaying.n >= self.total:
+            self.replaying.close()
+
+    def close(self) -> None:
+        for bar in (self.writing, self.replaying):
+            if bar is not None:
+                bar.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000, help="records to write (default 50,000)")
+    parser.add_argument("--shards", type=int, default=4, help="Kinesis shards (default 4)")
+    parser.add_argument("--batch-size", type=int, help="the mapping's BatchSize (default: deploy.toml's)")
+    parser.add_argument("--source", choices=("kinesis", "dynamodb"), default="kinesis")
+    parser.add_argument(
+        "--environments", type=int, help="execution environments (default: shards x parallelization factor)"
+    )
+    parser.add_argument("--poison-share", type=float, default=0.01, help="share of malformed records (0.01)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help="for results.csv and function.log (build/demo)")
+    args = parser.parse_args(argv)
+    if args.records < 1 or not 1 <= args.shards <= 100 or not 0 <= args.poison_share <= 1:
+        parser.error("--records must be >= 1, --shards 1-100 and --poison-share 0-1")
+    if args.batch_size is not None and not 1 <= args.batch_size <= 10_000:
+        parser.error("--batch-size must be 1-10000 (Lambda's BatchSize range)")
+    if args.environments is not None and args.environments < 1:
+        parser.error("--environments must be >= 1")
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    options = ReplayOptions(
+        records=args.records,
+        shards=args.shards,
+        batch_size=args.batch_size,
+        source=args.source,
+        poison_share=args.poison_share,
+        max_environments=args.environments,
+        out_dir=args.out,
+    )
+    result, status = replay_with_progress(options, settings, "demo")
+    if result is None:
+        return status
+    print(format_summary(result))
+    return 0 if result.ok else 1
+
+
+def replay_with_progress(options: ReplayOptions, settings: Settings, prog: str) -> tuple[ReplayResult | None, int]:
+    """:func:`run_replay` with progress bars; Ctrl-C and failures end it cleanly.
+
+    Returns
+    -------
+    (result, status)
+        The result, or ``None`` with the exit status (130 interrupted, 1 failed) once
+        the reason is printed to stderr as ``<prog>: ...``.
+    """
+    signal.signal(signal.SIGINT, _stop_on_first_interrupt)
+    bars = _Bars(options.records)
+    try:
+        return run_replay(options, settings, write_progress=bars.written, progress=bars.handled), 0
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; the endpoint and the workers are stopped", file=sys.stderr)
+        return None, 130
+    except (FileNotFoundError, TimeoutError, RuntimeError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return None, 1
+    finally:
+        bars.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

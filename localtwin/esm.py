@@ -1,0 +1,1140 @@
+"""A local event source mapping (ESM) for Kinesis and DynamoDB streams, with Lambda's semantics.
+
+It polls every shard with the real boto3 API (Kinesis ``ListShards`` /
+``GetShardIterator`` / ``GetRecords``; DynamoDB Streams ``DescribeStream`` /
+``GetShardIterator`` / ``GetRecords``), builds Lambda-shaped events, hands them to an
+:class:`Invoker` and reacts to the outcome the way Lambda does (docs/aws-notes.md §2):
+
+* batches of up to ``batch_size`` records, gathered for at most
+  ``maximum_batching_window_s``, never over the 6 MB invocation payload (the JSON
+  event is measured);
+* per shard one batch in flight, in sequence order; with ``parallelization_factor``
+  N > 1, up to N batches per shard, records routed by the MD5 of their partition key
+  (Kinesis) or their ``Keys`` (DynamoDB), so each key keeps its order;
+* a checkpoint per shard: the highest sequence number at or below which every
+  record is handled (succeeded, or given up on and sent to the on-failure
+  destination);
+* ``ReportBatchItemFailures``: resume at the lowest reported sequence number; an
+  empty or null list, or an empty or null response, is success; a null or empty
+  ``itemIdentifier``, a wrong key, or a sequence number that is not in the batch fails
+  the whole batch;
+* a function error (the handler raised, timed out, or its runtime died) fails the
+  whole batch; ``bisect_batch_on_function_error`` splits it and retries the halves
+  without using up retries; ``maximum_retry_attempts`` and ``maximum_record_age_s``
+  bound the retries; records given up on are described to the on-failure
+  destination (SQS, SNS or S3) in Lambda's shape and the checkpoint moves past them.
+
+Decisions where AWS leaves room (see also :func:`judge_response`):
+
+* A batch Lambda treats as a complete failure because of an invalid response (bad
+  identifiers) is handled like a function error: bisected when bisection is on,
+  otherwise retried whole, using up a retry.
+* A partial failure retries the batch's remainder (from the lowest reported record)
+  and uses up one retry, with or without bisection (otherwise a function that keeps
+  reporting its first record would be retried for ever).
+* An identifier that is not in the batch is unverified in AWS: it is treated as a
+  whole-batch failure, which can only redeliver, never lose, records.
+* Retries go to the records already read (no re-read of the stream); new records of
+  the shard wait behind them, as on Lambda.
+* ``maximum_record_age_s`` is checked before every invocation against an injectable
+  clock; the expired records at the head of the batch are given up on
+  (``RecordAgeExceeded``) and the rest is invoked.
+* ``approximateInvokeCount`` of an on-failure record counts the invocations that
+  carried its records (bisected halves inherit their parent's count). Records that
+  expire before their first invocation get ``approximateInvokeCount`` 0 and
+  ``responseContext`` ``{"statusCode": 0, "executedVersion": ""}`` (unverified).
+* An invoker that raises (a bug, or the runtime refusing an over-size payload) fails
+  the batch like a function error (``errorType`` ``Local.InvokerError``).
+* New shards (resharding) are picked up every ``shard_refresh_s`` and read after their
+  parents are done, from TRIM_HORIZON; moto does not reshard faithfully, so this path
+  is untested locally.
+
+Settings come from ``deploy.toml`` (:func:`release.settings.load_settings`), the same
+entries ``make deploy`` turns into real mappings, with per-run overrides::
+
+    esm = EventSourceMapping.from_settings(
+        invoker, client_factory=aws.client, source_arn=stream_arn,
+        on_failure_destination_arn=queue_arn, batch_size=500,
+    )
+    stats = esm.run_until_drained(expected_records=50_000, timeout_s=600, progress=bar_update)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from localtwin.lambda_runtime import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
+from localtwin.lambda_runtime import InvokeResult, Report
+from release.settings import EventSource, Settings, load_settings
+from testing.events import kinesis_record
+
+log = logging.getLogger(__name__)
+
+#: GetRecords ``Limit`` maxima.
+_GET_RECORDS_LIMIT = {"kinesis": 10_000, "dynamodb": 1_000}
+_THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "InternalFailure",
+    "ServiceUnavailable",
+}
+_EVENT_OVERHEAD = len(json.dumps({"Records": []}))
+_SEPARATOR = len(", ")
+
+
+# --- the invoker interface (implemented by localtwin.lambda_runtime) ----------------
+
+
+class Invoker(Protocol):
+    """Runs the function on one event; must be safe to call from several threads."""
+
+    def invoke(self, event: dict[str, Any]) -> InvokeResult: ...
+
+
+def _invoker_failure(exc: Exception) -> InvokeResult:
+    """Stands in for a result when the invoker itself raised (a bug in the runtime)."""
+    error = {"errorType": "Local.InvokerError", "errorMessage": repr(exc)}
+    report = Report("", 0.0, 0, 0, 0, None, 0.0, status="error", error_type=error["errorType"])
+    return InvokeResult(payload=None, error=error, report=report, cold=False)
+
+
+# --- judging a response ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How Lambda reads one invocation's outcome.
+
+    Attributes
+    ----------
+    kind : {"success", "partial", "error", "invalid"}
+        ``error``: the function failed (raised, timed out, crashed); ``invalid``: the
+        response's ``batchItemFailures`` could not be read (whole batch failed).
+    resume_at : int
+        For ``partial``: index in the batch of the lowest reported record.
+    reason : str
+        For ``error`` / ``invalid``: what went wrong.
+    """
+
+    kind: Literal["success", "partial", "error", "invalid"]
+    resume_at: int = 0
+    reason: str = ""
+
+
+def judge_response(
+    payload: Any, error: dict[str, Any] | None, sequence_numbers: list[str], report_batch_item_failures: bool = True
+) -> Verdict:
+    """Read an invocation's outcome as Lambda does for a stream batch.
+
+    Parameters
+    ----------
+    payload : Any
+        The parsed response.
+    error : dict or None
+        The function error, if any.
+    sequence_numbers : list of str
+        The batch's sequence numbers, in order.
+    report_batch_item_failures : bool
+        Whether the mapping has ``FunctionResponseTypes=["ReportBatchItemFailures"]``;
+        without it the response is ignored.
+
+    Returns
+    -------
+    Verdict
+    """
+    if error is not None:
+        kind = error.get("errorType") if isinstance(error, dict) else None
+        return Verdict("error", reason=str(kind or "Unhandled"))
+    if not report_batch_item_failures or payload is None:
+        return Verdict("success")
+    if not isinstance(payload, dict):
+        return Verdict("invalid", reason=f"response is a {type(payload).__name__}, not an object")
+    failures = payload.get("batchItemFailures")
+    if failures is None:
+        return Verdict("success")
+    if not isinstance(failures, list):
+        return Verdict("invalid", reason="batchItemFailures is not a list")
+    if not failures:
+        return Verdict("success")
+    position = {sequence: i for i, sequence in enumerate(sequence_numbers)}
+    lowest: int | None = None
+    for item in failures:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(identifier, str) or not identifier:
+            return Verdict("invalid", reason=f"batchItemFailures holds {item!r}: no itemIdentifier string")
+        index = position.get(identifier)
+        if index is None:
+            return Verdict("invalid", reason=f"itemIdentifier {identifier!r} is not a sequence number of this batch")
+        lowest = index if lowest is None else min(lowest, index)
+    assert lowest is not None
+    return Verdict("partial", resume_at=lowest)
+
+
+# --- records and batches ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Record:
+    sequence: str
+    order: int  # the sequence number as an int (they compare numerically)
+    key: str  # what ParallelizationFactor routes on
+    arrival: float  # epoch seconds
+    event: dict[str, Any]  # the Lambda-shaped record
+    size: int  # bytes of ``json.dumps(event)``
+
+
+@dataclass
+class _Batch:
+    records: list[_Record]
+    retries: int = 0  # retries used so far (bisecting does not use one)
+    invocations: int = 0  # invocations these records have been part of
+    last_result: InvokeResult | None = None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """boto3's parsed DynamoDB Streams record -> the JSON Lambda delivers (B/BS as base64)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return value
+
+
+# --- streams ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """A shard as the stream lists it."""
+
+    shard_id: str
+    parent_id: str | None
+    closed: bool
+
+
+class _Stream:
+    """What the mapping needs from a stream; one subclass per source type."""
+
+    kind: Literal["kinesis", "dynamodb"]
+
+    def __init__(self, arn: str, client: Any, region: str, invoke_identity_arn: str) -> None:
+        self.arn, self.client, self.region, self.invoke_identity_arn = arn, client, region, invoke_identity_arn
+
+    def list_shards(self) -> list[ShardInfo]:
+        raise NotImplementedError
+
+    def iterator(self, shard_id: str, position: str, sequence: str | None = None, at: datetime | None = None) -> str:
+        raise NotImplementedError
+
+    def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        """``(records, next_iterator, millis_behind_latest)``; ``next_iterator`` None: shard closed."""
+        raise NotImplementedError
+
+    def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
+        raise NotImplementedError
+
+    def last_sequence(self, shard_id: str) -> str | None:
+        """The sequence number of the shard's last record (``None``: empty), read from TRIM_HORIZON."""
+        iterator: str | None = self.iterator(shard_id, "TRIM_HORIZON")
+        last = None
+        while iterator:
+            raw, iterator, _ = self.get_records(iterator, _GET_RECORDS_LIMIT[self.kind])
+            if not raw:
+                break
+            last = self.to_record(shard_id, raw[-1]).sequence
+        return last
+
+
+def open_stream(
+    source_type: str, arn: str, client_factory: Callable[[str], Any], invoke_identity_arn: str = ""
+) -> _Stream:
+    """The mapping's reader of a Kinesis stream or DynamoDB stream (also for checks after a run)."""
+    if source_type == "kinesis":
+        return _KinesisStream(arn, client_factory("kinesis"), arn.split(":")[3], invoke_identity_arn)
+    return _DynamoDBStream(arn, client_factory("dynamodbstreams"), arn.split(":")[3], invoke_identity_arn)
+
+
+class _KinesisStream(_Stream):
+    kind = "kinesis"
+
+    def list_shards(self) -> list[ShardInfo]:
+        shards: list[ShardInfo] = []
+        response = self.client.list_shards(StreamARN=self.arn)
+        while True:
+            for shard in response["Shards"]:
+                closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
+                shards.append(ShardInfo(shard["ShardId"], shard.get("ParentShardId"), closed))
+            token = response.get("NextToken")
+            if not token:
+                return shards
+            response = self.client.list_shards(NextToken=token)  # the stream must not be named with a token
+
+    def iterator(self, shard_id: str, position: str, sequence: str | None = None, at: datetime | None = None) -> str:
+        args: dict[str, Any] = {"StreamARN": self.arn, "ShardId": shard_id, "ShardIteratorType": position}
+        if sequence is not None:
+            args["StartingSequenceNumber"] = sequence
+        if at is not None:
+            args["Timestamp"] = at
+        return self.client.get_shard_iterator(**args)["ShardIterator"]
+
+    def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        response = self.client.get_records(ShardIterator=iterator, Limit=limit, StreamARN=self.arn)
+        return response["Records"], response.get("NextShardIterator"), response.get("MillisBehindLatest")
+
+    def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
+        sequence, key = raw["SequenceNumber"], raw["PartitionKey"]
+        arrival = _epoch(raw["ApproximateArrivalTimestamp"])
+        event = kinesis_record(
+            raw["Data"], sequence, shard_id, key, self.arn, round(arrival, 3), self.invoke_identity_arn, self.region
+        )
+        return _Record(sequence, int(sequence), key, arrival, event, len(json.dumps(event)))
+
+
+class _DynamoDBStream(_Stream):
+    kind = "dynamodb"
+
+    def list_shards(self) -> list[ShardInfo]:
+        shards: list[ShardInfo] = []
+        args: dict[str, Any] = {"StreamArn": self.arn}
+        while True:
+            description = self.client.describe_stream(**args)["StreamDescription"]
+            for shard in description.get("Shards", []):
+                closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
+                shards.append(ShardInfo(shard["ShardId"], shard.get("ParentShardId"), closed))
+            last = description.get("LastEvaluatedShardId")
+            if not last:
+                return shards
+            args["ExclusiveStartShardId"] = last
+
+    def iterator(self, shard_id: str, position: str, sequence: str | None = None, at: datetime | None = None) -> str:
+        args: dict[str, Any] = {"StreamArn": self.arn, "ShardId": shard_id, "ShardIteratorType": position}
+        if sequence is not None:
+            args["SequenceNumber"] = sequence
+        return self.client.get_shard_iterator(**args)["ShardIterator"]
+
+    def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
+        response = self.client.get_records(ShardIterator=iterator, Limit=limit)
+        return response["Records"], response.get("NextShardIterator"), None
+
+    def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
+        change = _jsonable(raw["dynamodb"])
+        arrival = _epoch(raw["dynamodb"]["ApproximateCreationDateTime"])
+        # Lambda delivers whole epoch seconds (the Streams API's precision).
+        change["ApproximateCreationDateTime"] = int(arrival)
+        event: dict[str, Any] = {
+            "eventID": raw["eventID"],
+            "eventName": raw["eventName"],
+            "eventVersion": raw.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": raw.get("awsRegion", self.region),
+            "dynamodb": change,
+            "eventSourceARN": self.arn,
+        }
+        if "userIdentity" in raw:
+            event["userIdentity"] = _jsonable(raw["userIdentity"])
+        sequence = change["SequenceNumber"]
+        key = json.dumps(change.get("Keys", {}), sort_keys=True)
+        return _Record(sequence, int(sequence), key, arrival, event, len(json.dumps(event)))
+
+
+# --- the on-failure destination ------------------------------------------------------------
+
+
+class _Destination:
+    """Sends on-failure records to an SQS queue, SNS topic or S3 bucket given by ARN."""
+
+    def __init__(self, arn: str, client_factory: Callable[[str], Any]) -> None:
+        self.arn = arn
+        parts = arn.split(":")
+        self.service = parts[2]
+        if self.service == "sqs":
+            self.client = client_factory("sqs")
+            self.target = self.client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+        elif self.service == "sns":
+            self.client, self.target = client_factory("sns"), arn
+        elif self.service == "s3":
+            self.client, self.target = client_factory("s3"), parts[5]
+        else:
+            raise ValueError(f"on-failure destination {arn} is not an SQS queue, SNS topic or S3 bucket ARN")
+
+    def send(self, record: dict[str, Any], shard_id: str, event: dict[str, Any]) -> None:
+        body = json.dumps(record)
+        if self.service == "sqs":
+            self.client.send_message(QueueUrl=self.target, MessageBody=body)
+        elif self.service == "sns":
+            self.client.publish(TopicArn=self.target, Message=body)
+        else:
+            # S3 destinations also receive the invocation's payload (unverified layout).
+            now = datetime.now(UTC)
+            key = f"aws/lambda/local-esm/{shard_id}/{now:%Y/%m/%d/%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+            self.client.put_object(Bucket=self.target, Key=key, Body=json.dumps({**record, "payload": event}))
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation the mapping made."""
+
+    shard_id: str
+    lane: int
+    first_sequence: str
+    last_sequence: str
+    records: int
+    payload_bytes: int
+    #: Retries the batch had used before this invocation.
+    retry: int
+    verdict: Verdict
+    wall_ms: float
+    result: InvokeResult
+
+
+@dataclass
+class MappingStats:
+    """Counters of one mapping's run (read them after :meth:`EventSourceMapping.wait_drained`).
+
+    Attributes
+    ----------
+    records_in : int
+        Records read from the stream (each once).
+    records_succeeded, records_to_on_failure : int
+        Records handled: accepted by the function, or given up on and described to the
+        on-failure destination (``records_expired`` of those for their age).
+    batches : int
+        Batches formed from newly read records.
+    invocations : int
+        Function invocations (first tries, retries and bisected halves).
+    retries : int
+        Retries used up (what ``maximum_retry_attempts`` counts).
+    bisections : int
+        Failing batches split in two.
+    partial_failures, function_errors, invalid_responses : int
+        Invocations that reported failed items / failed / gave an unreadable report.
+    error_types : dict
+        ``errorType`` -> count over function errors.
+    on_failure_messages : int
+        Records sent to the on-failure destination (one per given-up batch).
+    invocation_log : list of Invocation
+        Every invocation with the invoker's result (and its REPORT).
+    wall_s : float
+        The run's wall time.
+    """
+
+    records_in: int = 0
+    records_succeeded: int = 0
+    records_to_on_failure: int = 0
+    records_expired: int = 0
+    records_discarded: int = 0
+    batches: int = 0
+    invocations: int = 0
+    retries: int = 0
+    bisections: int = 0
+    partial_failures: int = 0
+    function_errors: int = 0
+    invalid_responses: int = 0
+    error_types: dict[str, int] = field(default_factory=dict)
+    on_failure_messages: int = 0
+    invocation_log: list[Invocation] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def records_handled(self) -> int:
+        """Records the checkpoint may move past: succeeded or given up on."""
+        return self.records_succeeded + self.records_to_on_failure + self.records_discarded
+
+    @property
+    def cold_starts(self) -> int:
+        return sum(1 for call in self.invocation_log if call.result.cold)
+
+    def duration_ms(self, percentile: float) -> float | None:
+        """Nearest-rank percentile of the REPORT ``Duration`` over all invocations."""
+        values = sorted(call.result.report.duration_ms for call in self.invocation_log)
+        if not values:
+            return None
+        rank = max(1, math.ceil(percentile / 100 * len(values)))
+        return values[min(rank, len(values)) - 1]
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records_handled / self.wall_s if self.wall_s > 0 else 0.0
+
+
+# --- shards and lanes ---------------------------------------------------------------------------
+
+
+class _Lane:
+    """One in-order pipeline of a shard (``parallelization_factor`` of them per shard)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.buffer: deque[_Record] = deque()
+        self.buffer_bytes = 0
+        self.first_at: float | None = None  # monotonic time the oldest buffered record arrived
+        self.pending: deque[_Batch] = deque()  # retries and bisected halves, front first
+        self.busy = False
+
+
+class _Shard:
+    def __init__(self, info: ShardInfo, lanes: int) -> None:
+        self.id = info.shard_id
+        self.cond = threading.Condition()
+        self.lanes = [_Lane(i) for i in range(lanes)]
+        self.outstanding: deque[tuple[int, str]] = deque()  # read, not yet handled, in order
+        self.handled: set[int] = set()
+        self.checkpoint: str | None = None
+        self.last_read: str | None = None
+        self.caught_up = False  # the last GetRecords found nothing new
+        self.closed = False  # the shard has ended (no NextShardIterator)
+        self.children_started = False
+        self.threads: list[threading.Thread] = []
+
+    def buffered(self) -> int:
+        return sum(len(lane.buffer) for lane in self.lanes)
+
+    def idle(self) -> bool:
+        return not self.outstanding and all(not (lane.buffer or lane.pending or lane.busy) for lane in self.lanes)
+
+    def finished(self) -> bool:
+        return self.closed and self.idle()
+
+
+# --- the mapping ---------------------------------------------------------------------------------
+
+
+class EventSourceMapping:
+    """Lambda's stream event source mapping, run locally against any boto3 endpoint.
+
+    Parameters
+    ----------
+    source : EventSource
+        A ``[[event_sources]]`` entry of ``deploy.toml``.
+    invoker : Invoker
+        Runs the function (``localtwin.lambda_runtime``, or a fake in tests).
+    client_factory : callable
+        ``client_factory(service_name) -> boto3 client`` (e.g.
+        :meth:`localtwin.embedded_aws.EmbeddedAWS.client`; ``boto3.client`` for AWS).
+    function_arn : str, optional
+        Named in on-failure records; defaults to a local placeholder in the stream's
+        account and region.
+    invoke_identity_arn : str, optional
+        The ``invokeIdentityArn`` of Kinesis records (the execution role).
+    executed_version : str
+        ``responseContext.executedVersion`` of on-failure records.
+    report_batch_item_failures : bool
+        ``FunctionResponseTypes=["ReportBatchItemFailures"]`` (the function relies on it).
+    clock : callable
+        Epoch seconds, for record ages and timestamps (inject one in tests).
+    poll_interval_s : float
+        Pause between GetRecords calls on a caught-up shard (Lambda: 1 s for Kinesis,
+        0.25 s for DynamoDB).
+    max_payload_bytes : int
+        The invocation payload cap (6 MB).
+    shard_refresh_s : float
+        How often to look for new shards (resharding).
+    progress : callable, optional
+        Called with the number of records handled so far after each change.
+    **overrides
+        Fields of ``source`` to replace for this run (``batch_size``,
+        ``maximum_batching_window_s`` (may be a float), ``source_arn``, ...).
+    """
+
+    def __init__(
+        self,
+        source: EventSource,
+        invoker: Invoker,
+        *,
+        client_factory: Callable[[str], Any] | None = None,
+        function_arn: str | None = None,
+        invoke_identity_arn: str | None = None,
+        executed_version: str = "$LATEST",
+        report_batch_item_failures: bool = True,
+        clock: Callable[[], float] = time.time,
+        poll_interval_s: float = 0.25,
+        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        shard_refresh_s: float = 30.0,
+        progress: Callable[[int], None] | None = None,
+        **overrides: Any,
+    ) -> None:
+        unknown = sorted(set(overrides) - {f.name for f in fields(EventSource)})
+        if unknown:
+            raise TypeError(f"unknown EventSource field(s) {', '.join(unknown)}")
+        self.source = replace(source, **overrides) if overrides else source
+        if self.source.parallelization_factor < 1 or self.source.batch_size < 1:
+            raise ValueError("batch_size and parallelization_factor must be at least 1")
+        if client_factory is None:
+            import boto3
+
+            client_factory = boto3.client
+        self.invoker = invoker
+        self.client_factory = client_factory
+        arn = self.source.source_arn.split(":")
+        self.region, self.account = arn[3], arn[4]
+        self.function_arn = function_arn or f"arn:aws:lambda:{self.region}:{self.account}:function:local-esm"
+        self.invoke_identity_arn = invoke_identity_arn or f"arn:aws:iam::{self.account}:role/local-esm"
+        self.executed_version = executed_version
+        self.report_batch_item_failures = report_batch_item_failures
+        self.clock = clock
+        self.poll_interval_s = poll_interval_s
+        self.max_payload_bytes = max_payload_bytes
+        self.shard_refresh_s = shard_refresh_s
+        self.progress = progress
+        self.stats = MappingStats()
+        self._stats_lock = threading.Lock()
+        self._progress_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._shards: dict[str, _Shard] = {}
+        self._known: dict[str, ShardInfo] = {}
+        self._skipped: set[str] = set()
+        self._shards_lock = threading.Lock()
+        self._coordinator: threading.Thread | None = None
+        self._fatal: BaseException | None = None
+        self._stream: _Stream | None = None
+        self._destination: _Destination | None = None
+        self._started_at: float | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        invoker: Invoker,
+        settings: Settings | None = None,
+        *,
+        index: int | None = None,
+        source_type: Literal["kinesis", "dynamodb"] | None = None,
+        **kwargs: Any,
+    ) -> EventSourceMapping:
+        """A mapping for one ``[[event_sources]]`` entry of ``deploy.toml``.
+
+        Parameters
+        ----------
+        invoker : Invoker
+        settings : Settings, optional
+            Defaults to :func:`release.settings.load_settings`.
+        index : int, optional
+            Which entry; by default the first one of ``source_type`` (or the first).
+        source_type : {"kinesis", "dynamodb"}, optional
+            Pick the first entry of this type; when none exists, the first entry is
+            used with ``type`` overridden (give ``source_arn`` then).
+        **kwargs
+            Constructor options and ``EventSource`` overrides.
+
+        The function ARN (``[function] name`` and ``alias``) and the execution role
+        (``invokeIdentityArn``) come from the settings unless given.
+        """
+        settings = settings or load_settings()
+        if not settings.event_sources:
+            raise ValueError(f"{settings.path} has no [[event_sources]] entry")
+        if index is not None:
+            source = settings.event_sources[index]
+        else:
+            matching = [s for s in settings.event_sources if source_type in (None, s.type)]
+            source = matching[0] if matching else settings.event_sources[0]
+        if source_type is not None and source.type != source_type:
+            kwargs.setdefault("type", source_type)
+        region, account = (kwargs.get("source_arn") or source.source_arn).split(":")[3:5]
+        function = settings.function
+        kwargs.setdefault(
+            "function_arn", f"arn:aws:lambda:{region}:{account}:function:{function.name}:{function.alias}"
+        )
+        kwargs.setdefault("invoke_identity_arn", function.role_arn)
+        return cls(source, invoker, **kwargs)
+
+    # --- public control ----------------------------------------------------------------------
+
+    @property
+    def checkpoints(self) -> dict[str, str | None]:
+        """Per shard: the sequence number at or below which every record is handled."""
+        with self._shards_lock:
+            shards = list(self._shards.values())
+        result = {}
+        for shard in shards:
+            with shard.cond:
+                result[shard.id] = shard.checkpoint
+        return result
+
+    def start(self) -> EventSourceMapping:
+        """Discover the shards and start polling them in background threads."""
+        if self._coordinator is not None:
+            return self
+        if not self.source.enabled:
+            raise RuntimeError(
+                f"the event source mapping for {self.source.source_arn} is disabled (enabled = false in the "
+                "settings); pass enabled=True to run it anyway"
+            )
+        self._stream = open_stream(
+            self.source.type, self.source.source_arn, self.client_factory, self.invoke_identity_arn
+        )
+        arn = self.source.on_failure_destination_arn
+        self._destination = _Destination(arn, self.client_factory) if arn else None
+        self._started_at = time.perf_counter()
+        self._refresh_shards(initial=True)
+        self._coordinator = threading.Thread(target=self._coordinate, name="esm-coordinator", daemon=True)
+        self._coordinator.start()
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop polling; wait for batches in flight to return."""
+        self._stop.set()
+        self._wake.set()
+        with self._shards_lock:
+            shards = list(self._shards.values())
+        for shard in shards:
+            with shard.cond:
+                shard.cond.notify_all()
+        deadline = time.monotonic() + timeout_s
+        for thread in [t for shard in shards for t in shard.threads] + [self._coordinator]:
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if self._started_at is not None:
+            self.stats.wall_s = time.perf_counter() - self._started_at
+
+    def drained(self, expected_records: int | None = None) -> bool:
+        """Every shard caught up, nothing buffered or in flight (and ``expected_records`` handled)."""
+        if expected_records is not None and self.stats.records_handled < expected_records:
+            return False
+        with self._shards_lock:
+            shards = list(self._shards.values())
+            pending_children = any(s.closed and not s.children_started for s in shards)
+        if pending_children or not shards:
+            return False
+        for shard in shards:
+            with shard.cond:
+                if not (shard.caught_up and shard.idle()):
+                    return False
+        return True
+
+    def wait_drained(self, expected_records: int | None = None, timeout_s: float = 600.0) -> MappingStats:
+        """Block until :meth:`drained`; raise what a worker thread raised, or ``TimeoutError``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._fatal is not None:
+                raise RuntimeError(f"the event source mapping stopped: {self._fatal!r}") from self._fatal
+            if self.drained(expected_records):
+                if self._started_at is not None:
+                    self.stats.wall_s = time.perf_counter() - self._started_at
+                return self.stats
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"not drained after {timeout_s} s: {self.stats.records_handled} records handled"
+                    + (f" of {expected_records}" if expected_records is not None else "")
+                    + f", {self.stats.records_in} read; checkpoints {self.checkpoints}"
+                )
+            time.sleep(0.01)
+
+    def run_until_drained(
+        self,
+        expected_records: int | None = None,
+        timeout_s: float = 600.0,
+        progress: Callable[[int], None] | None = None,
+    ) -> MappingStats:
+        """Start, wait until every record is handled, stop; return the statistics.
+
+        Parameters
+        ----------
+        expected_records : int, optional
+            Also wait until this many records are handled (records written just before
+            the call may not be visible to the first GetRecords yet).
+        timeout_s : float
+            Give up (``TimeoutError``) after this long.
+        progress : callable, optional
+            ``progress(records_handled)``; e.g. ``lambda n: bar.update(n - bar.n)``.
+        """
+        if progress is not None:
+            self.progress = progress
+        self.start()
+        try:
+            return self.wait_drained(expected_records, timeout_s)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> EventSourceMapping:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- shards ------------------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        next_refresh = time.monotonic() + self.shard_refresh_s
+        while not self._stop.is_set():
+            with self._shards_lock:
+                waiting = any(s.closed and not s.children_started for s in self._shards.values())
+            self._wake.wait(0.25 if waiting else max(0.0, next_refresh - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if waiting or time.monotonic() >= next_refresh:
+                try:
+                    self._refresh_shards()
+                except Exception as exc:  # noqa: BLE001 - keep polling; report if it persists
+                    log.warning("listing shards of %s failed: %r", self.source.source_arn, exc)
+                next_refresh = time.monotonic() + self.shard_refresh_s
+
+    def _refresh_shards(self, initial: bool = False) -> None:
+        """List the shards; start those whose parent is done (Lambda reads parents first)."""
+        assert self._stream is not None
+        listed = self._stream.list_shards()
+        with self._shards_lock:
+            for info in listed:
+                self._known.setdefault(info.shard_id, info)
+                if initial and self.source.starting_position == "LATEST" and info.closed:
+                    self._skipped.add(info.shard_id)  # nothing new will ever arrive on it
+            finished = {sid for sid, s in self._shards.items() if s.finished()} | self._skipped
+            for info in listed:
+                if info.shard_id in self._shards or info.shard_id in self._skipped:
+                    continue
+                parent = info.parent_id
+                if parent is None or parent not in self._known or parent in finished:
+                    shard = _Shard(info, self.source.parallelization_factor)
+                    self._shards[info.shard_id] = shard
+                    position = self.source.starting_position if initial else "TRIM_HORIZON"
+                    self._start_shard(shard, position)
+            for sid in finished & set(self._shards):
+                self._shards[sid].children_started = True
+
+    def _start_shard(self, shard: _Shard, position: str) -> None:
+        reader = threading.Thread(target=self._guard, args=(self._read_loop, shard, position), daemon=True)
+        reader.name = f"esm-read-{shard.id}"
+        shard.threads.append(reader)
+        for lane in shard.lanes:
+            worker = threading.Thread(target=self._guard, args=(self._lane_loop, shard, lane), daemon=True)
+            worker.name = f"esm-{shard.id}-{lane.index}"
+            shard.threads.append(worker)
+        for thread in shard.threads:
+            thread.start()
+
+    def _guard(self, target: Callable[..., None], *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:
+            log.exception("event source mapping thread %s failed", threading.current_thread().name)
+            if self._fatal is None:
+                self._fatal = exc
+            self._stop.set()
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _first_iterator(self, shard: _Shard, position: str) -> str:
+        assert self._stream is not None
+        if shard.last_read is not None:
+            return self._stream.iterator(shard.id, "AFTER_SEQUENCE_NUMBER", sequence=shard.last_read)
+        at = self.source.starting_position_timestamp if position == "AT_TIMESTAMP" else None
+        return self._stream.iterator(shard.id, position, at=at)
+
+    def _read_loop(self, shard: _Shard, position: str) -> None:
+        stream = self._stream
+        assert stream is not None
+        factor = self.source.parallelization_factor
+        high_water = max(2 * self.source.batch_size * factor, 1000)
+        limit_cap = _GET_RECORDS_LIMIT[stream.kind]
+        iterator: str | None = None
+        failures = 0
+        while not self._stop.is_set():
+            with shard.cond:
+                while shard.buffered() >= high_water and not self._stop.is_set():
+                    shard.cond.wait(0.5)
+                room = high_water - shard.buffered()
+            if self._stop.is_set():
+                return
+            try:
+                if iterator is None:
+                    iterator = self._first_iterator(shard, position)
+                raw, next_iterator, behind = stream.get_records(iterator, max(1, min(limit_cap, room)))
+                failures = 0
+            except (ClientError, BotoCoreError) as exc:
+                code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+                if code in ("ExpiredIteratorException", "TrimmedDataAccessException"):
+                    log.info("shard %s: %s; getting a new iterator", shard.id, code)
+                    iterator = None
+                    if code == "TrimmedDataAccessException":
+                        shard.last_read, position = None, "TRIM_HORIZON"
+                    continue
+                failures += 1
+                if failures > 10 and code not in _THROTTLED:
+                    raise
+                log.warning("shard %s: GetRecords failed (%r); retrying", shard.id, exc)
+                self._stop.wait(min(5.0, 0.05 * 2**failures))
+                continue
+            records = [stream.to_record(shard.id, item) for item in raw]
+            with shard.cond:
+                if records:
+                    shard.caught_up = False
+                    now = time.monotonic()
+                    for record in records:
+                        lane = shard.lanes[self._lane_of(record, factor)]
+                        if not lane.buffer:
+                            lane.first_at = now
+                        lane.buffer.append(record)
+                        lane.buffer_bytes += record.size + _SEPARATOR
+                        shard.outstanding.append((record.order, record.sequence))
+                    shard.last_read = records[-1].sequence
+                else:
+                    shard.caught_up = not behind
+                if next_iterator is None:
+                    shard.closed = shard.caught_up = True
+                shard.cond.notify_all()
+            if records:
+                with self._stats_lock:
+                    self.stats.records_in += len(records)
+            if next_iterator is None:
+                self._wake.set()
+                return
+            iterator = next_iterator
+            if not records:
+                self._stop.wait(self.poll_interval_s if not behind else 0.0)
+
+    @staticmethod
+    def _lane_of(record: _Record, factor: int) -> int:
+        if factor == 1:
+            return 0
+        return int.from_bytes(hashlib.md5(record.key.encode()).digest()[:8], "big") % factor
+
+    # --- batching and invoking ---------------------------------------------------------------
+
+    def _ready_in(self, shard: _Shard, lane: _Lane) -> float:
+        """Seconds until ``lane``'s buffer makes a batch (0: now)."""
+        if (
+            len(lane.buffer) >= self.source.batch_size
+            or lane.buffer_bytes + _EVENT_OVERHEAD > self.max_payload_bytes
+            or shard.closed
+        ):
+            return 0.0
+        assert lane.first_at is not None
+        return lane.first_at + self.source.maximum_batching_window_s - time.monotonic()
+
+    def _take_batch(self, lane: _Lane) -> _Batch:
+        records: list[_Record] = []
+        size = _EVENT_OVERHEAD
+        while lane.buffer and len(records) < self.source.batch_size:
+            record = lane.buffer[0]
+            extra = record.size + (_SEPARATOR if records else 0)
+            if records and size + extra > self.max_payload_bytes:
+                break
+            lane.buffer.popleft()
+            lane.buffer_bytes -= record.size + _SEPARATOR
+            records.append(record)
+            size += extra
+        lane.first_at = time.monotonic() if lane.buffer else None
+        return _Batch(records)
+
+    def _next_batch(self, shard: _Shard, lane: _Lane) -> _Batch | None:
+        with shard.cond:
+            while not self._stop.is_set():
+                if lane.pending:
+                    lane.busy = True
+                    return lane.pending.popleft()
+                if lane.buffer:
+                    wait = self._ready_in(shard, lane)
+                    if wait <= 0:
+                        lane.busy = True
+                        return self._take_batch(lane)
+                    shard.cond.wait(wait)
+                elif shard.closed:
+                    return None
+                else:
+                    shard.cond.wait(0.5)
+        return None
+
+    def _lane_loop(self, shard: _Shard, lane: _Lane) -> None:
+        while True:
+            batch = self._next_batch(shard, lane)
+            if batch is None:
+                return
+            if batch.invocations == 0:  # fresh from the stream, not a retry or a half
+                with self._stats_lock:
+                    self.stats.batches += 1
+            try:
+                self._process(shard, lane, batch)
+            finally:
+                with shard.cond:
+                    lane.busy = False
+                    shard.cond.notify_all()
+
+    def _process(self, shard: _Shard, lane: _Lane, batch: _Batch) -> None:
+        records = batch.records
+        age = self.source.maximum_record_age_s
+        if age is not None and age >= 0:
+            now = self.clock()
+            expired = 0
+            while expired < len(records) and now - records[expired].arrival > age:
+                expired += 1
+            if expired:
+                self._give_up(shard, batch, records[:expired], "RecordAgeExceeded")
+                records = records[expired:]
+                if not records:
+                    return
+                batch = replace(batch, records=records)
+        event = {"Records": [record.event for record in records]}
+        started = time.perf_counter()
+        try:
+            result = self.invoker.invoke(event)
+        except Exception as exc:  # noqa: BLE001 - a broken invoker fails the batch like a crash
+            log.exception("the invoker raised on a batch of shard %s", shard.id)
+            result = _invoker_failure(exc)
+        wall_ms = (time.perf_counter() - started) * 1000
+        batch.invocations += 1
+        batch.last_result = result
+        verdict = judge_response(
+            result.payload, result.error, [r.sequence for r in records], self.report_batch_item_failures
+        )
+        payload_bytes = _EVENT_OVERHEAD + sum(r.size for r in records) + _SEPARATOR * (len(records) - 1)
+        with self._stats_lock:
+            stats = self.stats
+            stats.invocations += 1
+            stats.invocation_log.append(
+                Invocation(
+                    shard.id,
+                    lane.index,
+                    records[0].sequence,
+                    records[-1].sequence,
+                    len(records),
+                    payload_bytes,
+                    batch.retries,
+                    verdict,
+                    wall_ms,
+                    result,
+                )
+            )
+            if verdict.kind == "partial":
+                stats.partial_failures += 1
+            elif verdict.kind == "error":
+                stats.function_errors += 1
+                stats.error_types[verdict.reason] = stats.error_types.get(verdict.reason, 0) + 1
+            elif verdict.kind == "invalid":
+                stats.invalid_responses += 1
+                log.warning("shard %s: whole batch failed: %s", shard.id, verdict.reason)
+
+        if verdict.kind == "success":
+            self._settle(shard, records, succeeded=True)
+        elif verdict.kind == "partial":
+            self._settle(shard, records[: verdict.resume_at], succeeded=True)
+            self._retry(shard, lane, batch, records[verdict.resume_at :])
+        elif self.source.bisect_batch_on_function_error and len(records) > 1:
+            middle = len(records) // 2
+            halves = [
+                _Batch(part, batch.retries, batch.invocations, result) for part in (records[:middle], records[middle:])
+            ]
+            with shard.cond:
+                lane.pending.extendleft(reversed(halves))
+            with self._stats_lock:
+                self.stats.bisections += 1
+        else:
+            self._retry(shard, lane, batch, records)
+
+    def _retry(self, shard: _Shard, lane: _Lane, batch: _Batch, records: list[_Record]) -> None:
+        limit = self.source.maximum_retry_attempts
+        if limit is not None and 0 <= limit <= batch.retries:
+            self._give_up(shard, batch, records, "RetryAttemptsExhausted")
+            return
+        with shard.cond:
+            lane.pending.appendleft(_Batch(records, batch.retries + 1, batch.invocations, batch.last_result))
+        with self._stats_lock:
+            self.stats.retries += 1
+
+    def _give_up(self, shard: _Shard, batch: _Batch, records: list[_Record], condition: str) -> None:
+        result = batch.last_result
+        if batch.invocations and result is not None:
+            response = {"statusCode": 200, "executedVersion": self.executed_version}
+            if result.error is not None:
+                response["functionError"] = "Unhandled"
+            request_id = result.report.request_id or str(uuid.uuid4())
+        else:  # never invoked (expired before its first try)
+            response = {"statusCode": 0, "executedVersion": ""}
+            request_id = str(uuid.uuid4())
+        first, last = records[0], records[-1]
+        info_key = "KinesisBatchInfo" if self.source.type == "kinesis" else "DDBStreamBatchInfo"
+        message = {
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": self.function_arn,
+                "condition": condition,
+                "approximateInvokeCount": batch.invocations,
+            },
+            "responseContext": response,
+            "version": "1.0",
+            "timestamp": _iso(self.clock()),
+            info_key: {
+                "shardId": shard.id,
+                "startSequenceNumber": first.sequence,
+                "endSequenceNumber": last.sequence,
+                "approximateArrivalOfFirstRecord": _iso(first.arrival),
+                "approximateArrivalOfLastRecord": _iso(last.arrival),
+                "batchSize": len(records),
+                "streamArn": self.source.source_arn,
+            },
+        }
+        if self._destination is None:
+            log.warning(
+                "shard %s: %s; no on-failure destination, %d records dropped: %s",
+                shard.id,
+                condition,
+                len(records),
+                json.dumps(message),
+            )
+        else:
+            self._destination.send(message, shard.id, {"Records": [r.event for r in records]})
+            with self._stats_lock:
+                self.stats.on_failure_messages += 1
+        with self._stats_lock:
+            if condition == "RecordAgeExceeded":
+                self.stats.records_expired += len(records)
+        self._settle(shard, records, succeeded=False, discarded=self._destination is None)
+
+    def _settle(self, shard: _Shard, records: list[_Record], succeeded: bool, discarded: bool = False) -> None:
+        if not records:
+            return
+        with shard.cond:
+            shard.handled.update(record.order for record in records)
+            while shard.outstanding and shard.outstanding[0][0] in shard.handled:
+                order, sequence = shard.outstanding.popleft()
+                shard.handled.discard(order)
+                shard.checkpoint = sequence
+            shard.cond.notify_all()
+        with self._stats_lock:
+            if succeeded:
+                self.stats.records_succeeded += len(records)
+            elif discarded:
+                self.stats.records_discarded += len(records)
+            else:
+                self.stats.records_to_on_failure += len(records)
+        if self.progress is not None:
+            # Outside the other locks (the callback may read checkpoints); serialised, and
+            # every counter only grows, so the values passed never go down.
+            with self._progress_lock:
+                try:
+                    self.progress(self.stats.records_handled)
+                except Exception:  # noqa: BLE001 - a progress bar must not stop the mapping
+                    log.exception("the progress callback raised")

@@ -1,0 +1,209 @@
+"""Talking to Lambda: boto3 clients, lookups, waiters, and retries on concurrent updates.
+
+Every change to the function goes through :func:`call_with_retry`, which waits out
+``ResourceConflictException`` (an earlier update still being applied) with back-off;
+:func:`wait_updated` and :func:`wait_active` block until Lambda has applied a change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from release.errors import ReleaseError
+
+#: Updates that meet ``ResourceConflictException`` are tried this often in all ...
+RETRY_ATTEMPTS = 5
+#: ... waiting ``RETRY_BASE_DELAY_S * 2**n`` seconds before try n + 2.
+RETRY_BASE_DELAY_S = 2.0
+
+
+def _sleep(seconds: float) -> None:
+    """Wait between retries (a seam for tests)."""
+    time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class Clients:
+    """The boto3 clients a release needs.
+
+    Attributes
+    ----------
+    lambda_ : botocore client
+        A ``lambda`` client.
+    s3 : botocore client
+        An ``s3`` client, used only to upload zips over
+        :data:`release.upload.DIRECT_UPLOAD_LIMIT`.
+    """
+
+    lambda_: Any
+    s3: Any
+
+    @classmethod
+    def from_session(cls, session: Any = None) -> Clients:
+        """Clients from a boto3 session (default: credentials and region the usual way)."""
+        import boto3
+        from botocore.config import Config
+
+        session = session or boto3.Session()
+        config = Config(retries={"mode": "standard", "max_attempts": 8})
+        return cls(session.client("lambda", config=config), session.client("s3", config=config))
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError``; ``None`` for any other exception."""
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def paginate(client: Any, operation: str, key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Every item under ``key`` on every page of a paginated ``operation``."""
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page.get(key, [])
+
+
+def list_layer_versions(lam: Any, layer_name: str) -> Iterator[dict[str, Any]]:
+    """Every version of a layer (``ListLayerVersions``), as Lambda lists them."""
+    return paginate(lam, "list_layer_versions", "LayerVersions", LayerName=layer_name)
+
+
+def _none_if_not_found(call: Callable[..., Any], **kwargs: Any) -> Any:
+    try:
+        return call(**kwargs)
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def get_configuration(lam: Any, name: str, qualifier: str | None = None) -> dict[str, Any] | None:
+    """The function's (or a version's / alias's) configuration, ``None`` if it does not exist."""
+    return _none_if_not_found(
+        lam.get_function_configuration, FunctionName=name, **({"Qualifier": qualifier} if qualifier else {})
+    )
+
+
+def get_alias_version(lam: Any, name: str, alias: str) -> str | None:
+    """The version the alias points at, ``None`` if there is no such alias (or function)."""
+    found = _none_if_not_found(lam.get_alias, FunctionName=name, Name=alias)
+    return found["FunctionVersion"] if found is not None else None
+
+
+def get_alias_configuration(lam: Any, name: str, alias: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The version the alias points at and that version's configuration; ``None`` for each without an alias."""
+    version = get_alias_version(lam, name, alias)
+    return version, get_configuration(lam, name, version) if version else None
+
+
+def call_with_retry(lam: Any, operation: str, name: str, **kwargs: Any) -> Any:
+    """Call ``lam.<operation>(FunctionName=name, ...)``, retrying while another update is in progress.
+
+    ``ResourceConflictException`` means the function is still applying an earlier
+    change. Wait for it to settle and back off (2, 4, 8, 16 s), at most
+    :data:`RETRY_ATTEMPTS` tries in all; any other error is raised at once.
+
+    Parameters
+    ----------
+    lam : botocore client
+    operation : str
+        A Lambda client method that takes ``FunctionName``, e.g. ``update_function_configuration``.
+    name : str
+        The function.
+    **kwargs
+        The operation's other parameters.
+
+    Raises
+    ------
+    ReleaseError
+        If the function is still busy after the last try.
+    """
+    call = getattr(lam, operation)
+    for attempt in range(RETRY_ATTEMPTS):
+        try:
+            return call(FunctionName=name, **kwargs)
+        except Exception as exc:
+            if error_code(exc) != "ResourceConflictException":
+                raise
+            if attempt == RETRY_ATTEMPTS - 1:
+                raise ReleaseError(
+                    f"function {name} is still busy with another update after {RETRY_ATTEMPTS} tries "
+                    f"({exc}); check `aws lambda get-function-configuration --function-name {name}` and run again"
+                ) from None
+            delay = RETRY_BASE_DELAY_S * 2**attempt
+            print(f"  {name}: an update is in progress; waiting {delay:g}s, then retrying", file=sys.stderr)
+            with contextlib.suppress(ReleaseError):  # a failed earlier update does not block the next
+                wait_updated(lam, name)
+            _sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def update_and_wait(lam: Any, operation: str, name: str, **kwargs: Any) -> None:
+    """:func:`call_with_retry` an update of the function, then :func:`wait_updated` for it."""
+    call_with_retry(lam, operation, name, **kwargs)
+    wait_updated(lam, name)
+
+
+def _wait(lam: Any, name: str, waiter: str, reason_key: str, message: str) -> None:
+    """Run the function waiter ``waiter`` (its ``_v2`` where boto3 has it).
+
+    On failure raise ``message``, formatted with ``name`` and the reason the function's
+    configuration gives under ``reason_key``.
+    """
+    from botocore.exceptions import WaiterError
+
+    preferred = f"{waiter}_v2"
+    try:
+        lam.get_waiter(preferred if preferred in getattr(lam, "waiter_names", []) else waiter).wait(FunctionName=name)
+    except WaiterError as exc:
+        reason = (get_configuration(lam, name) or {}).get(reason_key, str(exc))
+        raise ReleaseError(message.format(name=name, reason=reason)) from None
+
+
+def wait_updated(lam: Any, name: str) -> None:
+    """Block until the function's last update has finished (``function_updated_v2``).
+
+    Raises
+    ------
+    ReleaseError
+        If the update failed or did not finish in the waiter's five minutes.
+    """
+    _wait(
+        lam,
+        name,
+        "function_updated",
+        "LastUpdateStatusReason",
+        "function {name}: the update did not complete ({reason})",
+    )
+
+
+def wait_active(lam: Any, name: str) -> None:
+    """Block until a new function is ``Active`` (``function_active_v2``).
+
+    Raises
+    ------
+    ReleaseError
+        If the function failed to become active.
+    """
+    _wait(lam, name, "function_active", "StateReason", "function {name} did not become active ({reason})")
+
+
+def wait_mapping_settled(lam: Any, uuid: str, attempts: int = 30) -> None:
+    """Block until an event source mapping is ``Enabled`` or ``Disabled``.
+
+    Lambda refuses to update a mapping while it is Creating/Updating/Enabling/Disabling.
+
+    Raises
+    ------
+    ReleaseError
+        If it is still changing after ``attempts`` checks two seconds apart.
+    """
+    for _ in range(attempts):
+        state = lam.get_event_source_mapping(UUID=uuid).get("State")
+        if state in ("Enabled", "Disabled"):
+            return
+        _sleep(2)
+    raise ReleaseError(f"event source mapping {uuid} stayed in state {state}; run `make deploy` again later")

@@ -1,0 +1,213 @@
+"""Publish the dependencies and model layers: inline up to 50 MB, else through S3.
+
+Each layer version's description records what it holds (library versions, the model's
+name and version, the zip's sha256; :mod:`release.descriptions`), so publishing
+the same zip twice reuses the first version. A model layer is released on publishing
+when the function exists (:func:`release.relink.relink`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inference.manifest import sha256_file
+
+from layers.deps_layer import DEFAULT_OUT as DEFAULT_DEPS_ZIP
+from layers.deps_zip import LayerZipError, inspect_deps_zip
+from layers.model_layer import DEFAULT_OUT as DEFAULT_MODEL_ZIP
+from release.aws import Clients, get_configuration, list_layer_versions
+from release.compatibility import deps_layer_fields
+from release.descriptions import (
+    DESCRIPTION_LIMIT,
+    deps_description,
+    library_mismatches,
+    model_description,
+    parse_description,
+)
+from release.errors import ReleaseError
+from release.history import Release
+from release.model_zip import verify_model_zip
+from release.relink import relink
+from release.settings import Settings
+from release.upload import base64_sha256, code_location
+
+
+@dataclass
+class PublishResult:
+    """What a ``publish_*_layer`` call did.
+
+    Attributes
+    ----------
+    layer_arn : str
+        The layer version now carrying the zip.
+    reused : bool
+        True when a version with this exact description (same sha256, same library
+        versions, same runtime and architecture) already existed, so nothing was published.
+    release : Release or None
+        The release that moved the function to it (model layer with a function only).
+    """
+
+    layer_arn: str
+    reused: bool = False
+    release: Release | None = None
+
+
+def publish_layer(
+    zip_path: Path,
+    layer_name: str,
+    description: str,
+    runtime: str,
+    arch: str,
+    bucket: str | None,
+    *,
+    clients: Clients,
+) -> dict[str, Any]:
+    """Publish a layer version, inline when the zip is ≤ 50 MB, else through S3.
+
+    Parameters
+    ----------
+    zip_path : Path
+        The layer zip.
+    layer_name : str
+        Layer name; each call adds an immutable version to it.
+    description : str
+        At most 256 characters (:func:`release.descriptions.format_description`).
+    runtime, arch : str
+        Recorded as the layer's only compatible runtime and architecture.
+    bucket : str or None
+        S3 bucket for zips over :data:`release.upload.DIRECT_UPLOAD_LIMIT` (key
+        ``layers/NAME/SHA256.zip``, uploaded with a progress bar).
+    clients : Clients
+
+    Returns
+    -------
+    dict
+        The ``PublishLayerVersion`` response (``LayerVersionArn``, ``Version``, ...).
+
+    Raises
+    ------
+    ReleaseError
+        If the zip is too large and no bucket is set, or Lambda stored other bytes.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise ReleaseError(f"{zip_path} does not exist; build it first (make deps-layer / make model-layer)")
+    if len(description) > DESCRIPTION_LIMIT:
+        raise ReleaseError(f"layer description is {len(description)} characters; Lambda allows {DESCRIPTION_LIMIT}")
+    sha = sha256_file(zip_path)
+    content = code_location(zip_path, bucket, f"layers/{layer_name}/{sha}.zip", clients.s3, "layer zip")
+    response = clients.lambda_.publish_layer_version(
+        LayerName=layer_name,
+        Description=description,
+        Content=content,
+        CompatibleRuntimes=[runtime],
+        CompatibleArchitectures=[arch],
+    )
+    stored = response.get("Content", {}).get("CodeSha256")
+    expected = base64_sha256(sha)
+    if stored and stored != expected:
+        raise ReleaseError(
+            f"Lambda stored {response['LayerVersionArn']} with CodeSha256 {stored}, but {zip_path} has {expected}; "
+            "delete that version (aws lambda delete-layer-version) and publish again"
+        )
+    return response
+
+
+def _publish_once(
+    settings: Settings, zip_path: Path, layer_name: str, description: str, clients: Clients
+) -> PublishResult:
+    """:func:`publish_layer` for the function's runtime and architecture, via its artifact bucket,
+    unless a version with the same description already exists.
+
+    The description holds the zip's sha256, so publishing the same zip twice reuses the
+    first version instead of adding an identical one.
+    """
+    fn = settings.function
+    for version in list_layer_versions(clients.lambda_, layer_name):
+        if (
+            version.get("Description") == description
+            and fn.runtime in version.get("CompatibleRuntimes", [])
+            and fn.architecture in version.get("CompatibleArchitectures", [])
+        ):
+            return PublishResult(version["LayerVersionArn"], reused=True)
+    response = publish_layer(
+        zip_path,
+        layer_name,
+        description,
+        fn.runtime,
+        fn.architecture,
+        settings.layers.artifact_bucket,
+        clients=clients,
+    )
+    return PublishResult(response["LayerVersionArn"])
+
+
+def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *, clients: Clients) -> PublishResult:
+    """Publish the dependencies layer; its description lists the library versions it serves.
+
+    The zip's extension modules must be built for ``[function] runtime`` and
+    ``architecture``. The function is not changed: ``make deploy`` attaches the newest
+    dependencies layer version.
+
+    Returns
+    -------
+    PublishResult
+        The layer version ARN (an existing one if this very zip was published before).
+
+    Raises
+    ------
+    ReleaseError
+        If the zip's Python or CPU differ from the settings, or it has no scikit-learn.
+    """
+    fn = settings.function
+    try:
+        info = inspect_deps_zip(zip_path)
+    except LayerZipError as exc:
+        raise ReleaseError(str(exc)) from None
+    want_python = fn.runtime.removeprefix("python")
+    if info.get("python", want_python) != want_python:
+        raise ReleaseError(
+            f"{zip_path} holds extension modules for Python {info['python']}, but [function] runtime is "
+            f"{fn.runtime}; rebuild with `make deps-layer RUNTIME={fn.runtime}` or change the runtime in deploy.toml"
+        )
+    if info.get("arch", fn.architecture) != fn.architecture:
+        raise ReleaseError(
+            f"{zip_path} holds {info['arch']} extension modules, but [function] architecture is "
+            f"{fn.architecture}; rebuild with `make deps-layer ARCH={fn.architecture}` or change deploy.toml"
+        )
+    description = deps_description(want_python, info, sha256_file(zip_path))
+    return _publish_once(settings, zip_path, settings.layers.dependencies_name, description, clients)
+
+
+def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, *, clients: Clients) -> PublishResult:
+    """Verify, publish and release a model layer zip.
+
+    Every artifact's sha256 must equal the manifest's. If the function exists, the
+    model's library versions are checked against its dependencies layer *before*
+    publishing, then :func:`release.relink.relink` moves the function and alias to
+    the new version. Without a function the layer is only published (``make deploy``
+    attaches it). A zip published before is not published again: its version is relinked.
+
+    Raises
+    ------
+    ReleaseError
+        On an unverified zip, a library mismatch, or a failed release step.
+    """
+    lam, fn = clients.lambda_, settings.function
+    manifest = verify_model_zip(zip_path)
+    description = model_description(manifest, sha256_file(zip_path))
+    config = get_configuration(lam, fn.name)
+    if config is not None:
+        problems = library_mismatches(parse_description(description)[1], deps_layer_fields(settings, config, lam))
+        if problems:
+            raise ReleaseError(
+                f"model {manifest['name']} {manifest['version']} cannot run on function {fn.name}'s dependencies "
+                "layer: " + "; ".join(problems) + ". Retrain with the pinned requirements, or publish and deploy "
+                "a dependencies layer built from the model's versions"
+            )
+    result = _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
+    if config is not None:
+        result.release = relink(settings, result.layer_arn, clients=clients, action="publish-model-layer")
+    return result

@@ -1,0 +1,686 @@
+"""The seeded event generator: :func:`generate` draws case ``number`` from a
+:class:`random.Random`, in one of :data:`CATEGORIES`, and labels every record of a
+generated batch with what it must end as (``predicted``, ``quarantined`` or ``skipped``),
+from what it built; every payload text carries a unique canary (:data:`CANARY`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from testing.events import FIRST_SEQUENCE, dynamodb_record, kinesis_ddb_document, kinesis_record
+
+#: Every canary starts with this; log lines are searched for it, case-insensitively.
+CANARY = "zqcanary"
+
+#: Category -> weight (share of the cases).
+CATEGORIES = {
+    "kinesis-valid": 10,
+    "dynamodb-valid": 9,
+    "event-shapes": 6,
+    "record-shapes": 14,
+    "huge": 3,
+    "deep": 7,
+    "encoding": 9,
+    "non-finite": 10,
+    "dynamodb-types": 10,
+    "duplicates": 8,
+    "mixed": 8,
+    "model-raises": 6,
+}
+P, Q, S = "predicted", "quarantined", "skipped"
+
+#: Lambda's limits: 6 MB per synchronous event; 1 MB per Kinesis record; 400 KB per item.
+MAX_EVENT_BYTES = 6_000_000
+MAX_KINESIS_DATA = 1_048_576
+MAX_DYNAMODB_STRING = 400_000
+#: Python's json gives up between 1,000 and 1,500 levels: Lambda's runtime parses the
+#: event with it, so no event it hands over is deeper. Generated events stay below this.
+MAX_EVENT_DEPTH = 1_400
+#: Deeper than this, json.loads always raises RecursionError on a payload.
+UNREADABLE_DEPTH = 2_000
+
+_WORDS = [
+    "the",
+    "film",
+    "movie",
+    "story",
+    "acting",
+    "plot",
+    "really",
+    "quite",
+    "this",
+    "is",
+    "and",
+    "its",
+    "wonderful",
+    "moving",
+    "brilliant",
+    "funny",
+    "beautiful",
+    "warm",
+    "delightful",
+    "tedious",
+    "boring",
+    "dull",
+    "awful",
+    "overlong",
+    "clumsy",
+    "lifeless",
+    "dreadful",
+]
+BOOM = "BOOM"
+
+
+@dataclass
+class Case:
+    """One generated event and what must become of it."""
+
+    number: int
+    category: str
+    event: Any
+    model: str = "text"  # "text", "tabular", or "boom" (text model that raises on BOOM)
+    #: Each record's label as the generator built it; the oracle quarantines a record
+    #: of another source or without a sequence number whatever its label.
+    contents: list[str] = field(default_factory=list)
+    #: Indices the results sink fails on (None: the response is the sink).
+    sink_fails: frozenset[int] | None = None
+    #: Indices the quarantine destination fails on (None: the default, log lines).
+    quarantine_fails: frozenset[int] | None = None
+    #: The event must survive a round trip through json (it is nested near the limit).
+    check_json: bool = False
+
+
+class _Gen:
+    """Builds the records of one case; every payload text carries a unique canary."""
+
+    def __init__(self, rng: random.Random, number: int, model: str) -> None:
+        self.rng = rng
+        self.number = number
+        self.model = model
+        self.count = 0
+
+    # - plain values
+
+    def canary(self) -> str:
+        self.count += 1
+        return f"{CANARY}{self.number}r{self.count}"
+
+    def seq(self) -> str:
+        return str(FIRST_SEQUENCE + self.number * 100_000 + self.count * 7 + self.rng.randrange(7))
+
+    def text(self) -> str:
+        rng = self.rng
+        chosen = rng.choices(_WORDS, k=rng.randint(0, 12))
+        chosen.insert(rng.randint(0, len(chosen)), self.canary())
+        extra = rng.choice(["", "", "", " é ✓ 🎬", " \u0000 tab\there", " \ud800 lone surrogate", "\n\r"])
+        return " ".join(chosen) + extra
+
+    def features(self, dynamodb: bool = False) -> list[float]:
+        """Finite rows; DynamoDB numbers stay within its range (1e-130 to 9.99e125)."""
+        rng = self.rng
+        extremes = [1e125, -1e-130] if dynamodb else [1.7e308, -1.7e308, 5e-324]
+        return [rng.choice([rng.uniform(-3, 3), rng.uniform(-1e6, 1e6), 0.0, -0.0, *extremes]) for _ in "abc"]
+
+    def good_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = dict(zip("abc", self.features())) if self.model == "tabular" else {"text": self.text()}
+        for _ in range(self.rng.choice([0, 0, 1, 3])):
+            doc[self.rng.choice(["note", "user", "tags", "n", "text2"])] = self.rng.choice(
+                [self.canary(), [1, self.canary()], {"k": self.canary()}, None, 3.5]
+            )
+        return doc
+
+    def good_image(self) -> dict[str, Any]:
+        rng = self.rng
+        if self.model == "tabular":
+            image: dict[str, Any] = {k: {"N": repr(v)} for k, v in zip("abc", self.features(dynamodb=True))}
+        else:
+            image = {"text": {"S": self.text()}}
+        image["Id"] = {"N": str(rng.randint(0, 10**6))}
+        # Attributes the model does not read, valid or not: they must not matter.
+        for _ in range(rng.choice([0, 1, 2, 4])):
+            image[rng.choice(["Message", "photo", "tags", "meta", "flags", "odd"])] = rng.choice(
+                [
+                    {"S": self.canary()},
+                    {"B": base64.b64encode(self.canary().encode()).decode()},
+                    {"BS": ["aGVsbG8=", "d29ybGQ="]},
+                    {"SS": [self.canary(), "x"]},
+                    {"NS": ["1", "2.5"]},
+                    {"L": [{"S": self.canary()}, {"N": "1"}, {"NULL": True}]},
+                    {"M": {"k": {"S": self.canary()}, "b": {"BOOL": False}}},
+                    {"BOOL": True},
+                    {"NULL": True},
+                    {"XX": self.canary()},
+                    {"N": "not a number"},
+                    {},
+                    "plain",
+                ]
+            )
+        return image
+
+    # - records
+
+    def kinesis(self, payload: bytes | str) -> dict[str, Any]:
+        return kinesis_record(payload, self.seq())
+
+    def kinesis_doc(self, doc: Any) -> dict[str, Any]:
+        return self.kinesis(json.dumps(doc))
+
+    def ddb(
+        self, image: Any = None, event_name: str = "INSERT", view: str = "NEW_AND_OLD_IMAGES", old_image: Any = None
+    ) -> dict[str, Any]:
+        return dynamodb_record(image, self.seq(), event_name, f"{self.rng.getrandbits(128):032x}", view, old_image)
+
+    def routed(self, image: Any, event_name: str = "INSERT") -> dict[str, Any]:
+        """A Kinesis record holding a DynamoDB change."""
+        return self.kinesis_doc(kinesis_ddb_document(image, event_name))
+
+    def good(self, kind: str) -> tuple[Any, str]:
+        if kind == "kinesis":
+            return self.kinesis_doc(self.good_doc()), P
+        name = self.rng.choice(["INSERT", "MODIFY", "MODIFY"])
+        return self.ddb(self.good_image(), name, old_image=self.good_image() if name == "MODIFY" else None), P
+
+    def skip(self, kind: str) -> tuple[Any, str]:
+        rng = self.rng
+        if kind == "kinesis":
+            if rng.random() < 0.5:
+                return self.routed(self.good_image(), "REMOVE"), S
+            return self.routed(None, rng.choice(["INSERT", "MODIFY"])), S
+        choice = rng.randrange(3)
+        if choice == 0:
+            return self.ddb(None, "REMOVE", old_image=self.good_image()), S
+        if choice == 1:
+            return self.ddb(None, rng.choice(["INSERT", "MODIFY"]), view="KEYS_ONLY"), S
+        return self.ddb(None, "MODIFY", view="OLD_IMAGE", old_image=self.good_image()), S
+
+
+def _fill(gen: _Gen, kind: str, n: int) -> tuple[list[Any], list[str]]:
+    """``n`` well-formed records (mostly scored, some skipped)."""
+    pairs = [gen.good(kind) if gen.rng.random() < 0.85 else gen.skip(kind) for _ in range(n)]
+    return [r for r, _ in pairs], [c for _, c in pairs]
+
+
+def _insert(gen: _Gen, records: list[Any], contents: list[str], extra: list[tuple[Any, str]]) -> None:
+    for record, content in extra:
+        at = gen.rng.randint(0, len(records))
+        records.insert(at, record)
+        contents.insert(at, content)
+
+
+def _batch_size(rng: random.Random) -> int:
+    return rng.choice([1, 1, 2, 3, 5, 8, 10, 12, 20, 40, 100])
+
+
+def _gen_valid(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    return _fill(gen, kind, _batch_size(gen.rng))
+
+
+def _gen_event_shapes(gen: _Gen) -> Any:
+    """Events that are no stream batch (rejected), and the empty batch."""
+    rng = gen.rng
+    record, _ = gen.good("kinesis")
+    garbage = [None, gen.canary(), [gen.canary()], 7, {}, {"eventSource": "aws:sqs", "body": gen.canary()}]
+    return rng.choice(
+        [
+            None,
+            5,
+            1.5,
+            gen.canary(),
+            [record],
+            [],
+            {},
+            {"records": [record]},
+            {"Records": None},
+            {"Records": gen.canary()},
+            {"Records": {"0": record}},
+            {"Records": 3},
+            {"Records": []},
+            {"Records": []},
+            {"Records": rng.sample(garbage, rng.randint(1, len(garbage)))},
+            {"Records": [{**record, "eventSource": rng.choice(["aws:sqs", "aws:sns", None, "AWS:KINESIS", 5])}]},
+            {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": gen.canary()}}]},
+            {"requestContext": {"weird": gen.canary()}, "body": gen.canary()},
+        ]
+    )
+
+
+def _mutate(gen: _Gen, record: dict[str, Any], kind: str) -> tuple[Any, str | None]:
+    """Break one thing in a well-formed record; the content label it then has (None: it
+    stays as it was)."""
+    rng = gen.rng
+    body_key = "kinesis" if kind == "kinesis" else "dynamodb"
+    seq_key = "sequenceNumber" if kind == "kinesis" else "SequenceNumber"
+    body = record[body_key]
+    m = rng.randrange(16)
+    if m == 0:
+        return rng.choice([None, gen.canary(), [gen.canary()], 42, True, {}, {"eventSource": f"aws:{kind}"}]), Q
+    if m == 1:
+        del record[body_key]
+        return record, Q
+    if m == 2:
+        record[body_key] = rng.choice([gen.canary(), [], None, 5])
+        return record, Q
+    if m == 3:
+        del body[seq_key]
+        return record, Q
+    if m == 4:
+        body[seq_key] = rng.choice(["", 123, None, [gen.seq()], {"n": 1}, 1.5])
+        return record, Q
+    if m == 5:
+        del record["eventSource"]
+        return record, Q
+    if m == 6:
+        record["eventSource"] = rng.choice(
+            ["aws:sqs", "AWS:KINESIS", "aws:dynamodb " if kind == "dynamodb" else "", 5, None]
+        )
+        return record, Q
+    if m == 7:
+        if rng.random() < 0.5:
+            del record["eventID"]
+        else:
+            record["eventID"] = rng.choice(["", 5, None, ["x"]])
+        return record, None  # identified by its sequence number instead
+    if m == 8:
+        for key in rng.sample(["eventSourceARN", "eventName", "awsRegion", "eventVersion"], rng.randint(1, 3)):
+            if key == "eventName" and kind == "dynamodb":
+                record[key] = rng.choice(["INSERT", "MODIFY", None, 5, "remove"])  # not REMOVE: read the image
+            else:
+                record[key] = rng.choice([None, 5, [], {"x": 1}])
+        return record, None
+    if m == 9:
+        record.clear()  # an object with no keys
+        return record, Q
+    if kind == "kinesis":
+        if m == 10:
+            del body["data"]
+            return record, Q
+        if m == 11:
+            body["data"] = rng.choice([None, 123, [], {"b64": "e30="}, True])
+            return record, Q
+        if m == 12:
+            doc = rng.choice([[1, 2], "text", 3, None, True, {"txt": gen.canary()}, {"text": 5}, {"text": None}])
+            body["data"] = base64.b64encode(json.dumps(doc).encode()).decode()
+            return record, Q
+        if m == 13:
+            body["data"] = base64.b64encode(b"").decode()
+            return record, Q
+        return record, None
+    if m == 10:
+        del body["NewImage"]
+        return record, S
+    if m == 11:
+        body["NewImage"] = None
+        return record, S
+    if m == 12:
+        body["NewImage"] = rng.choice([gen.canary(), [], 5, True])
+        return record, Q
+    if m == 13:
+        record["eventName"] = "REMOVE"
+        return record, S
+    if m == 14:
+        body["NewImage"] = {}
+        return record, Q
+    return record, None
+
+
+def _gen_record_shapes(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, _batch_size(rng))
+    targets = rng.sample(range(len(records)), rng.randint(1, len(records)))
+    if rng.random() < 0.4:
+        targets.append(0)  # garbage first: the batch's kind comes from its first stream record
+    for i in set(targets):
+        if contents[i] != P:
+            continue
+        records[i], content = _mutate(gen, records[i], kind)
+        contents[i] = content or contents[i]
+    return records, contents
+
+
+def _gen_huge(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3]))
+    budget = MAX_EVENT_BYTES - 200_000
+    extra = []
+    while budget > 0 and len(extra) < rng.randint(1, 4):
+        if kind == "kinesis":
+            size = rng.choice([rng.randint(100_000, MAX_KINESIS_DATA - 100), MAX_KINESIS_DATA - 100])
+            shape = rng.randrange(5)
+            if shape == 0 and gen.model == "text":  # a long text of words (slow to score: kept shorter)
+                words = " ".join(rng.choices(_WORDS, k=rng.randint(2_000, 15_000)))
+                payload, content = json.dumps({"text": gen.canary() + " " + words}).encode(), P
+            elif shape == 1 and gen.model == "text":  # one huge token
+                payload, content = json.dumps({"text": gen.canary() + "x" * (size - 60)}).encode(), P
+            elif shape == 2:  # a huge field the model does not read
+                doc = gen.good_doc()
+                doc["blob"] = gen.canary() + "y" * (size - 200)
+                payload, content = json.dumps(doc).encode(), P
+            elif shape == 3:  # huge and invalid UTF-8
+                payload, content = gen.canary().encode() + rng.randbytes(size), Q
+            else:  # huge and no JSON object
+                payload, content = json.dumps([gen.canary()] * (size // 30)).encode(), Q
+            payload = payload[:MAX_KINESIS_DATA] if content == Q else payload
+            record = gen.kinesis(payload)
+            cost = len(record["kinesis"]["data"])
+        else:
+            size = rng.randint(50_000, MAX_DYNAMODB_STRING - 100)
+            image = gen.good_image()
+            if gen.model == "text" and rng.random() < 0.5:
+                image["text"] = {"S": gen.canary() + "z" * size}
+            else:
+                image["big"] = {"S": gen.canary() + "w" * size}
+            record, content = gen.ddb(image), P
+            cost = size
+        budget -= cost
+        if budget > 0:
+            extra.append((record, content))
+    if rng.random() < 0.2:  # many small records instead
+        more = _fill(gen, kind, rng.randint(300, 1500))
+        extra += list(zip(*more))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _nested_list(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _nested_attr(depth: int, leaf: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    value = leaf
+    for _ in range(depth):
+        value = {"M": {"k": value}} if rng.random() < 0.5 else {"L": [value]}
+    return value
+
+
+def _gen_deep(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 4]))
+    extra = []
+    for _ in range(rng.randint(1, 3)):
+        shape = rng.randrange(6)
+        deep = rng.randint(UNREADABLE_DEPTH, 100_000)
+        shallow = rng.randint(1, 100)
+        # The event's own nesting: event, Records, record, body, NewImage, attribute.
+        room = (MAX_EVENT_DEPTH - 8) // 2
+        if kind == "kinesis":
+            if shape == 0:  # a deep JSON array as the payload
+                record, content = gen.kinesis(f'["{gen.canary()}", ' + "[" * deep + "]" * deep + "]"), Q
+            elif shape == 1:  # a good payload with a field nested too deep to read
+                text = json.dumps({"text": gen.canary()})[:-1] + ', "x": ' + "[" * deep + "]" * deep + "}"
+                record, content = gen.kinesis(text), Q
+            elif shape == 2:  # a good payload with a field nested deep but readable
+                doc = gen.good_doc()
+                doc["x"] = _nested_list(shallow, gen.canary())
+                record, content = gen.kinesis_doc(doc), P
+            elif shape == 3:  # the record itself nested near the event parser's limit
+                record, content = gen.good(kind)
+                record["kinesis"]["extra"] = _nested_list(rng.randint(room, 2 * room), gen.canary())
+            elif shape == 4:  # a garbage record that is nothing but nesting
+                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), Q
+            else:  # a DynamoDB change through Kinesis whose image is nested too deep to read
+                levels = deep // 2
+                attr = '{"L": [' * levels + json.dumps({"S": gen.canary()}) + "]}" * levels
+                doc = json.dumps(kinesis_ddb_document({"text": "DEEP"}))
+                record, content = gen.kinesis(doc.replace('"DEEP"', attr)), Q
+        else:
+            image = gen.good_image()
+            if shape in (0, 1, 2):  # an attribute the model does not read, nested near the limit
+                image["deep"] = _nested_attr(rng.randint(room // 2, room), {"S": gen.canary()}, rng)
+                record, content = gen.ddb(image), P
+            elif shape == 3:  # the model's own attribute nested (too deep for the deserializer, or not)
+                name = "text" if gen.model == "text" else "a"
+                image[name] = _nested_attr(rng.choice([shallow, room]), {"S": gen.canary()}, rng)
+                record, content = gen.ddb(image), Q
+            elif shape == 4:
+                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), Q
+            else:
+                record, content = gen.good(kind)
+                record["dynamodb"]["OldImage"] = {"deep": _nested_attr(room, {"S": gen.canary()}, rng)}
+        extra.append((record, content))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _gen_encoding(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 6]))
+    extra = []
+    for _ in range(rng.randint(1, 4)):
+        if kind == "dynamodb":  # strings are already text in a DynamoDB event: only odd ones
+            image = gen.good_image()
+            if gen.model == "text":
+                image["text"] = {
+                    "S": rng.choice(["\ud800\udfff\ud83c", "\u0000", "", "\ufeff", "é" * 3]) + gen.canary()
+                }
+            extra.append((gen.ddb(image), P))
+            continue
+        canary = gen.canary().encode()
+        good = json.dumps({"text": canary.decode()} if gen.model == "text" else gen.good_doc()).encode()
+        shape = rng.randrange(10)
+        if shape == 0:
+            payload = (
+                b'{"text": "'
+                + canary
+                + rng.choice([b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82"])
+                + b'"}'
+            )
+            extra.append((gen.kinesis(payload), Q))
+        elif shape == 1:
+            extra.append((gen.kinesis(good + rng.choice([b"\x80", b"\xf0\x9f\x8e"])), Q))
+        elif shape == 2:
+            extra.append((gen.kinesis(canary + rng.randbytes(rng.randint(1, 200)) + b"\xff"), Q))
+        elif shape == 3:
+            extra.append((gen.kinesis(b"\xef\xbb\xbf" + good), Q))  # a UTF-8 byte order mark: not JSON
+        elif shape == 4:
+            text = rng.choice(["\\ud800", "\\u0000", "\\udfff\\ud800", "\\u00e9"])
+            extra.append((gen.kinesis(b'{"text": "' + canary + text.encode() + b'"}'), P if gen.model == "text" else Q))
+        else:
+            record = gen.kinesis(good)
+            data = record["kinesis"]["data"]
+            bad = rng.choice(
+                [
+                    data + "!",
+                    "!" + data,
+                    data.rstrip("=") + "A" if data.endswith("=") else data[:-1],
+                    data[: len(data) // 2] + "\n" + data[len(data) // 2 :],
+                    data.replace("+", "-").replace("/", "_") + "-_",
+                    data[:2] + "=" + data[2:],  # padding inside the data
+                    "é" + data,
+                    "\ud800" + data,
+                    data[: len(data) // 2] + " " + data[len(data) // 2 :],
+                ]
+            )
+            record["kinesis"]["data"] = bad
+            extra.append((record, Q))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+_NON_FINITE_TOKENS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1E999", "1" + "0" * 400, "-" + "9" * 350]
+_NON_FINITE_N = ["NaN", "Infinity", "-Infinity", "-NaN", "sNaN", "1e400", "abc", "", "1.5.5"]
+
+
+def _gen_non_finite(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 8]))
+    extra = []
+    for _ in range(rng.randint(1, 5)):
+        values = [repr(v) for v in gen.features()]
+        bad = rng.randrange(3)
+        shape = rng.randrange(4)
+        if kind == "kinesis":
+            if shape < 3:
+                values[bad] = rng.choice(_NON_FINITE_TOKENS)
+                content = Q
+            else:
+                values[bad] = rng.choice(["1e-400", "1.6e308", "-0", "0.0", "12345678901234567890"])
+                content = P
+            text = "{" + ", ".join(f'"{k}": {v}' for k, v in zip("abc", values)) + f', "note": "{gen.canary()}"' + "}"
+            if rng.random() < 0.1:
+                text = '{"a": 1, "b": 2, "c": ' + "9" * 5000 + "}"  # beyond the int digits limit
+                content = Q
+            extra.append((gen.kinesis(text), content))
+        else:
+            image = gen.good_image()
+            if shape < 3:
+                image["abc"[bad]] = rng.choice(
+                    [{"N": rng.choice(_NON_FINITE_N)}, {"S": "1.5"}, {"BOOL": True}, {"NULL": True}, {"L": []}]
+                )
+                content = Q
+            else:
+                image["abc"[bad]] = {
+                    "N": rng.choice(["1e-130", "9.9999e125", "-0", "0", "12345678901234567890123456789"])
+                }
+                content = P
+            extra.append((gen.ddb(image), content))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _wrong_text_attr(gen: _Gen) -> dict[str, Any] | Any:
+    rng = gen.rng
+    return rng.choice(
+        [
+            {"N": "101"},
+            {"N": "not a number"},
+            {"L": [{"S": gen.canary()}]},
+            {"M": {"text": {"S": gen.canary()}}},
+            {"BOOL": True},
+            {"NULL": True},
+            {"SS": [gen.canary()]},
+            {"B": base64.b64encode(gen.canary().encode()).decode()},
+            {"XX": gen.canary()},
+            {"S": 5},
+            {"S": None},
+            {"S": [gen.canary()]},
+            {"M": gen.canary()},
+            {"L": 5},
+            {},
+            gen.canary(),
+            None,
+            [gen.canary()],
+        ]
+    )
+
+
+def _gen_dynamodb_types(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 8]))
+    extra = []
+    for _ in range(rng.randint(1, 5)):
+        image = gen.good_image()
+        if rng.random() < 0.7:
+            if gen.model == "text":
+                image["text"] = _wrong_text_attr(gen)
+            else:
+                image[rng.choice("abc")] = rng.choice([{"S": "1"}, {"L": [{"N": "1"}]}, {"XX": "1"}, None, {}])
+            content = Q
+        else:
+            del image["text" if gen.model == "text" else rng.choice("abc")]
+            content = Q
+        if rng.random() < 0.2:
+            image, content = rng.choice([[gen.canary()], gen.canary(), 5]), Q  # NewImage not an object
+        extra.append((gen.ddb(image) if kind == "dynamodb" else gen.routed(image), content))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _gen_duplicates(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.randint(2, 15))
+    seq_key = ("kinesis", "sequenceNumber") if kind == "kinesis" else ("dynamodb", "SequenceNumber")
+    for _ in range(rng.randint(1, len(records))):
+        i, j = rng.randrange(len(records)), rng.randrange(len(records))
+        what = rng.randrange(3)
+        if what in (0, 2):
+            records[j][seq_key[0]][seq_key[1]] = records[i][seq_key[0]][seq_key[1]]
+        if what in (1, 2):
+            records[j]["eventID"] = records[i]["eventID"]
+    if rng.random() < 0.3:  # the very same record twice
+        i = rng.randrange(len(records))
+        records.insert(i + 1, json.loads(json.dumps(records[i])))
+        contents.insert(i + 1, contents[i])
+    return records, contents
+
+
+def _gen_mixed(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.randint(1, 10))
+    other = "dynamodb" if kind == "kinesis" else "kinesis"
+    extra = []
+    for _ in range(rng.randint(1, 6)):
+        pick = rng.randrange(4)
+        if pick == 0:
+            extra.append(gen.good(other))
+        elif pick == 1:
+            extra.append(gen.skip(kind))
+        elif pick == 2:
+            extra.append(gen.skip(other))
+        else:
+            extra.append((rng.choice([None, {"eventSource": "aws:sqs", "body": gen.canary()}, gen.canary()]), Q))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
+def _gen_model_raises(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 0, 1, 3, 9]))
+    text = f"{BOOM} {gen.text()}"
+    if kind == "kinesis":
+        record = gen.kinesis_doc({"text": text})
+    else:
+        image = gen.good_image()
+        image["text"] = {"S": text}
+        record = gen.ddb(image)
+    _insert(gen, records, contents, [(record, Q)])  # one per batch: two or more would fail it
+    return records, contents
+
+
+_GENERATORS: dict[str, Callable[[_Gen, str], tuple[list[Any], list[str]]]] = {
+    "kinesis-valid": _gen_valid,
+    "dynamodb-valid": _gen_valid,
+    "record-shapes": _gen_record_shapes,
+    "huge": _gen_huge,
+    "deep": _gen_deep,
+    "encoding": _gen_encoding,
+    "non-finite": _gen_non_finite,
+    "dynamodb-types": _gen_dynamodb_types,
+    "duplicates": _gen_duplicates,
+    "mixed": _gen_mixed,
+    "model-raises": _gen_model_raises,
+}
+
+
+def generate(rng: random.Random, number: int) -> Case:
+    """Case ``number``: its category, its event, the labels of its records, and which
+    items its sinks fail on."""
+    category = rng.choices(list(CATEGORIES), weights=list(CATEGORIES.values()))[0]
+    model = "tabular" if category == "non-finite" or (category != "model-raises" and rng.random() < 0.15) else "text"
+    if category == "model-raises":
+        model = "boom"
+    gen = _Gen(rng, number, "tabular" if model == "tabular" else "text")
+    if category == "event-shapes":
+        return Case(number, category, _gen_event_shapes(gen), model)
+    if category == "kinesis-valid":
+        kind = "kinesis"
+    elif category == "dynamodb-valid":
+        kind = "dynamodb"
+    else:
+        kind = rng.choice(["kinesis", "dynamodb"])
+    records, contents = _GENERATORS[category](gen, kind)
+    case = Case(number, category, {"Records": records}, model, contents, check_json=category == "deep")
+    n = len(records)
+    if rng.random() < 0.5:
+        case.sink_fails = frozenset(rng.sample(range(n), min(n, rng.choice([0, 0, 1, 2])))) if n else frozenset()
+    if rng.random() < 0.4:
+        case.quarantine_fails = frozenset(rng.sample(range(n), min(n, rng.choice([0, 1])))) if n else frozenset()
+    return case
