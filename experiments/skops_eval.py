@@ -1,4 +1,4 @@
-"""Measure skops.io as a safer format for the model layer's artifacts (README, "Model integrity").
+"""Measure skops.io as a safer format for the model layer's artifacts (docs/model-layer.md, "Model integrity").
 
 Run in a scratch venv holding the project's runtime pins plus skops (never the project's
 own ``.venv``)::

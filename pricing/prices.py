@@ -4,7 +4,7 @@ Every number says where it comes from and when. This machine has no internet, so
 nothing here was fetched; two kinds of source are used, and each entry names its own:
 
 ``docs/aws-notes.md §5``
-    The project's field notes (../shared/docs/aws-notes.md §5, "Pricing (us-east-1; check the
+    The project's field notes (docs/aws-notes.md §5, "Pricing (us-east-1; check the
     AWS pricing page)"), which quote https://aws.amazon.com/lambda/pricing/. The Lambda
     GB-second and request prices, the 1 ms billing step and the free tier come from there,
     as does the classic 2019 study (3.8 s at 192 MB, $0.62 / $0.062 / $0.0062 per

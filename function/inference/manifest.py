@@ -48,7 +48,7 @@ class TabularInput(TypedDict):
 
 
 class Manifest(TypedDict):
-    """``manifest.json`` as written by ``layers.model_layer`` (see README, "The manifest")."""
+    """``manifest.json`` as written by ``layers.model_layer`` (see docs/model-layer.md, "The manifest")."""
 
     schema_version: int
     name: str

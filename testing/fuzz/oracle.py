@@ -38,7 +38,7 @@ def _source_of(record: Any) -> Any:
 @dataclass
 class Expected:
     """What must come of a stream batch, from the generator's labels and the sinks'
-    chosen failures, by the stream semantics in README ("Retries follow stream semantics")."""
+    chosen failures, by the stream semantics in docs/function.md ("Retries follow stream semantics")."""
 
     outcomes: list[str]
     failures: list[dict[str, str]]
