@@ -1,6 +1,6 @@
 """The local twin: the function run from the very zips we publish, fed by an embedded stream.
 
-``lambda_runtime``  execution environments: awslambdaric workers over the Runtime API (``runtime_api``)
+``runtime``         the local Lambda runtime: awslambdaric workers over the Runtime API, pooled (``runtime.pool``)
 ``esm``             the event source mapping: Lambda's stream semantics, batch by batch
 ``embedded_aws``    moto's server on loopback, holding the stream, the results table and queues
 ``replay``          the demo's ingest: generate, replay, check every record, summarise

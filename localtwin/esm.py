@@ -77,8 +77,8 @@ from typing import Any, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localtwin.lambda_runtime import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
-from localtwin.lambda_runtime import InvokeResult, Report
+from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
+from localtwin.runtime.report import InvokeResult, Report
 from release.settings import EventSource, Settings, load_settings
 from testing.events import kinesis_record
 
@@ -99,7 +99,7 @@ _EVENT_OVERHEAD = len(json.dumps({"Records": []}))
 _SEPARATOR = len(", ")
 
 
-# --- the invoker interface (implemented by localtwin.lambda_runtime) ----------------
+# --- the invoker interface (implemented by localtwin.runtime.pool) ----------------
 
 
 class Invoker(Protocol):
@@ -541,7 +541,7 @@ class EventSourceMapping:
     source : EventSource
         A ``[[event_sources]]`` entry of ``deploy.toml``.
     invoker : Invoker
-        Runs the function (``localtwin.lambda_runtime``, or a fake in tests).
+        Runs the function (``localtwin.runtime.pool``, or a fake in tests).
     client_factory : callable
         ``client_factory(service_name) -> boto3 client`` (e.g.
         :meth:`localtwin.embedded_aws.EmbeddedAWS.client`; ``boto3.client`` for AWS).

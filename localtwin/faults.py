@@ -14,7 +14,7 @@ table and a failing fleet:
   it reports the unwritten records in ``batchItemFailures`` and Lambda redelivers them;
 * **dead workers**: about every ``kill_every`` result writes, the worker process of an
   execution environment that is running an invocation is killed with SIGKILL
-  (:meth:`localtwin.lambda_runtime.LocalLambda.kill_invoking_environment`); the
+  (:meth:`localtwin.runtime.pool.LocalLambda.kill_invoking_environment`); the
   invocation ends in ``Runtime.ExitError``;
 * **timeouts**: ``timeouts`` calls, spread over the run, are held for ``hold_s``
   seconds (longer than the function's timeout) before the table takes them: the

@@ -2,7 +2,7 @@
 
 The function zip and the layers (by default the dependencies layer, then the model
 layer) are extracted the way Lambda does it, and the event goes through the local
-Lambda runtime (:class:`localtwin.lambda_runtime.LocalLambda`): a worker process
+Lambda runtime (:class:`localtwin.runtime.pool.LocalLambda`): a worker process
 running AWS's runtime interface client, importing only from the zips and the runtime.
 The response JSON goes to stdout; the function's logs and Lambda's ``START`` / ``END``
 / ``REPORT`` lines go to stderr; a function error exits with status 1.
@@ -26,7 +26,8 @@ from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
 from layers.function_zip import DEFAULT_OUT as DEFAULT_FUNCTION
 from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
 from layers.zipping import extract_tree
-from localtwin.lambda_runtime import InvokeResult, LocalLambda
+from localtwin.runtime.pool import LocalLambda
+from localtwin.runtime.report import InvokeResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"

@@ -10,7 +10,7 @@ One run (:func:`run_replay`):
    plus about 1 % malformed records of several kinds, and for DynamoDB also updates and
    deletes (MODIFY and REMOVE events);
 4. runs the function from the built zips in the local Lambda runtime
-   (:class:`localtwin.lambda_runtime.LocalLambda`; memory, timeout and environment
+   (:class:`localtwin.runtime.pool.LocalLambda`; memory, timeout and environment
    from ``deploy.toml``, ``RESULTS_TABLE`` pointing at the created table), driven by
    the local event source mapping (:class:`localtwin.esm.EventSourceMapping`, the
    ``deploy.toml`` entry for the source type) until every record is handled;
@@ -53,7 +53,7 @@ from localtwin.embedded_aws import EmbeddedAWS
 from localtwin.esm import EventSourceMapping, MappingStats, open_stream
 from localtwin.faults import FaultCounts, FaultPlan, SinkFaults
 from localtwin.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS, ROOT
-from localtwin.lambda_runtime import LocalLambda
+from localtwin.runtime.pool import LocalLambda
 from pricing.billing import MB_PER_GB, Usage, cost
 from pricing.prices import LAMBDA_PRICES
 from release.settings import Settings, load_settings

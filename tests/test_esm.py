@@ -24,7 +24,7 @@ import pytest
 
 from localtwin.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
 from localtwin.esm import MAX_PAYLOAD_BYTES, EventSourceMapping, judge_response
-from localtwin.lambda_runtime import InvokeResult, Report
+from localtwin.runtime.report import InvokeResult, Report
 from release.settings import EventSource, load_settings
 
 # --- a scripted invoker implementing the Invoker protocol -------------------------------
