@@ -1,7 +1,7 @@
 """The local twin: the function run from the very zips we publish, fed by an embedded stream.
 
 ``runtime``         the local Lambda runtime: awslambdaric workers over the Runtime API, pooled (``runtime.pool``)
-``esm``             the event source mapping: Lambda's stream semantics, batch by batch
+``mapping``         the event source mapping: Lambda's stream semantics, batch by batch (``mapping.engine``)
 ``embedded_aws``    moto's server on loopback, holding the stream, the results table and queues
 ``replay``          the demo's ingest: generate, replay, check every record, summarise
 ``faults``          the soak's injected faults (throttling, killed workers, held writes)

@@ -12,7 +12,7 @@ One run (:func:`run_replay`):
 4. runs the function from the built zips in the local Lambda runtime
    (:class:`localtwin.runtime.pool.LocalLambda`; memory, timeout and environment
    from ``deploy.toml``, ``RESULTS_TABLE`` pointing at the created table), driven by
-   the local event source mapping (:class:`localtwin.esm.EventSourceMapping`, the
+   the local event source mapping (:class:`localtwin.mapping.engine.EventSourceMapping`, the
    ``deploy.toml`` entry for the source type) until every record is handled;
 5. accounts for every record and exports the results table to CSV.
 
@@ -50,9 +50,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from localtwin.embedded_aws import EmbeddedAWS
-from localtwin.esm import EventSourceMapping, MappingStats, open_stream
 from localtwin.faults import FaultCounts, FaultPlan, SinkFaults
 from localtwin.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS, ROOT
+from localtwin.mapping.engine import EventSourceMapping
+from localtwin.mapping.stats import MappingStats
+from localtwin.mapping.streams import open_stream
 from localtwin.runtime.pool import LocalLambda
 from pricing.billing import MB_PER_GB, Usage, cost
 from pricing.prices import LAMBDA_PRICES
