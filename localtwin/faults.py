@@ -1,7 +1,7 @@
 """Faults injected into a local replay, as the field serves them (``make soak``).
 
 :class:`SinkFaults` sits in front of the embedded moto endpoint (it wraps moto's WSGI
-entry point, like :class:`localtwin.replay.EndpointMeter`) and, for the DynamoDB
+entry point, like :class:`localtwin.replay.meter.EndpointMeter`) and, for the DynamoDB
 ``BatchWriteItem`` calls that write the results table, plays the part of a struggling
 table and a failing fleet:
 
