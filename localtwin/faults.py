@@ -150,16 +150,17 @@ class SinkFaults:
 
         def faulty(app: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             if environ.get("HTTP_X_AMZ_TARGET") != _BATCH_WRITE:
-                return original(app, environ, start_response)
+                response: Iterable[bytes] = original(app, environ, start_response)
+                return response
             return faults._batch_write(lambda env, respond: original(app, env, respond), environ, start_response)
 
-        DomainDispatcherApplication.__call__ = faulty
+        DomainDispatcherApplication.__call__ = faulty  # type: ignore[method-assign, assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-        DomainDispatcherApplication.__call__ = self._original
+        DomainDispatcherApplication.__call__ = self._original  # type: ignore[method-assign]
 
     # --- one BatchWriteItem call
 
@@ -214,7 +215,8 @@ class SinkFaults:
                 self.counts.throttled_errors += 1
             return _respond(start_response, "400 Bad Request", _THROTTLED)
         taken, unprocessed = requests[:keep], requests[keep:]
-        status, headers, answer = "200 OK", [], {"UnprocessedItems": {}}
+        status, headers = "200 OK", []
+        answer: dict[str, Any] = {"UnprocessedItems": {}}
         if taken:
             captured: dict[str, Any] = {}
 

@@ -126,7 +126,8 @@ class _KinesisStream(Stream):
             args["StartingSequenceNumber"] = sequence
         if at is not None:
             args["Timestamp"] = at
-        return self.client.get_shard_iterator(**args)["ShardIterator"]
+        iterator: str = self.client.get_shard_iterator(**args)["ShardIterator"]
+        return iterator
 
     def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
         response = self.client.get_records(ShardIterator=iterator, Limit=limit, StreamARN=self.arn)
@@ -161,7 +162,8 @@ class _DynamoDBStream(Stream):
         args: dict[str, Any] = {"StreamArn": self.arn, "ShardId": shard_id, "ShardIteratorType": position}
         if sequence is not None:
             args["SequenceNumber"] = sequence
-        return self.client.get_shard_iterator(**args)["ShardIterator"]
+        iterator: str = self.client.get_shard_iterator(**args)["ShardIterator"]
+        return iterator
 
     def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
         response = self.client.get_records(ShardIterator=iterator, Limit=limit)

@@ -49,13 +49,13 @@ class EndpointMeter:
             finally:
                 meter._add(_operation(environ), time.perf_counter() - wall, time.thread_time() - cpu)
 
-        DomainDispatcherApplication.__call__ = timed
+        DomainDispatcherApplication.__call__ = timed  # type: ignore[method-assign, assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-        DomainDispatcherApplication.__call__ = self._original
+        DomainDispatcherApplication.__call__ = self._original  # type: ignore[method-assign]
 
     def _add(self, operation: str, wall_s: float, cpu_s: float) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ quarantined, every delete was skipped and the counts the function's metrics give
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def scan_results(aws: EmbeddedAWS, table: str) -> list[dict[str, Any]]:
     from boto3.dynamodb.types import TypeDeserializer
 
     plain = TypeDeserializer().deserialize
-    items = []
+    items: list[dict[str, Any]] = []
     for page in aws.client("dynamodb").get_paginator("scan").paginate(TableName=table):
         items.extend({key: plain(value) for key, value in item.items()} for item in page["Items"])
     return items
@@ -32,7 +33,7 @@ def scan_results(aws: EmbeddedAWS, table: str) -> list[dict[str, Any]]:
 def export_csv(items: list[dict[str, Any]], path: Path) -> None:
     """Write the results to ``path``, one row per record, in stream order per shard."""
 
-    def order(item: dict[str, Any]) -> tuple[str, int, str]:
+    def order(item: Mapping[str, Any]) -> tuple[str, int, str]:
         sequence = str(item.get("sequence_number", ""))
         return item["record_id"].rpartition(":")[0], int(sequence) if sequence.isdigit() else 0, item["record_id"]
 

@@ -41,10 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from layers.function_zip import DEFAULT_OUT as DEFAULT_FUNCTION
 from localtwin.embedded_aws import EmbeddedAWS
 from localtwin.faults import FaultCounts, FaultPlan, SinkFaults
-from localtwin.invoke import BUILD, INVOKE_LAYERS
+from localtwin.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS
 from localtwin.mapping.engine import EventSourceMapping
 from localtwin.mapping.stats import MappingStats
 from localtwin.mapping.streams import open_stream
@@ -194,10 +193,12 @@ def run_replay(
     source_name, suffix = SOURCE_NAME + options.suffix, options.suffix
     results_table = settings.function.environment.get("RESULTS_TABLE") or DEFAULT_RESULTS_TABLE
     results_table += suffix
+    pairs: list[tuple[str, bytes]] = []  # Kinesis: (partition key, data)
+    requests: list[dict[str, Any]] = []  # DynamoDB: BatchWriteItem requests
     if options.source == "kinesis":
-        expect, payload = kinesis_ingest(options.records, options.poison_share, options.seed)
+        expect, pairs = kinesis_ingest(options.records, options.poison_share, options.seed)
     else:
-        expect, payload = dynamodb_ingest(options.records, options.poison_share, options.change_share, options.seed)
+        expect, requests = dynamodb_ingest(options.records, options.poison_share, options.change_share, options.seed)
     step = write_progress or (lambda n: None)
 
     with EmbeddedAWS() as aws, EndpointMeter() as meter:
@@ -214,9 +215,9 @@ def run_replay(
         before = meter.snapshot()
         started = time.perf_counter()
         if options.source == "kinesis":
-            written_records = write_kinesis(aws, source_arn, payload, step)
+            written_records = write_kinesis(aws, source_arn, pairs, step)
         else:
-            written_records = write_dynamodb(aws, source_name, payload, step)
+            written_records = write_dynamodb(aws, source_name, requests, step)
         write_s = time.perf_counter() - started
         after_ingest = meter.snapshot()
         ingest_requests = since(after_ingest, before)
@@ -255,7 +256,7 @@ def run_replay(
             cpu = time.process_time()
             with faults or nullcontext():
                 if faults is not None:
-                    rng = random.Random(options.faults.seed)
+                    rng = random.Random(faults.plan.seed)
                     faults.kill = lambda: runtime.kill_invoking_environment(rng.choice)
                 stats = esm.run_until_drained(
                     expected_records=options.records, timeout_s=options.timeout_s, progress=progress

@@ -123,7 +123,7 @@ class ExecutionEnvironment:
         self.api = RuntimeAPIServer(self._on_api_event)
         self._partial: dict[int, bytes] = {}
         self._selector = selectors.DefaultSelector()
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
         self.peak_kb = 0
         #: An invocation has been handed to this environment and has not ended.

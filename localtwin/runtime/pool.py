@@ -172,7 +172,7 @@ class LocalLambda:
         return sink
 
     @property
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
         """Counters: invocations, cold_starts, errors (by kind), environments started,
         discarded and expired, the current ``environments`` and ``peak_concurrency``."""
         with self._cond:
@@ -232,7 +232,7 @@ class LocalLambda:
 
     # --- invoke
 
-    def invoke(self, event: dict) -> InvokeResult:
+    def invoke(self, event: dict[str, Any]) -> InvokeResult:
         """Run one invocation of the function on ``event``.
 
         Thread-safe; blocks while all ``max_environments`` environments are busy.
@@ -300,13 +300,13 @@ class LocalLambda:
         """
         with self._cond:
             candidates = [env for env in self._all if env.invoking and env.proc is not None]
-        candidates = [env for env in candidates if env.proc.poll() is None]
+        candidates = [env for env in candidates if env.proc is not None and env.proc.poll() is None]
         if not candidates:
             return False
         choose(sorted(candidates, key=lambda env: env.log_stream)).kill()
         return True
 
-    def _result(self, outcome: Outcome, request_id: str, logs: list[str]) -> tuple[Any, dict | None]:
+    def _result(self, outcome: Outcome, request_id: str, logs: list[str]) -> tuple[Any, dict[str, Any] | None]:
         """(payload, error document) of an outcome, with Lambda's error types and messages."""
         if outcome.kind == "response":
             if len(outcome.body) > PAYLOAD_LIMIT_BYTES:
@@ -341,7 +341,7 @@ class LocalLambda:
         message = f"RequestId: {request_id} Error: Runtime exited with error: {outcome.exit_detail}"
         return None, {"errorType": "Runtime.ExitError", "errorMessage": message}
 
-    def _count(self, kind: str, cold: bool, error: dict | None) -> None:
+    def _count(self, kind: str, cold: bool, error: dict[str, Any] | None) -> None:
         with self._cond:
             self._stats["invocations"] += 1
             self._stats["cold_starts"] += int(cold)

@@ -63,7 +63,7 @@ class InvokeResult:
     """One invocation: the response (``None`` on error) or the error document."""
 
     payload: Any
-    error: dict | None
+    error: dict[str, Any] | None
     report: Report
     cold: bool
     logs: list[str] = field(default_factory=list)
