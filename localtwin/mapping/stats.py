@@ -28,7 +28,7 @@ class Invocation:
 
 @dataclass
 class MappingStats:
-    """Counters of one mapping's run (read them after :meth:`EventSourceMapping.wait_drained`).
+    """Counters of one mapping's run (read them after :meth:`localtwin.mapping.engine.EventSourceMapping.wait_drained`).
 
     Attributes
     ----------
