@@ -1,9 +1,9 @@
 """The local twin: the function run from the very zips we publish, fed by an embedded stream.
 
-``lambda_runtime``  execution environments: awslambdaric workers over the Runtime API (``runtime_api``)
-``esm``             the event source mapping: Lambda's stream semantics, batch by batch
+``runtime``         the local Lambda runtime: awslambdaric workers over the Runtime API, pooled (``runtime.pool``)
+``mapping``         the event source mapping: Lambda's stream semantics, batch by batch (``mapping.engine``)
 ``embedded_aws``    moto's server on loopback, holding the stream, the results table and queues
-``replay``          the demo's ingest: generate, replay, check every record, summarise
+``replay``          the demo's ingest: generate, replay, check every record, summarise (``replay.run``)
 ``faults``          the soak's injected faults (throttling, killed workers, held writes)
 ``invoke``          one event through the runtime (``make invoke``)
 ``demo``, ``soak``  the command lines of ``make demo`` and ``make soak``

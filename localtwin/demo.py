@@ -25,7 +25,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from localtwin.replay import OUT_DIR, ReplayOptions, ReplayResult, format_summary, run_replay
+from localtwin.replay.run import OUT_DIR, ReplayOptions, ReplayResult, run_replay
+from localtwin.replay.summary import format_summary
 from release.settings import Settings, SettingsError, load_settings
 
 

@@ -61,7 +61,8 @@ def _utc_timestamp(value: Any) -> datetime:
     """Parse a response timestamp; epoch numbers become UTC datetimes (the same instant)."""
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC)
-    return parse_timestamp(value)
+    parsed: datetime = parse_timestamp(value)
+    return parsed
 
 
 #: moto functions replaced by :func:`speed_up_moto`: ``(class or module, name) -> original``.
@@ -115,7 +116,8 @@ def _kinesis_shard_get_records(self: Any, last_sequence_id: str, limit: int | No
         return [], last, 0
     first, newest = next(iter(records)), next(reversed(records))
     if newest - first + 1 != len(records):  # not consecutive: moto's own walk
-        return MOTO_ORIGINALS[(type(self), "get_records")](self, last_sequence_id, limit)
+        walked: tuple[list[Any], int, int] = MOTO_ORIGINALS[(type(self), "get_records")](self, last_sequence_id, limit)
+        return walked
     if last >= newest:
         return [], last, 0
     start = max(0, last - first + 1)
@@ -219,7 +221,8 @@ def _write_path_patches() -> dict[tuple[Any, str], Any]:
             return len(value.encode("utf-8"))
         if kind == "N":
             return len(str(value))
-        return MOTO_ORIGINALS[(DynamoType, "size")](self)
+        size: int = MOTO_ORIGINALS[(DynamoType, "size")](self)
+        return size
 
     def by_hash_key(table: Any) -> tuple[list[Any], list[Any]] | None:
         """A hash-only table's items sorted as moto sorts them, with their sort keys."""
@@ -522,7 +525,8 @@ class EmbeddedAWS:
         while True:
             summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
             if summary["StreamStatus"] == "ACTIVE":
-                return summary["StreamARN"]
+                arn: str = summary["StreamARN"]
+                return arn
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Kinesis stream {name} is {summary['StreamStatus']} after {timeout_s} s")
             time.sleep(0.05)
@@ -585,13 +589,15 @@ class EmbeddedAWS:
             **({"StreamSpecification": stream} if stream else {}),
         )
         dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
-        return dynamodb.describe_table(TableName=name)["Table"]
+        table: dict[str, Any] = dynamodb.describe_table(TableName=name)["Table"]
+        return table
 
     def create_table_with_stream(
         self, name: str, key: str = "id", key_type: str = "S", view_type: str = "NEW_AND_OLD_IMAGES"
     ) -> str:
         """:meth:`create_table` with a DynamoDB stream; return the stream's ARN."""
-        return self.create_table(name, key, key_type, view_type)["LatestStreamArn"]
+        stream_arn: str = self.create_table(name, key, key_type, view_type)["LatestStreamArn"]
+        return stream_arn
 
     def create_queue(self, name: str) -> tuple[str, str]:
         """Create an SQS queue; return ``(queue_url, queue_arn)``."""

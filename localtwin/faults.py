@@ -1,7 +1,7 @@
 """Faults injected into a local replay, as the field serves them (``make soak``).
 
 :class:`SinkFaults` sits in front of the embedded moto endpoint (it wraps moto's WSGI
-entry point, like :class:`localtwin.replay.EndpointMeter`) and, for the DynamoDB
+entry point, like :class:`localtwin.replay.meter.EndpointMeter`) and, for the DynamoDB
 ``BatchWriteItem`` calls that write the results table, plays the part of a struggling
 table and a failing fleet:
 
@@ -14,7 +14,7 @@ table and a failing fleet:
   it reports the unwritten records in ``batchItemFailures`` and Lambda redelivers them;
 * **dead workers**: about every ``kill_every`` result writes, the worker process of an
   execution environment that is running an invocation is killed with SIGKILL
-  (:meth:`localtwin.lambda_runtime.LocalLambda.kill_invoking_environment`); the
+  (:meth:`localtwin.runtime.pool.LocalLambda.kill_invoking_environment`); the
   invocation ends in ``Runtime.ExitError``;
 * **timeouts**: ``timeouts`` calls, spread over the run, are held for ``hold_s``
   seconds (longer than the function's timeout) before the table takes them: the
@@ -150,16 +150,17 @@ class SinkFaults:
 
         def faulty(app: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
             if environ.get("HTTP_X_AMZ_TARGET") != _BATCH_WRITE:
-                return original(app, environ, start_response)
+                response: Iterable[bytes] = original(app, environ, start_response)
+                return response
             return faults._batch_write(lambda env, respond: original(app, env, respond), environ, start_response)
 
-        DomainDispatcherApplication.__call__ = faulty
+        DomainDispatcherApplication.__call__ = faulty  # type: ignore[method-assign, assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-        DomainDispatcherApplication.__call__ = self._original
+        DomainDispatcherApplication.__call__ = self._original  # type: ignore[method-assign]
 
     # --- one BatchWriteItem call
 
@@ -214,7 +215,8 @@ class SinkFaults:
                 self.counts.throttled_errors += 1
             return _respond(start_response, "400 Bad Request", _THROTTLED)
         taken, unprocessed = requests[:keep], requests[keep:]
-        status, headers, answer = "200 OK", [], {"UnprocessedItems": {}}
+        status, headers = "200 OK", []
+        answer: dict[str, Any] = {"UnprocessedItems": {}}
         if taken:
             captured: dict[str, Any] = {}
 

@@ -2,7 +2,7 @@
 
 The function zip and the layers (by default the dependencies layer, then the model
 layer) are extracted the way Lambda does it, and the event goes through the local
-Lambda runtime (:class:`localtwin.lambda_runtime.LocalLambda`): a worker process
+Lambda runtime (:class:`localtwin.runtime.pool.LocalLambda`): a worker process
 running AWS's runtime interface client, importing only from the zips and the runtime.
 The response JSON goes to stdout; the function's logs and Lambda's ``START`` / ``END``
 / ``REPORT`` lines go to stderr; a function error exits with status 1.
@@ -21,15 +21,19 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
-from layers.function_zip import DEFAULT_OUT as DEFAULT_FUNCTION
+from layers.function_zip import DEFAULT_OUT as FUNCTION_ZIP
 from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
 from layers.zipping import extract_tree
-from localtwin.lambda_runtime import InvokeResult, LocalLambda
+from localtwin.runtime.pool import LocalLambda
+from localtwin.runtime.report import InvokeResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
+#: The function zip an invocation runs unless told otherwise (``make function-zip`` builds it).
+DEFAULT_FUNCTION = FUNCTION_ZIP
 #: The model layer alone (``experiments.bench`` runs the function with the venv's libraries).
 DEFAULT_LAYERS = [MODEL_LAYER]
 #: What an invocation runs with unless told otherwise: dependencies, then model.
@@ -53,7 +57,7 @@ def extract(function_zip: Path, layer_zips: list[Path], into: Path) -> tuple[Pat
 
 
 def run_events(
-    events: list[dict],
+    events: list[dict[str, Any]],
     function_zip: Path = DEFAULT_FUNCTION,
     layer_zips: list[Path] | None = None,
     env: dict[str, str] | None = None,
@@ -88,13 +92,13 @@ def run_events(
 
 
 def invoke(
-    event: dict | list[dict],
+    event: dict[str, Any] | list[dict[str, Any]],
     function_zip: Path = DEFAULT_FUNCTION,
     layer_zips: list[Path] | None = None,
     env: dict[str, str] | None = None,
     workdir: Path = BUILD / "invoke",
     many: bool = False,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[str]:
     """Invoke the handler on ``event``; return what a CLI run would have printed.
 
     ``stdout`` holds the response JSON (with ``many=True``: ``event`` is a list of
@@ -102,7 +106,7 @@ def invoke(
     the list of responses); ``stderr`` holds the function's log lines, then on failure
     the error document; ``returncode`` is 1 if an invocation failed.
     """
-    events = list(event) if many else [event]
+    events = cast(list[dict[str, Any]], list(event) if many else [event])
     results = run_events(events, function_zip, layer_zips, env, workdir, log=lambda line: None)
     logs = [line for result in results for line in result.logs]
     failed = next((result for result in results if result.error is not None), None)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from localtwin.demo import replay_with_progress
 from localtwin.faults import FaultPlan
-from localtwin.replay import BUILD, ReplayOptions, ReplayResult
+from localtwin.invoke import BUILD
+from localtwin.replay.run import ReplayOptions, ReplayResult
 from release.settings import Settings, SettingsError, load_settings
 
 OUT_DIR = BUILD / "soak"

@@ -43,7 +43,7 @@ def kinesis_record(
     """One record of ``sam local generate-event kinesis get-records`` with ``payload`` as data.
 
     The keyword arguments default to the template's values; the local event source
-    mapping (:mod:`localtwin.esm`) passes a real stream's.
+    mapping (:mod:`localtwin.mapping`) passes a real stream's.
     """
     raw = payload.encode() if isinstance(payload, str) else payload
     return {

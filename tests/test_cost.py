@@ -28,7 +28,7 @@ from experiments.cost.measurement import Measurement, batch_profiles, init_profi
 from experiments.cost.project import Estimate, cpu_scale, project_duration, project_estimates
 from experiments.cost.recommend import LatencyTarget, cost_rows, recommend
 from experiments.cost.workload import PAYLOAD_LIMIT_BYTES, make_workload
-from localtwin.lambda_runtime import Report
+from localtwin.runtime.report import Report
 from pricing.billing import (
     Usage,
     billed_ms,

@@ -1,7 +1,7 @@
 """The local event source mapping against moto's embedded server, with scripted functions.
 
 Every test writes records to a fresh Kinesis stream (or DynamoDB table) on one
-embedded endpoint, runs :class:`localtwin.esm.EventSourceMapping` until the stream
+embedded endpoint, runs :class:`localtwin.mapping.engine.EventSourceMapping` until the stream
 is drained, and checks what a scripted in-process invoker saw. The invoker logs each
 call and the records it *accepted* (those before the first failure it reported, none
 when it failed), so "nothing lost, order kept" is checked from the function's side.
@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 
 from localtwin.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
-from localtwin.esm import MAX_PAYLOAD_BYTES, EventSourceMapping, judge_response
-from localtwin.lambda_runtime import InvokeResult, Report
+from localtwin.mapping.engine import EventSourceMapping
+from localtwin.mapping.judge import judge_response
+from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
+from localtwin.runtime.report import InvokeResult, Report
 from release.settings import EventSource, load_settings
 
 # --- a scripted invoker implementing the Invoker protocol -------------------------------

@@ -1,4 +1,4 @@
-"""The local Lambda runtime (``localtwin.lambda_runtime``) with scripted functions.
+"""The local Lambda runtime (``localtwin.runtime``) with scripted functions.
 
 Tiny handlers zipped on the fly (no layers, or tiny fake ones) keep these fast; one
 test runs the real function from its zip and layers.
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from localtwin.lambda_runtime import LocalLambda, PayloadTooLargeError, ensure_runtime_dir
+from localtwin.runtime.pool import LocalLambda
+from localtwin.runtime.report import PayloadTooLargeError
+from localtwin.runtime.staging import ensure_runtime_dir
 from testing.events import SAMPLE_TEXTS, kinesis_event
 
 SCRIPTED = """

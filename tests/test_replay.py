@@ -17,18 +17,10 @@ from pathlib import Path
 import pytest
 
 import localtwin.demo as demo
-from localtwin.replay import (
-    DELETE_TAG,
-    DYNAMODB_POISON,
-    KINESIS_POISON,
-    FunctionTally,
-    ReplayOptions,
-    ReplayResult,
-    check_records,
-    dynamodb_ingest,
-    kinesis_ingest,
-    run_replay,
-)
+from localtwin.replay.ingest import DELETE_TAG, DYNAMODB_POISON, KINESIS_POISON, dynamodb_ingest, kinesis_ingest
+from localtwin.replay.results import check_records
+from localtwin.replay.run import ReplayOptions, ReplayResult, run_replay
+from localtwin.replay.tally import FunctionTally
 
 
 def options(zips: tuple[Path, list[Path], Path], **kwargs: object) -> ReplayOptions:

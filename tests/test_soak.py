@@ -15,8 +15,8 @@ from botocore.exceptions import ClientError
 
 from localtwin.embedded_aws import EmbeddedAWS
 from localtwin.faults import FaultPlan, SinkFaults
-from localtwin.lambda_runtime import LocalLambda
-from localtwin.replay import ReplayOptions, ReplayResult, run_replay
+from localtwin.replay.run import ReplayOptions, ReplayResult, run_replay
+from localtwin.runtime.pool import LocalLambda
 from localtwin.soak import format_soak, soak_checks, soak_settings
 from release.settings import load_settings
 

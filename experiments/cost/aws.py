@@ -31,8 +31,8 @@ The ``REPORT`` line: Lambda ends every invocation's log with one line of tab-sep
 ``Init Duration`` appears on cold starts only; ``Restore Duration`` / ``Billed Restore
 Duration`` with SnapStart; ``Status`` and ``Error Type`` when the platform ended the
 invocation (timeout, out of memory, crash). An X-Ray ``XRAY TraceId: …`` line may follow.
-The local runtime writes the same format (:meth:`localtwin.lambda_runtime.Report.line`), and
-:func:`parse_report_line` reads it back into that :class:`~localtwin.lambda_runtime.Report`.
+The local runtime writes the same format (:meth:`localtwin.runtime.report.Report.line`), and
+:func:`parse_report_line` reads it back into that :class:`~localtwin.runtime.report.Report`.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from typing import Any
 from experiments.cost.measurement import BatchProfile, InitProfile, Measurement, invocation_error
 from experiments.cost.project import Estimate
 from experiments.cost.workload import Workload
-from localtwin.lambda_runtime import Report
+from localtwin.runtime.report import Report
 
 Progress = Callable[[str], None]
 

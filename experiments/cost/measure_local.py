@@ -1,7 +1,7 @@
 """Measure the function on the local Lambda runtime, from the published zips.
 
 Three kinds of run, each in fresh execution environments of
-:class:`localtwin.lambda_runtime.LocalLambda` (the function zip, the dependencies
+:class:`localtwin.runtime.pool.LocalLambda` (the function zip, the dependencies
 layer, the model layer; no results destination, so the predictions come back in the
 response):
 
@@ -37,7 +37,8 @@ from experiments.cost.project import FULL_VCPU_MB, project_duration
 from experiments.cost.quota import DEFAULT_PERIOD_US, CpuQuota
 from experiments.cost.workload import Workload
 from localtwin.invoke import DEFAULT_FUNCTION, INVOKE_LAYERS
-from localtwin.lambda_runtime import InvokeResult, LocalLambda
+from localtwin.runtime.pool import LocalLambda
+from localtwin.runtime.report import InvokeResult
 
 MEASURING_MEMORY_MB = 10240
 ARCHITECTURE = "x86_64" if os.uname().machine in ("x86_64", "AMD64") else "arm64"

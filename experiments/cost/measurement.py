@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from experiments.cost.workload import Workload
-    from localtwin.lambda_runtime import Report
+    from localtwin.runtime.report import Report
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from experiments.cost import tables
 from experiments.cost.measurement import Measurement
 from experiments.cost.project import MODEL_STATEMENT
-from localtwin.lambda_runtime import INIT_TIMEOUT_S
+from localtwin.runtime.environment import INIT_TIMEOUT_S
 from pricing.prices import CLASSIC, CLASSIC_TARGET_RATIO, DAYS_PER_MONTH, TABLE_DATE
 
 if TYPE_CHECKING:

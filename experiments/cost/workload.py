@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from localtwin.lambda_runtime import PAYLOAD_LIMIT_BYTES
+from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES
 from testing.events import SAMPLE_TEXTS, kinesis_event
 
 SHARD = "shardId-cost-experiment"

@@ -24,7 +24,7 @@ It polls every shard with the real boto3 API (Kinesis ``ListShards`` /
   bound the retries; records given up on are described to the on-failure
   destination (SQS, SNS or S3) in Lambda's shape and the checkpoint moves past them.
 
-Decisions where AWS leaves room (see also :func:`judge_response`):
+Decisions where AWS leaves room (see also :func:`localtwin.mapping.judge.judge_response`):
 
 * A batch Lambda treats as a complete failure because of an invalid response (bad
   identifiers) is handled like a function error: bisected when bisection is on,
@@ -61,31 +61,29 @@ entries ``make deploy`` turns into real mappings, with per-run overrides::
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from localtwin.lambda_runtime import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
-from localtwin.lambda_runtime import InvokeResult, Report
+from localtwin.mapping.destination import Destination
+from localtwin.mapping.judge import judge_response
+from localtwin.mapping.stats import Invocation, MappingStats
+from localtwin.mapping.streams import GET_RECORDS_LIMIT, Record, ShardInfo, Stream, open_stream
+from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES, InvokeResult, Report
 from release.settings import EventSource, Settings, load_settings
-from testing.events import kinesis_record
 
 log = logging.getLogger(__name__)
 
-#: GetRecords ``Limit`` maxima.
-_GET_RECORDS_LIMIT = {"kinesis": 10_000, "dynamodb": 1_000}
 _THROTTLED = {
     "ProvisionedThroughputExceededException",
     "LimitExceededException",
@@ -99,7 +97,7 @@ _EVENT_OVERHEAD = len(json.dumps({"Records": []}))
 _SEPARATOR = len(", ")
 
 
-# --- the invoker interface (implemented by localtwin.lambda_runtime) ----------------
+# --- the invoker interface (implemented by localtwin.runtime.pool) ----------------
 
 
 class Invoker(Protocol):
@@ -115,94 +113,9 @@ def _invoker_failure(exc: Exception) -> InvokeResult:
     return InvokeResult(payload=None, error=error, report=report, cold=False)
 
 
-# --- judging a response ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """How Lambda reads one invocation's outcome.
-
-    Attributes
-    ----------
-    kind : {"success", "partial", "error", "invalid"}
-        ``error``: the function failed (raised, timed out, crashed); ``invalid``: the
-        response's ``batchItemFailures`` could not be read (whole batch failed).
-    resume_at : int
-        For ``partial``: index in the batch of the lowest reported record.
-    reason : str
-        For ``error`` / ``invalid``: what went wrong.
-    """
-
-    kind: Literal["success", "partial", "error", "invalid"]
-    resume_at: int = 0
-    reason: str = ""
-
-
-def judge_response(
-    payload: Any, error: dict[str, Any] | None, sequence_numbers: list[str], report_batch_item_failures: bool = True
-) -> Verdict:
-    """Read an invocation's outcome as Lambda does for a stream batch.
-
-    Parameters
-    ----------
-    payload : Any
-        The parsed response.
-    error : dict or None
-        The function error, if any.
-    sequence_numbers : list of str
-        The batch's sequence numbers, in order.
-    report_batch_item_failures : bool
-        Whether the mapping has ``FunctionResponseTypes=["ReportBatchItemFailures"]``;
-        without it the response is ignored.
-
-    Returns
-    -------
-    Verdict
-    """
-    if error is not None:
-        kind = error.get("errorType") if isinstance(error, dict) else None
-        return Verdict("error", reason=str(kind or "Unhandled"))
-    if not report_batch_item_failures or payload is None:
-        return Verdict("success")
-    if not isinstance(payload, dict):
-        return Verdict("invalid", reason=f"response is a {type(payload).__name__}, not an object")
-    failures = payload.get("batchItemFailures")
-    if failures is None:
-        return Verdict("success")
-    if not isinstance(failures, list):
-        return Verdict("invalid", reason="batchItemFailures is not a list")
-    if not failures:
-        return Verdict("success")
-    position = {sequence: i for i, sequence in enumerate(sequence_numbers)}
-    lowest: int | None = None
-    for item in failures:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or not identifier:
-            return Verdict("invalid", reason=f"batchItemFailures holds {item!r}: no itemIdentifier string")
-        index = position.get(identifier)
-        if index is None:
-            return Verdict("invalid", reason=f"itemIdentifier {identifier!r} is not a sequence number of this batch")
-        lowest = index if lowest is None else min(lowest, index)
-    assert lowest is not None
-    return Verdict("partial", resume_at=lowest)
-
-
-# --- records and batches ---------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Record:
-    sequence: str
-    order: int  # the sequence number as an int (they compare numerically)
-    key: str  # what ParallelizationFactor routes on
-    arrival: float  # epoch seconds
-    event: dict[str, Any]  # the Lambda-shaped record
-    size: int  # bytes of ``json.dumps(event)``
-
-
 @dataclass
 class _Batch:
-    records: list[_Record]
+    records: list[Record]
     retries: int = 0  # retries used so far (bisecting does not use one)
     invocations: int = 0  # invocations these records have been part of
     last_result: InvokeResult | None = None
@@ -210,285 +123,6 @@ class _Batch:
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _epoch(value: Any) -> float:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return float(value)
-
-
-def _jsonable(value: Any) -> Any:
-    """boto3's parsed DynamoDB Streams record -> the JSON Lambda delivers (B/BS as base64)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return value
-
-
-# --- streams ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ShardInfo:
-    """A shard as the stream lists it."""
-
-    shard_id: str
-    parent_id: str | None
-    closed: bool
-
-
-class _Stream:
-    """What the mapping needs from a stream; one subclass per source type."""
-
-    kind: Literal["kinesis", "dynamodb"]
-
-    def __init__(self, arn: str, client: Any, region: str, invoke_identity_arn: str) -> None:
-        self.arn, self.client, self.region, self.invoke_identity_arn = arn, client, region, invoke_identity_arn
-
-    def list_shards(self) -> list[ShardInfo]:
-        raise NotImplementedError
-
-    def iterator(self, shard_id: str, position: str, sequence: str | None = None, at: datetime | None = None) -> str:
-        raise NotImplementedError
-
-    def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        """``(records, next_iterator, millis_behind_latest)``; ``next_iterator`` None: shard closed."""
-        raise NotImplementedError
-
-    def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
-        raise NotImplementedError
-
-    def last_sequence(self, shard_id: str) -> str | None:
-        """The sequence number of the shard's last record (``None``: empty), read from TRIM_HORIZON."""
-        iterator: str | None = self.iterator(shard_id, "TRIM_HORIZON")
-        last = None
-        while iterator:
-            raw, iterator, _ = self.get_records(iterator, _GET_RECORDS_LIMIT[self.kind])
-            if not raw:
-                break
-            last = self.to_record(shard_id, raw[-1]).sequence
-        return last
-
-
-def open_stream(
-    source_type: str, arn: str, client_factory: Callable[[str], Any], invoke_identity_arn: str = ""
-) -> _Stream:
-    """The mapping's reader of a Kinesis stream or DynamoDB stream (also for checks after a run)."""
-    if source_type == "kinesis":
-        return _KinesisStream(arn, client_factory("kinesis"), arn.split(":")[3], invoke_identity_arn)
-    return _DynamoDBStream(arn, client_factory("dynamodbstreams"), arn.split(":")[3], invoke_identity_arn)
-
-
-class _KinesisStream(_Stream):
-    kind = "kinesis"
-
-    def list_shards(self) -> list[ShardInfo]:
-        shards: list[ShardInfo] = []
-        response = self.client.list_shards(StreamARN=self.arn)
-        while True:
-            for shard in response["Shards"]:
-                closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
-                shards.append(ShardInfo(shard["ShardId"], shard.get("ParentShardId"), closed))
-            token = response.get("NextToken")
-            if not token:
-                return shards
-            response = self.client.list_shards(NextToken=token)  # the stream must not be named with a token
-
-    def iterator(self, shard_id: str, position: str, sequence: str | None = None, at: datetime | None = None) -> str:
-        args: dict[str, Any] = {"StreamARN": self.arn, "ShardId": shard_id, "ShardIteratorType": position}
-        if sequence is not None:
-            args["StartingSequenceNumber"] = sequence
-        if at is not None:
-            args["Timestamp"] = at
-        return self.client.get_shard_iterator(**args)["ShardIterator"]
-
-    def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        response = self.client.get_records(ShardIterator=iterator, Limit=limit, StreamARN=self.arn)
-        return response["Records"], response.get("NextShardIterator"), response.get("MillisBehindLatest")
-
-    def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
-        sequence, key = raw["SequenceNumber"], raw["PartitionKey"]
-        arrival = _epoch(raw["ApproximateArrivalTimestamp"])
-        event = kinesis_record(
-            raw["Data"], sequence, shard_id, key, self.arn, round(arrival, 3), self.invoke_identity_arn, self.region
-        )
-        return _Record(sequence, int(sequence), key, arrival, event, len(json.dumps(event)))
-
-
-class _DynamoDBStream(_Stream):
-    kind = "dynamodb"
-
-    def list_shards(self) -> list[ShardInfo]:
-        shards: list[ShardInfo] = []
-        args: dict[str, Any] = {"StreamArn": self.arn}
-        while True:
-            description = self.client.describe_stream(**args)["StreamDescription"]
-            for shard in description.get("Shards", []):
-                closed = "EndingSequenceNumber" in shard.get("SequenceNumberRange", {})
-                shards.append(ShardInfo(shard["ShardId"], shard.get("ParentShardId"), closed))
-            last = description.get("LastEvaluatedShardId")
-            if not last:
-                return shards
-            args["ExclusiveStartShardId"] = last
-
-    def iterator(self, shard_id: str, position: str, sequence: str | None = None, at: datetime | None = None) -> str:
-        args: dict[str, Any] = {"StreamArn": self.arn, "ShardId": shard_id, "ShardIteratorType": position}
-        if sequence is not None:
-            args["SequenceNumber"] = sequence
-        return self.client.get_shard_iterator(**args)["ShardIterator"]
-
-    def get_records(self, iterator: str, limit: int) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        response = self.client.get_records(ShardIterator=iterator, Limit=limit)
-        return response["Records"], response.get("NextShardIterator"), None
-
-    def to_record(self, shard_id: str, raw: dict[str, Any]) -> _Record:
-        change = _jsonable(raw["dynamodb"])
-        arrival = _epoch(raw["dynamodb"]["ApproximateCreationDateTime"])
-        # Lambda delivers whole epoch seconds (the Streams API's precision).
-        change["ApproximateCreationDateTime"] = int(arrival)
-        event: dict[str, Any] = {
-            "eventID": raw["eventID"],
-            "eventName": raw["eventName"],
-            "eventVersion": raw.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": raw.get("awsRegion", self.region),
-            "dynamodb": change,
-            "eventSourceARN": self.arn,
-        }
-        if "userIdentity" in raw:
-            event["userIdentity"] = _jsonable(raw["userIdentity"])
-        sequence = change["SequenceNumber"]
-        key = json.dumps(change.get("Keys", {}), sort_keys=True)
-        return _Record(sequence, int(sequence), key, arrival, event, len(json.dumps(event)))
-
-
-# --- the on-failure destination ------------------------------------------------------------
-
-
-class _Destination:
-    """Sends on-failure records to an SQS queue, SNS topic or S3 bucket given by ARN."""
-
-    def __init__(self, arn: str, client_factory: Callable[[str], Any]) -> None:
-        self.arn = arn
-        parts = arn.split(":")
-        self.service = parts[2]
-        if self.service == "sqs":
-            self.client = client_factory("sqs")
-            self.target = self.client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
-        elif self.service == "sns":
-            self.client, self.target = client_factory("sns"), arn
-        elif self.service == "s3":
-            self.client, self.target = client_factory("s3"), parts[5]
-        else:
-            raise ValueError(f"on-failure destination {arn} is not an SQS queue, SNS topic or S3 bucket ARN")
-
-    def send(self, record: dict[str, Any], shard_id: str, event: dict[str, Any]) -> None:
-        body = json.dumps(record)
-        if self.service == "sqs":
-            self.client.send_message(QueueUrl=self.target, MessageBody=body)
-        elif self.service == "sns":
-            self.client.publish(TopicArn=self.target, Message=body)
-        else:
-            # S3 destinations also receive the invocation's payload (unverified layout).
-            now = datetime.now(UTC)
-            key = f"aws/lambda/local-esm/{shard_id}/{now:%Y/%m/%d/%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
-            self.client.put_object(Bucket=self.target, Key=key, Body=json.dumps({**record, "payload": event}))
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Invocation:
-    """One invocation the mapping made."""
-
-    shard_id: str
-    lane: int
-    first_sequence: str
-    last_sequence: str
-    records: int
-    payload_bytes: int
-    #: Retries the batch had used before this invocation.
-    retry: int
-    verdict: Verdict
-    wall_ms: float
-    result: InvokeResult
-
-
-@dataclass
-class MappingStats:
-    """Counters of one mapping's run (read them after :meth:`EventSourceMapping.wait_drained`).
-
-    Attributes
-    ----------
-    records_in : int
-        Records read from the stream (each once).
-    records_succeeded, records_to_on_failure : int
-        Records handled: accepted by the function, or given up on and described to the
-        on-failure destination (``records_expired`` of those for their age).
-    batches : int
-        Batches formed from newly read records.
-    invocations : int
-        Function invocations (first tries, retries and bisected halves).
-    retries : int
-        Retries used up (what ``maximum_retry_attempts`` counts).
-    bisections : int
-        Failing batches split in two.
-    partial_failures, function_errors, invalid_responses : int
-        Invocations that reported failed items / failed / gave an unreadable report.
-    error_types : dict
-        ``errorType`` -> count over function errors.
-    on_failure_messages : int
-        Records sent to the on-failure destination (one per given-up batch).
-    invocation_log : list of Invocation
-        Every invocation with the invoker's result (and its REPORT).
-    wall_s : float
-        The run's wall time.
-    """
-
-    records_in: int = 0
-    records_succeeded: int = 0
-    records_to_on_failure: int = 0
-    records_expired: int = 0
-    records_discarded: int = 0
-    batches: int = 0
-    invocations: int = 0
-    retries: int = 0
-    bisections: int = 0
-    partial_failures: int = 0
-    function_errors: int = 0
-    invalid_responses: int = 0
-    error_types: dict[str, int] = field(default_factory=dict)
-    on_failure_messages: int = 0
-    invocation_log: list[Invocation] = field(default_factory=list)
-    wall_s: float = 0.0
-
-    @property
-    def records_handled(self) -> int:
-        """Records the checkpoint may move past: succeeded or given up on."""
-        return self.records_succeeded + self.records_to_on_failure + self.records_discarded
-
-    @property
-    def cold_starts(self) -> int:
-        return sum(1 for call in self.invocation_log if call.result.cold)
-
-    def duration_ms(self, percentile: float) -> float | None:
-        """Nearest-rank percentile of the REPORT ``Duration`` over all invocations."""
-        values = sorted(call.result.report.duration_ms for call in self.invocation_log)
-        if not values:
-            return None
-        rank = max(1, math.ceil(percentile / 100 * len(values)))
-        return values[min(rank, len(values)) - 1]
-
-    @property
-    def records_per_s(self) -> float:
-        return self.records_handled / self.wall_s if self.wall_s > 0 else 0.0
 
 
 # --- shards and lanes ---------------------------------------------------------------------------
@@ -499,7 +133,7 @@ class _Lane:
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.buffer: deque[_Record] = deque()
+        self.buffer: deque[Record] = deque()
         self.buffer_bytes = 0
         self.first_at: float | None = None  # monotonic time the oldest buffered record arrived
         self.pending: deque[_Batch] = deque()  # retries and bisected halves, front first
@@ -541,7 +175,7 @@ class EventSourceMapping:
     source : EventSource
         A ``[[event_sources]]`` entry of ``deploy.toml``.
     invoker : Invoker
-        Runs the function (``localtwin.lambda_runtime``, or a fake in tests).
+        Runs the function (``localtwin.runtime.pool``, or a fake in tests).
     client_factory : callable
         ``client_factory(service_name) -> boto3 client`` (e.g.
         :meth:`localtwin.embedded_aws.EmbeddedAWS.client`; ``boto3.client`` for AWS).
@@ -582,7 +216,7 @@ class EventSourceMapping:
         report_batch_item_failures: bool = True,
         clock: Callable[[], float] = time.time,
         poll_interval_s: float = 0.25,
-        max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int = PAYLOAD_LIMIT_BYTES,
         shard_refresh_s: float = 30.0,
         progress: Callable[[int], None] | None = None,
         **overrides: Any,
@@ -621,8 +255,8 @@ class EventSourceMapping:
         self._shards_lock = threading.Lock()
         self._coordinator: threading.Thread | None = None
         self._fatal: BaseException | None = None
-        self._stream: _Stream | None = None
-        self._destination: _Destination | None = None
+        self._stream: Stream | None = None
+        self._destination: Destination | None = None
         self._started_at: float | None = None
 
     @classmethod
@@ -697,7 +331,7 @@ class EventSourceMapping:
             self.source.type, self.source.source_arn, self.client_factory, self.invoke_identity_arn
         )
         arn = self.source.on_failure_destination_arn
-        self._destination = _Destination(arn, self.client_factory) if arn else None
+        self._destination = Destination(arn, self.client_factory) if arn else None
         self._started_at = time.perf_counter()
         self._refresh_shards(initial=True)
         self._coordinator = threading.Thread(target=self._coordinate, name="esm-coordinator", daemon=True)
@@ -859,7 +493,7 @@ class EventSourceMapping:
         assert stream is not None
         factor = self.source.parallelization_factor
         high_water = max(2 * self.source.batch_size * factor, 1000)
-        limit_cap = _GET_RECORDS_LIMIT[stream.kind]
+        limit_cap = GET_RECORDS_LIMIT[stream.kind]
         iterator: str | None = None
         failures = 0
         while not self._stop.is_set():
@@ -917,7 +551,7 @@ class EventSourceMapping:
                 self._stop.wait(self.poll_interval_s if not behind else 0.0)
 
     @staticmethod
-    def _lane_of(record: _Record, factor: int) -> int:
+    def _lane_of(record: Record, factor: int) -> int:
         if factor == 1:
             return 0
         return int.from_bytes(hashlib.md5(record.key.encode()).digest()[:8], "big") % factor
@@ -936,7 +570,7 @@ class EventSourceMapping:
         return lane.first_at + self.source.maximum_batching_window_s - time.monotonic()
 
     def _take_batch(self, lane: _Lane) -> _Batch:
-        records: list[_Record] = []
+        records: list[Record] = []
         size = _EVENT_OVERHEAD
         while lane.buffer and len(records) < self.source.batch_size:
             record = lane.buffer[0]
@@ -1054,7 +688,7 @@ class EventSourceMapping:
         else:
             self._retry(shard, lane, batch, records)
 
-    def _retry(self, shard: _Shard, lane: _Lane, batch: _Batch, records: list[_Record]) -> None:
+    def _retry(self, shard: _Shard, lane: _Lane, batch: _Batch, records: list[Record]) -> None:
         limit = self.source.maximum_retry_attempts
         if limit is not None and 0 <= limit <= batch.retries:
             self._give_up(shard, batch, records, "RetryAttemptsExhausted")
@@ -1064,7 +698,7 @@ class EventSourceMapping:
         with self._stats_lock:
             self.stats.retries += 1
 
-    def _give_up(self, shard: _Shard, batch: _Batch, records: list[_Record], condition: str) -> None:
+    def _give_up(self, shard: _Shard, batch: _Batch, records: list[Record], condition: str) -> None:
         result = batch.last_result
         if batch.invocations and result is not None:
             response = {"statusCode": 200, "executedVersion": self.executed_version}
@@ -1113,7 +747,7 @@ class EventSourceMapping:
                 self.stats.records_expired += len(records)
         self._settle(shard, records, succeeded=False, discarded=self._destination is None)
 
-    def _settle(self, shard: _Shard, records: list[_Record], succeeded: bool, discarded: bool = False) -> None:
+    def _settle(self, shard: _Shard, records: list[Record], succeeded: bool, discarded: bool = False) -> None:
         if not records:
             return
         with shard.cond:

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 PREFIX = "/2018-06-01/runtime"
 _OUTCOME = re.compile(rf"^{PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
@@ -72,7 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -83,7 +84,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _reply(self, status: int, doc: dict, headers: dict[str, str] | None = None, body: bytes | None = None) -> None:
+    def _reply(
+        self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None, body: bytes | None = None
+    ) -> None:
         data = body if body is not None else json.dumps(doc).encode()
         self.send_response(status)
         for name, value in (headers or {}).items():
@@ -168,6 +171,7 @@ class RuntimeAPIServer:
     def address(self) -> str:
         """``host:port``, the value of ``AWS_LAMBDA_RUNTIME_API``."""
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"{host}:{port}"
 
     def submit(self, invocation: Invocation) -> None:

@@ -1,0 +1,110 @@
+"""The replay's summary: what a person reads at a glance, with the ingest's cost at Lambda's prices.
+
+**Cost.** Lambda's bill for this ingest at the durations measured here: the REPORT
+lines' *Billed Duration* x memory, plus requests, priced with :mod:`experiments.cost`
+(docs/aws-notes.md §5, no free tier). arm64 is priced at the same durations.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from localtwin.invoke import ROOT
+from localtwin.mapping.stats import MappingStats
+from localtwin.replay.meter import OperationTime
+from localtwin.replay.run import SOURCE_NAME, ReplayResult
+from pricing.billing import MB_PER_GB, Usage, cost
+from pricing.prices import LAMBDA_PRICES
+
+
+def ingest_cost(stats: MappingStats, memory_mb: int) -> tuple[Usage, dict[str, float]]:
+    """Requests and billed GB-seconds of the invocations, and their price per architecture.
+
+    Billed duration comes from the REPORT lines (duration rounded up to 1 ms, init
+    included on cold starts); prices from :data:`pricing.prices.LAMBDA_PRICES`,
+    without the free tier.
+    """
+    billed_ms = sum(call.result.report.billed_ms for call in stats.invocation_log)
+    usage = Usage(float(len(stats.invocation_log)), billed_ms / 1000 * memory_mb / MB_PER_GB)
+    return usage, {arch: cost(usage, price) for arch, price in LAMBDA_PRICES.items()}
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def format_summary(result: ReplayResult) -> str:
+    """The summary a person reads at a glance (plain text, about 30 lines)."""
+    r, stats, fn = result, result.stats, result.settings.function
+    kinesis = r.options.source == "kinesis"
+    source_name = SOURCE_NAME + r.options.suffix
+    source = f"Kinesis stream {source_name}" if kinesis else f"DynamoDB stream of table {source_name}"
+    reports = [call.result.report for call in stats.invocation_log]
+    inits = sorted(report.init_ms for report in reports if report.init_ms is not None)
+    usage, prices = ingest_cost(stats, fn.memory_mb)
+    wall = stats.wall_s or float("nan")
+    busy_s = sum(report.duration_ms for report in reports) / 1000
+    worker_cpu_s = sum(report.cpu_ms for report in reports) / 1000
+    moto, ingest = r.replay_requests, r.ingest_requests
+    moto_wall, moto_cpu = sum(op.wall_s for op in moto.values()), sum(op.cpu_s for op in moto.values())
+    writes = moto.get("DynamoDB.BatchWriteItem", OperationTime())
+    plural = "s" if r.shards != 1 else ""
+    lines = [
+        f"Replayed {r.written:,} records: {source} ({r.shards} shard{plural}) -> {fn.name} "
+        f"({fn.memory_mb} MB, timeout {fn.timeout_s} s)",
+        f"from {_rel(r.options.function_zip)} + {len(r.options.layer_zips)} layers, batch size {r.batch_size}, "
+        f"{r.environments} execution environment{'s' if r.environments != 1 else ''}.",
+        "",
+        f"  records in     {r.written:>9,}",
+        f"  predicted      {r.predicted:>9,}   " + ", ".join(f"{k} {v:,}" for k, v in r.labels.most_common()),
+        f"  skipped        {r.skipped:>9,}   " + ("DynamoDB REMOVE events" if not kinesis else ""),
+        f"  quarantined    {r.quarantined:>9,}   malformed, each logged with its reason:",
+    ]
+    reasons = Counter(reason.split(" (")[0] for reason in r.function.quarantined.values())
+    lines += [f"                 {count:>9,}     {reason}" for reason, count in reasons.most_common()]
+    lines += [
+        f"  retried        {r.function.metrics['RecordsRetried']:>9,}   reported in batchItemFailures, redelivered",
+        f"  given up       {r.given_up:>9,}   sent to the on-failure queue ({r.on_failure_messages} messages)",
+        f"  lost           {r.lost:>9,}   "
+        + ("OK: every record predicted, skipped or quarantined" if r.ok else "FAILED: see the problems below"),
+        "",
+        f"  batches        {stats.batches:>9,}   {stats.invocations:,} invocations, {stats.retries} retries, "
+        f"{stats.bisections} bisections",
+        f"  cold starts    {stats.cold_starts:>9,}   " + (f"init {inits[0]:,.0f}-{inits[-1]:,.0f} ms" if inits else ""),
+        f"  duration       p50 {stats.duration_ms(50) or 0:,.1f} ms, p95 {stats.duration_ms(95) or 0:,.1f} ms "
+        "(REPORT Duration)",
+        f"  throughput     {stats.records_per_s:>9,.0f}   records/s ({stats.records_handled:,} records in {wall:.1f} s, "
+        "cold starts included)",
+        f"  Lambda cost    x86_64 ${prices['x86_64']:.5f}, arm64 ${prices['arm64']:.5f} for this ingest: "
+        f"{int(usage.requests):,} requests, {usage.gb_seconds:,.1f} GB-s billed at the durations measured here "
+        "(no free tier)",
+        "",
+        f"  where the {wall:.1f} s went ({os.cpu_count()} CPU cores)",
+        f"    function     {busy_s:>6.1f} s  summed over the invocations, {busy_s / wall:.1f} in flight on average: "
+        f"predict {r.function.predict_s:.1f} s, moto answering its {writes.calls:,} BatchWriteItem calls "
+        f"{writes.wall_s:.1f} s, the rest {busy_s - r.function.predict_s - writes.wall_s:.1f} s",
+        f"    moto         {moto_wall:>6.1f} s  handling {sum(op.calls for op in moto.values()):,} requests: "
+        + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(moto, 2)),
+        f"    CPU          {r.process_cpu_s:>6.1f} s  in this process ({r.process_cpu_s / wall:.0%} of one core: moto "
+        f"{moto_cpu:.1f} s, the rest the mapping and the runtime's glue); workers {worker_cpu_s:.1f} s + inits",
+        f"    before       {r.write_s:>6.1f} s  writing the ingest: "
+        + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(ingest, 1)),
+        "",
+        f"  results        DynamoDB table {r.results_table}: {r.predicted:,} items, "
+        + ("one per good record" if not r.problems else "see the problems below")
+        + " (checked by a scan; on the embedded endpoint, gone when it stops)",
+        f"                 {_rel(r.csv_path)} (the table, exported in {r.export_s:.1f} s)",
+        f"  function log   {_rel(r.log_path)}",
+    ]
+    lines += [f"  PROBLEM        {problem}" for problem in r.problems]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _top(operations: dict[str, OperationTime], n: int = 3) -> Iterator[tuple[str, OperationTime]]:
+    yield from sorted(operations.items(), key=lambda item: -item[1].wall_s)[:n]

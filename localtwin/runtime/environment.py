@@ -1,0 +1,310 @@
+"""One execution environment: a worker process, its Runtime API server, its logs, one invocation at a time.
+
+A worker is started the way Lambda's Python runtime starts one: an isolated interpreter
+(``python -I -S``) whose ``sys.path`` is exactly
+
+1. the task root (the function zip, extracted),
+2. ``opt/python/lib/python3.X/site-packages`` and ``opt/python`` (the layers,
+   extracted in order into one tree standing for ``/opt``),
+3. the runtime dir (AWS's runtime interface client ``awslambdaric`` and what Lambda's
+   managed Python runtime ships: boto3, botocore and their dependencies),
+4. the standard library,
+
+running ``awslambdaric`` with handler ``lambda_function.lambda_handler`` against a
+Runtime API server of its own (:mod:`localtwin.runtime.api`). Nothing else is
+importable: a layer that lacks a dependency fails here as on Lambda, with
+``Runtime.ImportModuleError``.
+
+:meth:`ExecutionEnvironment.run` hands one event to the runtime and waits for what ends
+it: a response or an error posted to the API, the deadline (the timeout from the moment
+the runtime receives the event; init bounded by ``max(10 s, timeout)``), peak RSS over
+the memory size, or the worker's death. It returns an :class:`Outcome`; the worker's log
+lines go to the sink as they come. Turning outcomes into Lambda's results is the pool's
+job (:mod:`localtwin.runtime.pool`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localtwin.runtime.api import ApiEvent, Invocation, RuntimeAPIServer
+from localtwin.runtime.metering import cpu_seconds, peak_rss_kb
+
+#: Lambda's init phase limit (a longer timeout stretches it, as a suppressed init would).
+INIT_TIMEOUT_S = 10.0
+#: Variables Lambda sets itself; the caller's values for these are ignored.
+RESERVED = {
+    "_HANDLER",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+}
+
+# Runs in the worker: Lambda's sys.path order, no bytecode written (/var/task and /opt
+# are read-only on Lambda), then the runtime client's main loop.
+_BOOTSTRAP = r"""
+import os, sys
+sys.dont_write_bytecode = True
+opt = sys.argv[1]
+site = "%s/python/lib/python%d.%d/site-packages" % (opt, sys.version_info[0], sys.version_info[1])
+sys.path[:0] = [os.environ["LAMBDA_TASK_ROOT"], site, opt + "/python", os.environ["LAMBDA_RUNTIME_DIR"]]
+from awslambdaric.__main__ import main
+main([sys.argv[0], os.environ["_HANDLER"]])
+"""
+
+
+def _trace_id() -> str:
+    """An X-Ray trace header like Lambda's (not sampled: nothing records it)."""
+    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+@dataclass
+class FunctionSpec:
+    """What every environment of one function shares."""
+
+    task: Path
+    opt: Path
+    runtime_dir: Path
+    environment: dict[str, str]
+    memory_mb: int
+    timeout_s: float
+    function_name: str
+    function_arn: str
+    handler: str
+
+
+@dataclass
+class Outcome:
+    """How one invocation ended, as the environment saw it (times are ``time.perf_counter``)."""
+
+    kind: str  # response | error | init_error | timeout | oom | exit
+    body: bytes = b""
+    error_type: str | None = None
+    dispatched_at: float | None = None
+    finished_at: float = 0.0
+    cpu_s: float = 0.0
+    exit_detail: str = ""
+
+
+class ExecutionEnvironment:
+    """One execution environment: a worker process, its Runtime API server, its logs."""
+
+    def __init__(self, spec: FunctionSpec, sink: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.sink = sink
+        self.cold = True
+        self.init_ms: float | None = None
+        self.last_used = time.monotonic()
+        self._events: list[ApiEvent] = []
+        self._events_lock = threading.Lock()
+        self._cpu_at_dispatch = 0.0
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self.api = RuntimeAPIServer(self._on_api_event)
+        self._partial: dict[int, bytes] = {}
+        self._selector = selectors.DefaultSelector()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
+        self.peak_kb = 0
+        #: An invocation has been handed to this environment and has not ended.
+        self.invoking = False
+        self.log_stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
+
+    # --- process
+
+    def start(self) -> None:
+        """Spawn the worker (the cold start begins here)."""
+        spec = self.spec
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin/:/bin:{spec.opt}/bin",
+            "LD_LIBRARY_PATH": ":".join(
+                p
+                for p in (f"{spec.task}/lib", f"{spec.opt}/lib", os.environ.get("LD_LIBRARY_PATH", ""))
+                if p  # keep the host's entries: this interpreter may need them
+            ),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "PYTHONPATH": str(spec.runtime_dir),
+            **spec.environment,
+            "_HANDLER": spec.handler,
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python{}.{}".format(*sys.version_info[:2]),
+            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
+            "AWS_LAMBDA_RUNTIME_API": self.api.address,
+            "LAMBDA_TASK_ROOT": str(spec.task),
+            "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
+        }
+        self.spawned_at = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, str(spec.opt)],
+            cwd=spec.task,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: a kill takes its children too
+        )
+        for stream in (self.proc.stdout, self.proc.stderr):
+            assert stream is not None
+            os.set_blocking(stream.fileno(), False)
+            self._partial[stream.fileno()] = b""
+            self._selector.register(stream.fileno(), selectors.EVENT_READ)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def close(self) -> None:
+        """Kill the worker and release the server, pipes and selector."""
+        self.kill()
+        self.api.close()
+        if self.proc is not None:
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+        self._selector.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # --- events and logs
+
+    def _on_api_event(self, event: ApiEvent) -> None:
+        if event.kind == "dispatch" and self.proc is not None:
+            self._cpu_at_dispatch = cpu_seconds(self.proc.pid)
+        with self._events_lock:
+            self._events.append(event)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"!")
+
+    def _take_events(self) -> list[ApiEvent]:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while os.read(self._wake_r, 4096):
+                pass
+        with self._events_lock:
+            events, self._events = self._events, []
+        return events
+
+    def _read_logs(self, fd: int, logs: list[str]) -> bool:
+        """Read what ``fd`` holds now; emit complete lines. False at end of file."""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                if self._partial.get(fd):
+                    self._emit(self._partial[fd], logs)
+                self._partial[fd] = b""
+                with contextlib.suppress(KeyError, ValueError):
+                    self._selector.unregister(fd)
+                return False
+            *lines, self._partial[fd] = (self._partial[fd] + chunk).split(b"\n")
+            for line in lines:
+                self._emit(line, logs)
+
+    def _drain_logs(self, logs: list[str]) -> None:
+        for key in list(self._selector.get_map().values()):
+            if key.fd != self._wake_r:
+                self._read_logs(key.fd, logs)
+
+    def _emit(self, raw: bytes, logs: list[str]) -> None:
+        # The runtime client writes a multi-line error as one event joined by "\r".
+        line = raw.decode("utf-8", errors="replace").rstrip("\r").replace("\r", "\n")
+        logs.append(line)
+        self.sink(line)
+
+    # --- one invocation
+
+    def _sample(self) -> tuple[int, float]:
+        """(peak RSS kB so far, CPU seconds so far); the peak is remembered past death."""
+        assert self.proc is not None
+        self.peak_kb = max(self.peak_kb, peak_rss_kb(self.proc.pid))
+        return self.peak_kb, cpu_seconds(self.proc.pid)
+
+    def _finish(self, kind: str, at: float, dispatched_at: float | None, **kw: Any) -> Outcome:
+        cpu = self._sample()[1] - self._cpu_at_dispatch if dispatched_at is not None else 0.0
+        return Outcome(kind, dispatched_at=dispatched_at, finished_at=at, cpu_s=max(cpu, 0.0), **kw)
+
+    def run(self, request_id: str, body: bytes, logs: list[str]) -> Outcome:
+        """Hand the event to the runtime and wait for its outcome, its deadline or its death."""
+        assert self.proc is not None
+        self.invoking = True
+        try:
+            return self._run(request_id, body, logs)
+        finally:
+            self.invoking = False
+
+    def _run(self, request_id: str, body: bytes, logs: list[str]) -> Outcome:
+        assert self.proc is not None
+        spec = self.spec
+        self.api.submit(Invocation(request_id, body, spec.timeout_s, spec.function_arn, _trace_id()))
+        init_deadline = self.spawned_at + max(INIT_TIMEOUT_S, spec.timeout_s)
+        deadline: float | None = None
+        dispatched_at: float | None = None
+        while True:
+            bound = deadline if deadline is not None else (init_deadline if self.init_ms is None else None)
+            wait = 0.1 if bound is None else max(0.0, min(0.1, bound - time.perf_counter()))
+            self._selector.select(wait)
+            # Events first, then the logs: what the worker wrote before an API call is
+            # in the pipe by the time that call's event is seen, so it is read first.
+            events = self._take_events()
+            self._drain_logs(logs)
+            for event in events:
+                if event.kind == "next" and self.init_ms is None:
+                    self.init_ms = (event.at - self.spawned_at) * 1000
+                elif event.kind == "dispatch":
+                    dispatched_at, deadline = event.at, event.at + spec.timeout_s
+                    self.sink(f"START RequestId: {request_id} Version: $LATEST")
+                elif event.kind in ("response", "error", "init_error"):
+                    return self._finish(
+                        event.kind, event.at, dispatched_at, body=event.body, error_type=event.error_type
+                    )
+            if len(self._selector.get_map()) == 1:  # stdout and stderr closed: the worker is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(timeout=wait)
+            now = time.perf_counter()
+            if self.proc.poll() is not None:
+                self._drain_logs(logs)
+                code = self.proc.returncode
+                detail = f"signal: {signal.Signals(-code).name.lower()[3:]}" if code < 0 else f"exit status {code}"
+                return Outcome("exit", dispatched_at=dispatched_at, finished_at=now, exit_detail=detail)
+            if (deadline is not None and now >= deadline) or (
+                deadline is None and self.init_ms is None and now >= init_deadline
+            ):
+                outcome = self._finish("timeout", now, dispatched_at)
+                self.kill()
+                self._drain_logs(logs)
+                return outcome
+            if self._sample()[0] > spec.memory_mb * 1024:
+                outcome = self._finish("oom", now, dispatched_at)
+                self.kill()
+                self._drain_logs(logs)
+                return outcome
