@@ -415,7 +415,7 @@ def parse_instances(raw: bytes) -> tuple[list[Any], bool]:
 
 def _field_named(reason: str, contract: TextInput | TabularInput) -> str | None:
     """The field or feature that ``extract_input``'s ``reason`` is about, if any."""
-    names = [contract["field"]] if contract["kind"] == "text" else contract["features"]  # type: ignore[typeddict-item]
+    names = [contract["field"]] if contract["kind"] == "text" else contract["features"]
     return next((name for name in names if repr(name) in reason), None)
 
 
@@ -452,7 +452,7 @@ def predict(model: ServedModel, request: HttpRequest) -> Answer:
     started = time.perf_counter()
     out = model.predict(inputs)
     predict_ms = (time.perf_counter() - started) * 1000
-    probabilities = out.probabilities or [None] * len(out.labels)
+    probabilities: Sequence[float | None] = out.probabilities or [None] * len(out.labels)
     predictions = [PredictionBody(label=label, probability=p) for label, p in zip(out.labels, probabilities)]
     if len(predictions) != len(inputs):
         raise RuntimeError(f"the model returned {len(predictions)} predictions for {len(inputs)} inputs")

@@ -75,7 +75,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if key not in obj:
         raise ManifestError(f"{where}: missing required key {key!r}")
     value = obj[key]
