@@ -172,9 +172,10 @@ def _content_id(record: Any, index: int) -> str:
 def decode_records(records: list[Any], kind: EventKind, contract: TextInput | TabularInput) -> list[DecodedRecord]:
     """Decode a whole batch; one :class:`DecodedRecord` per record, in order.
 
-    ``records`` are what the caller sent, any JSON values: each is tested before it is read
-    as a :class:`~inference.events.KinesisStreamRecord` or
-    :class:`~inference.events.DynamoDBStreamRecord`.
+    ``records`` are whatever the caller sent. Lambda sends
+    :class:`~inference.events.KinesisStreamRecord` or
+    :class:`~inference.events.DynamoDBStreamRecord` objects, but every field is tested
+    before it is used: a record that breaks the shape is poison.
     """
     expected_source = KINESIS_SOURCE if kind == "kinesis" else DYNAMODB_SOURCE
     out = []
