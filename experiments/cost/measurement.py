@@ -125,6 +125,7 @@ def read_measurements(path: Path) -> list[Measurement]:
                     values[key] = None
                 else:
                     values[key] = int(float(text)) if key in _INTS else float(text)
+            # Each value parsed to its column's type above; mypy can't match a key known at run time to its field.
             rows.append(Measurement(**values))  # type: ignore[arg-type]
     return rows
 
