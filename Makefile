@@ -97,9 +97,10 @@ bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler
 test: lint $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the test suite
 	$(PY) -m pytest -q
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check and format check, mypy (pyproject.toml's [tool.mypy])
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(PY) -m ruff format .

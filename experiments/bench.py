@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inference.events import KinesisStreamEvent
+
 from localtwin.invoke import DEFAULT_FUNCTION, DEFAULT_LAYERS, extract
 from testing.events import kinesis_event
 from training.dataset import load_reviews
@@ -180,7 +182,7 @@ sys.stdout.write(json.dumps({"seconds": seconds, "boto3": "boto3" in sys.modules
 """
 
 
-def make_batch(records: int, seed: int = 7) -> tuple[dict[str, Any], list[str]]:
+def make_batch(records: int, seed: int = 7) -> tuple[KinesisStreamEvent, list[str]]:
     """A Kinesis event of ``records`` review texts from the data set, and those texts."""
     texts, _ = load_reviews()
     rng = random.Random(seed)

@@ -169,7 +169,7 @@ def dist_sizes(name: str) -> tuple[int, int, int]:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for file in dist.files or []:
-            path = Path(dist.locate_file(file))
+            path = Path(str(dist.locate_file(file)))  # typed as the SimplePath protocol; a Path here
             if not path.is_file():
                 continue
             size = path.stat().st_size

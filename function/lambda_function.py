@@ -11,9 +11,16 @@ and logged: every stream batch raises it again, so nothing is ever scored withou
 verified model, while HTTP callers get a 503 with a safe message.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING, Any
 
 from inference.app import App
+
+if TYPE_CHECKING:  # for the annotations only: stream functions never import inference.http
+    from inference.events import StreamResponse
+    from inference.http import HttpResponse
 
 app: App | None = None
 init_error: Exception | None = None
@@ -24,13 +31,14 @@ except Exception as exc:
     logging.getLogger("inference").error("init failed; HTTP requests get 503, stream batches raise it", exc_info=exc)
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Any, context: Any) -> StreamResponse | HttpResponse:
     if isinstance(event, dict) and "requestContext" in event:
         from inference.http import handle_http, is_http_event
 
         if is_http_event(event):
             return handle_http(event, app.model if app is not None else None, getattr(context, "aws_request_id", None))
     if app is None:
+        assert init_error is not None  # set whenever app is not
         # The init traceback each time, not one that grows with every invocation.
         raise init_error.with_traceback(init_traceback)
     return app.handle(event, context)

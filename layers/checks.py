@@ -27,6 +27,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from inference.events import KinesisStreamEvent, KinesisStreamRecord
+
 from layers.deps_layer import (
     ARCH_TAG,
     DEFAULT_ARCH,
@@ -185,29 +187,36 @@ print(json.dumps({"init_s": init, "predictions": len(response["predictions"]),
 SMOKE_TEXTS = ("A warm, funny and beautifully acted film.", "Tedious, overlong and badly written.")
 
 
-def smoke_event(manifest_path: Path) -> dict:
+def smoke_event(manifest_path: Path) -> KinesisStreamEvent:
     """A two-record Kinesis batch of inputs the model layer's manifest accepts.
 
     Text models get :data:`SMOKE_TEXTS` in their text field, tabular models ``0`` for
     every feature: the smoke test proves the layers import and predict, not what.
     """
     contract = json.loads(manifest_path.read_text())["input"]
+    payloads: list[dict[str, object]]
     if contract["kind"] == "text":
         payloads = [{contract["field"]: text} for text in SMOKE_TEXTS]
     else:
         payloads = [dict.fromkeys(contract["features"], 0) for _ in SMOKE_TEXTS]
-    records = []
+    records: list[KinesisStreamRecord] = []
     for n, payload in enumerate(payloads, start=1):
         sequence = f"4954511524349098501828006771497314458218006259324420096{n}"
         records.append(
             {
                 "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
                 "eventID": f"shardId-000000000000:{sequence}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/smoke-test",
                 "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/smoke-test",
+                "awsRegion": "us-east-1",
                 "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
                     "data": base64.b64encode(json.dumps(payload).encode()).decode(),
                     "sequenceNumber": sequence,
                     "partitionKey": "smoke-test",
+                    "approximateArrivalTimestamp": 1700000000.0,
                 },
             }
         )

@@ -207,12 +207,14 @@ def _option_conflicts(args: argparse.Namespace) -> list[str]:
     except ManifestError:
         return []  # verify_folder reports what is wrong with it
     contract = manifest["input"]
+    text_field = contract["field"] if contract["kind"] == "text" else None
+    features = ",".join(contract["features"]) if contract["kind"] == "tabular" else ""
     given = {
         "--name": (args.name, manifest["name"]),
         "--version": (args.version, manifest["version"]),
         "--pipeline": (args.pipeline, ",".join(step["file"] for step in manifest["pipeline"])),
-        "--text-field": (args.text_field, contract.get("field")),
-        "--features": (args.features, ",".join(contract.get("features", [])) or None),
+        "--text-field": (args.text_field, text_field),
+        "--features": (args.features, features or None),
     }
     return [
         f"{option} {wanted} but the manifest has {have}"

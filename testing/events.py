@@ -10,8 +10,19 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from inference.events import (
+    DynamoDBChange,
+    DynamoDBChangeDocument,
+    DynamoDBEventName,
+    DynamoDBStreamEvent,
+    DynamoDBStreamRecord,
+    KinesisStreamEvent,
+    KinesisStreamRecord,
+)
 
 from training.train import MODEL_NAME as REFERENCE_MODEL_NAME
 
@@ -39,7 +50,7 @@ def kinesis_record(
     arrival: float = 1428537600.0,
     invoke_identity_arn: str = "arn:aws:iam::EXAMPLE",
     region: str = REGION,
-) -> dict[str, Any]:
+) -> KinesisStreamRecord:
     """One record of ``sam local generate-event kinesis get-records`` with ``payload`` as data.
 
     The keyword arguments default to the template's values; the local event source
@@ -67,14 +78,17 @@ def kinesis_record(
 def dynamodb_record(
     new_image: dict[str, Any] | None,
     sequence: str | None = "100",
-    event_name: str = "INSERT",
+    event_name: DynamoDBEventName = "INSERT",
     event_id: str | None = None,
     view_type: str = "NEW_AND_OLD_IMAGES",
     old_image: dict[str, Any] | None = None,
     size_bytes: int = 26,
-) -> dict[str, Any]:
-    """One DynamoDB Streams record (``sam local generate-event dynamodb update`` shape)."""
-    change: dict[str, Any] = {"Keys": {"Id": {"N": "101"}}}
+) -> DynamoDBStreamRecord:
+    """One DynamoDB Streams record (``sam local generate-event dynamodb update`` shape).
+
+    With ``sequence=None`` the change has no ``SequenceNumber`` (which Lambda never sends).
+    """
+    change: DynamoDBChange = {"Keys": {"Id": {"N": "101"}}}
     if new_image is not None:
         change["NewImage"] = new_image
     if old_image is not None:
@@ -95,10 +109,12 @@ def dynamodb_record(
 
 
 def kinesis_ddb_document(
-    new_image: dict[str, Any] | None, event_name: str = "INSERT", old_image: dict[str, Any] | None = None
-) -> dict[str, Any]:
+    new_image: dict[str, Any] | None,
+    event_name: DynamoDBEventName = "INSERT",
+    old_image: dict[str, Any] | None = None,
+) -> DynamoDBChangeDocument:
     """The JSON a "Kinesis Data Streams for DynamoDB" record carries (docs/aws-notes.md §1)."""
-    change: dict[str, Any] = {
+    change: DynamoDBChange = {
         "ApproximateCreationDateTime": 1700000000123456,  # microseconds
         "Keys": {"Id": {"N": "101"}},
         "SizeBytes": 42,
@@ -121,7 +137,7 @@ def kinesis_ddb_document(
 
 def kinesis_event(
     texts: list[str], field: str = "text", first_sequence: int = FIRST_SEQUENCE, shard: str = "shardId-000000000000"
-) -> dict[str, Any]:
+) -> KinesisStreamEvent:
     """A Kinesis batch whose records carry ``{field: text}`` JSON payloads."""
     return {
         "Records": [
@@ -130,7 +146,7 @@ def kinesis_event(
     }
 
 
-def dynamodb_update_event(texts: list[str] | None = None, field: str = "text") -> dict[str, Any]:
+def dynamodb_update_event(texts: list[str] | None = None, field: str = "text") -> DynamoDBStreamEvent:
     """``sam local generate-event dynamodb update``: INSERT, MODIFY, REMOVE of item 101,
     with the model's text field added to each image."""
     a, b = (texts or SAMPLE_TEXTS)[:2]
@@ -360,7 +376,7 @@ def function_url_event(
 
 
 #: ``make events`` writes these beside ``kinesis.json`` and ``dynamodb.json``.
-HTTP_EVENTS = {
+HTTP_EVENTS: dict[str, Callable[[], dict[str, Any]]] = {
     "apigateway.json": apigateway_proxy_event,
     "http-api.json": http_api_proxy_event,
     "function-url.json": function_url_event,
@@ -372,7 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "events")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    events = {"kinesis.json": kinesis_event(SAMPLE_TEXTS), "dynamodb.json": dynamodb_update_event()}
+    events: dict[str, Mapping[str, object]] = {
+        "kinesis.json": kinesis_event(SAMPLE_TEXTS),
+        "dynamodb.json": dynamodb_update_event(),
+    }
     events.update({name: make() for name, make in HTTP_EVENTS.items()})
     for name, event in events.items():
         (args.out / name).write_text(json.dumps(event, indent=2) + "\n")

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inference.manifest import Manifest
+
 from layers.model_layer import build_manifest, write_manifest
 from training.dataset import load_reviews
 
@@ -59,7 +61,7 @@ def fit_pipeline(texts: list[str], labels: list[str], seed: int = 0) -> tuple[An
     return vectorizer, tfidf, classifier, metrics
 
 
-def train(out: Path = DEFAULT_OUT, version: str = "1.0.0") -> dict[str, Any]:
+def train(out: Path = DEFAULT_OUT, version: str = "1.0.0") -> Manifest:
     """Train, save the three artifacts and the manifest into ``out``; return the manifest."""
     import joblib
 

@@ -125,6 +125,7 @@ def read_measurements(path: Path) -> list[Measurement]:
                     values[key] = None
                 else:
                     values[key] = int(float(text)) if key in _INTS else float(text)
+            # Each value parsed to its column's type above; mypy can't match a key known at run time to its field.
             rows.append(Measurement(**values))  # type: ignore[arg-type]
     return rows
 
@@ -220,23 +221,21 @@ def batch_profiles(rows: list[Measurement], kind: str = "warm") -> dict[tuple[in
 
 def init_profiles(rows: list[Measurement]) -> dict[int, InitProfile]:
     """Cold-start profiles keyed by memory size, from error-free ``cold`` rows."""
-    groups: dict[int, list[Measurement]] = defaultdict(list)
+    groups: dict[int, list[tuple[float, Measurement]]] = defaultdict(list)  # memory -> (init_ms, row)
     for row in rows:
         if row.kind == "cold" and not row.error and row.init_ms is not None:
-            groups[row.memory_mb].append(row)
+            groups[row.memory_mb].append((row.init_ms, row))
     profiles = {}
     for memory, group in sorted(groups.items()):
-        cpu = [r.init_cpu_ms for r in group if r.init_cpu_ms is not None]
+        cpu = [r.init_cpu_ms for _, r in group if r.init_cpu_ms is not None]
         off = [
-            max(0.0, r.init_ms - r.init_cpu_ms - (r.runq_wait_ms or 0.0))  # type: ignore[operator]
-            for r in group
-            if r.init_cpu_ms is not None
+            max(0.0, init - r.init_cpu_ms - (r.runq_wait_ms or 0.0)) for init, r in group if r.init_cpu_ms is not None
         ]
         profiles[memory] = InitProfile(
             memory_mb=memory,
-            init=spread([r.init_ms for r in group]),
+            init=spread([init for init, _ in group]),
             cpu=spread(cpu) if cpu else None,
             off_cpu=spread(off) if off else None,
-            max_memory_mb=max(r.max_memory_mb for r in group),
+            max_memory_mb=max(r.max_memory_mb for _, r in group),
         )
     return profiles

@@ -34,7 +34,7 @@ class QuotaUnavailableError(RuntimeError):
 
 def _mounts() -> list[tuple[str, str, set[str]]]:
     """``(mount point, fs type, super options)`` from /proc/self/mountinfo."""
-    mounts = []
+    mounts: list[tuple[str, str, set[str]]] = []
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:

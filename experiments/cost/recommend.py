@@ -102,17 +102,16 @@ def recommend(rows: list[CostRow], target: LatencyTarget | None = None, headroom
     """The cheapest configuration meeting ``target`` whose peak memory leaves ``headroom`` free
     (costs within 0.5 % are a tie, won by the faster); None if none does."""
     candidates = [r for r in rows if has_headroom(r.estimate, headroom) and (target is None or target.met_by(r))]
-    return _cheapest(candidates)
+    return _cheapest(candidates) if candidates else None
 
 
 #: Costs within this share of the cheapest count as a tie (1 ms rounding makes exact ties rare).
 TIE = 0.005
 
 
-def _cheapest(rows: list[CostRow]) -> CostRow | None:
-    """The cheapest row; among those within :data:`TIE` of it, the fastest (then the smallest)."""
-    if not rows:
-        return None
+def _cheapest(rows: list[CostRow]) -> CostRow:
+    """The cheapest of ``rows`` (not empty); among those within :data:`TIE` of it, the fastest
+    (then the smallest)."""
     floor = min(r.cost_per_ingest for r in rows)
     tied = [r for r in rows if r.cost_per_ingest <= floor * (1 + TIE)]
     return min(tied, key=lambda r: (r.estimate.duration_ms, r.estimate.memory_mb))
@@ -125,7 +124,7 @@ def cheapest_per_batch(rows: list[CostRow], architecture: str, headroom: float =
         est = row.estimate
         if est.architecture == architecture and has_headroom(est, headroom):
             groups.setdefault(est.batch_size, []).append(row)
-    return {batch: _cheapest(group) for batch, group in sorted(groups.items())}  # type: ignore[misc]
+    return {batch: _cheapest(group) for batch, group in sorted(groups.items())}
 
 
 @dataclass(frozen=True)

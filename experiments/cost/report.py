@@ -174,8 +174,8 @@ def write_csvs(results: Results, out: Path) -> dict[str, Path]:
         writer.writerows(m.as_row() for m in results.measurements)
     warm = {(r.estimate.architecture, r.estimate.memory_mb, r.estimate.batch_size): r for r in results.warm_costs}
     with files["estimates"].open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(
+        rows = csv.writer(fh)
+        rows.writerow(
             [
                 "architecture",
                 "memory_mb",
@@ -196,7 +196,7 @@ def write_csvs(results: Results, out: Path) -> dict[str, Path]:
         )
         for row in results.costs:
             est = row.estimate
-            writer.writerow(
+            rows.writerow(
                 [
                     est.architecture,
                     est.memory_mb,

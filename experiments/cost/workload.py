@@ -61,8 +61,11 @@ def _cut(text: str, limit: int) -> str:
 
 
 def kinesis_batch(texts: list[str]) -> dict[str, Any]:
-    """A Kinesis event whose records carry ``{"text": t}`` for each of ``texts``."""
-    return kinesis_event(texts, TEXT_FIELD, shard=SHARD)
+    """A Kinesis event whose records carry ``{"text": t}`` for each of ``texts``.
+
+    As a plain ``dict``, the type the local runtime's ``invoke`` takes.
+    """
+    return dict(kinesis_event(texts, TEXT_FIELD, shard=SHARD))
 
 
 def _size(event: dict[str, Any]) -> int:

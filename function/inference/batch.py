@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +110,7 @@ def predict_isolating(
             run(lo, mid)
             run(mid, hi)
             return
-        probs = out.probabilities or [None] * (hi - lo)
+        probs: Sequence[float | None] = out.probabilities or [None] * (hi - lo)
         results[lo:hi] = list(zip(out.labels, probs))
 
     if inputs:

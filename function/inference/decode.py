@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from .events import DYNAMODB_SOURCE, KINESIS_SOURCE, EventKind, describe_source
+from .events import DYNAMODB_SOURCE, KINESIS_SOURCE, DynamoDBChange, EventKind, KinesisData, describe_source
 from .manifest import TabularInput, TextInput
 
 Status = Literal["input", "skip", "poison"]
@@ -99,11 +99,16 @@ def extract_input(doc: Any, contract: TextInput | TabularInput, subject: str = "
     return row, ""
 
 
-def _from_change(change: Any, event_name: Any, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
-    """A DynamoDB change (stream record's ``dynamodb`` or the Kinesis-routed document)."""
+def _from_change(
+    change: DynamoDBChange, event_name: object, contract: TextInput | TabularInput
+) -> tuple[Status, Any, str]:
+    """A DynamoDB change (stream record's ``dynamodb`` or the Kinesis-routed document's).
+
+    Every value is tested before use: the routed document is any JSON a producer wrote.
+    """
     if event_name == "REMOVE":
         return "skip", None, "REMOVE event"
-    if not isinstance(change, dict):
+    if not isinstance(change, dict):  # the routed document's "dynamodb" can be any JSON value
         return "poison", None, "'dynamodb' is not an object"
     image = change.get("NewImage")
     if image is None:
@@ -123,10 +128,11 @@ def _from_change(change: Any, event_name: Any, contract: TextInput | TabularInpu
     return ("poison", None, f"NewImage: {reason}") if reason else ("input", value, "")
 
 
-def _decode_kinesis(record: dict, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
+def _decode_kinesis(body: KinesisData, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
+    """A Kinesis record's payload, from its ``kinesis`` object (a dict: it has a sequence number)."""
     try:
         # base64.b64decode(data, validate=True) is exactly this call, behind two Python frames.
-        raw = binascii.a2b_base64(record["kinesis"]["data"], strict_mode=True)
+        raw = binascii.a2b_base64(body["data"], strict_mode=True)
     except (binascii.Error, ValueError, TypeError):
         return "poison", None, "data is not valid base64"
     except KeyError:
@@ -164,15 +170,24 @@ def _content_id(record: Any, index: int) -> str:
 
 
 def decode_records(records: list[Any], kind: EventKind, contract: TextInput | TabularInput) -> list[DecodedRecord]:
-    """Decode a whole batch; one :class:`DecodedRecord` per record, in order."""
+    """Decode a whole batch; one :class:`DecodedRecord` per record, in order.
+
+    ``records`` are whatever the caller sent. Lambda sends
+    :class:`~inference.events.KinesisStreamRecord` or
+    :class:`~inference.events.DynamoDBStreamRecord` objects, but every field is tested
+    before it is used: a record that breaks the shape is poison.
+    """
     expected_source = KINESIS_SOURCE if kind == "kinesis" else DYNAMODB_SOURCE
     out = []
+    status: Status
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            record_id = _content_id(record, index)
-            out.append(DecodedRecord(index, record_id, None, "", "poison", reason="record is not an object"))
+            out.append(
+                DecodedRecord(index, _content_id(record, index), None, "", "poison", reason="record is not an object")
+            )
             continue
-        body = record.get("kinesis" if kind == "kinesis" else "dynamodb")
+        # Any JSON value; read as KinesisData or DynamoDBChange only once it has a sequence number.
+        body: Any = record.get("kinesis" if kind == "kinesis" else "dynamodb")
         seq = body.get("sequenceNumber" if kind == "kinesis" else "SequenceNumber") if isinstance(body, dict) else None
         seq = seq if isinstance(seq, str) and seq else None
         record_id = record.get("eventID")
@@ -187,7 +202,7 @@ def decode_records(records: list[Any], kind: EventKind, contract: TextInput | Ta
             elif seq is None:
                 status, value, reason = "poison", None, "record has no sequence number"
             elif kind == "kinesis":
-                status, value, reason = _decode_kinesis(record, contract)
+                status, value, reason = _decode_kinesis(body, contract)
             else:
                 status, value, reason = _from_change(body, record.get("eventName"), contract)
         except Exception as exc:  # a shape nobody foresaw must still not sink the batch

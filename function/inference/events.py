@@ -3,6 +3,13 @@
 See docs/aws-notes.md §1. Kinesis and DynamoDB Streams deliver ``{"Records": [...]}``; a
 DynamoDB change routed through Kinesis arrives as a Kinesis record whose ``data`` is a
 JSON change document (recognised per record, in :mod:`inference.decode`).
+
+The ``TypedDict`` classes state those shapes for the type checker: the decoder reads the
+records' bodies as :class:`KinesisData` and :class:`DynamoDBChange`, and the event builders
+(:mod:`testing.events`) return :class:`KinesisStreamRecord` and the rest, so mypy checks
+both sides against one description. Nothing checks them at run time: an event is whatever
+the caller sent, and the decoder still tests every field it reads (a hostile record is
+poison, never an exception).
 """
 
 from __future__ import annotations
@@ -20,38 +27,79 @@ class UnsupportedEventError(ValueError):
 
 
 class KinesisData(TypedDict):
+    """A Kinesis record's ``kinesis`` object."""
+
     kinesisSchemaVersion: str
     partitionKey: str
     sequenceNumber: str
     data: str  # base64
-    approximateArrivalTimestamp: float
+    approximateArrivalTimestamp: float  # epoch seconds
 
 
 class KinesisStreamRecord(TypedDict):
+    """One of ``Records`` in a Kinesis event."""
+
     eventSource: Literal["aws:kinesis"]
+    eventVersion: str
     eventID: str  # "shardId-…:<sequenceNumber>"
-    eventName: str
+    eventName: str  # "aws:kinesis:record"
+    invokeIdentityArn: str
     eventSourceARN: str
     awsRegion: str
     kinesis: KinesisData
 
 
+class KinesisStreamEvent(TypedDict):
+    Records: list[KinesisStreamRecord]
+
+
+#: A DynamoDB attribute value in its typed form: ``{"S": "text"}``, ``{"N": "1.5"}``, ``{"M": {...}}``, ...
+AttributeValue = dict[str, Any]
+
+
 class DynamoDBChange(TypedDict, total=False):
-    ApproximateCreationDateTime: float
-    Keys: dict[str, Any]
-    NewImage: dict[str, Any]
-    OldImage: dict[str, Any]
-    SequenceNumber: str
+    """A DynamoDB Streams record's ``dynamodb`` object, or the ``dynamodb`` object of a
+    :class:`DynamoDBChangeDocument`. Which keys are present depends on the stream's view
+    type and the event (no ``NewImage`` on a REMOVE, nor on a KEYS_ONLY or OLD_IMAGE stream)."""
+
+    ApproximateCreationDateTime: float  # epoch seconds; microseconds in a change document
+    Keys: dict[str, AttributeValue]
+    NewImage: dict[str, AttributeValue]
+    OldImage: dict[str, AttributeValue]
+    SequenceNumber: str  # absent from a change document
     SizeBytes: int
-    StreamViewType: str
+    StreamViewType: str  # absent from a change document
+
+
+DynamoDBEventName = Literal["INSERT", "MODIFY", "REMOVE"]
 
 
 class DynamoDBStreamRecord(TypedDict):
+    """One of ``Records`` in a DynamoDB Streams event."""
+
     eventSource: Literal["aws:dynamodb"]
+    eventVersion: str
     eventID: str
-    eventName: Literal["INSERT", "MODIFY", "REMOVE"]
+    eventName: DynamoDBEventName
     eventSourceARN: str  # "…:table/T/stream/TS"
     awsRegion: str
+    dynamodb: DynamoDBChange
+
+
+class DynamoDBStreamEvent(TypedDict):
+    Records: list[DynamoDBStreamRecord]
+
+
+class DynamoDBChangeDocument(TypedDict):
+    """The JSON document a Kinesis Data Streams for DynamoDB record carries in its ``data``."""
+
+    awsRegion: str
+    eventID: str
+    eventName: DynamoDBEventName
+    userIdentity: dict[str, str] | None  # the TTL service for a TTL deletion, else null
+    recordFormat: Literal["application/json"]
+    tableName: str
+    eventSource: Literal["aws:dynamodb"]
     dynamodb: DynamoDBChange
 
 

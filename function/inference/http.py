@@ -292,10 +292,10 @@ class Answer:
 class HttpError(Exception):
     """An error answer: raised inside a route, turned into ``{"error": ...}``."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(self, status: int, code: str, message: str, problems: list[Problem] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.extra = extra
+        self.problems = problems
         self.headers: dict[str, str] = {}
 
 
@@ -306,7 +306,8 @@ def _clip(text: str, limit: int = 120) -> str:
 def error_body(error: HttpError, request_id: str | None) -> ErrorResponse:
     """``{"error": {"code", "message", ...}}`` for ``error``, with the Lambda request id."""
     detail: ErrorDetail = {"code": error.code, "message": error.message}
-    detail.update(error.extra)  # type: ignore[typeddict-item]
+    if error.problems is not None:
+        detail["problems"] = error.problems
     if request_id:
         detail["request_id"] = request_id
     return {"error": detail}
@@ -350,6 +351,7 @@ def list_models(model: ServedModel) -> ModelList:
 def metadata(model: ServedModel) -> dict[str, Any]:
     """``GET /models/{name}/metadata``: the manifest's :data:`PUBLIC_FIELDS`."""
     manifest = model.manifest
+    # PUBLIC_FIELDS are Manifest keys, but a str from a tuple is not a literal key to mypy.
     return {key: manifest[key] for key in PUBLIC_FIELDS if key in manifest}  # type: ignore[literal-required]
 
 
@@ -415,7 +417,7 @@ def parse_instances(raw: bytes) -> tuple[list[Any], bool]:
 
 def _field_named(reason: str, contract: TextInput | TabularInput) -> str | None:
     """The field or feature that ``extract_input``'s ``reason`` is about, if any."""
-    names = [contract["field"]] if contract["kind"] == "text" else contract["features"]  # type: ignore[typeddict-item]
+    names = [contract["field"]] if contract["kind"] == "text" else contract["features"]
     return next((name for name in names if repr(name) in reason), None)
 
 
@@ -452,7 +454,7 @@ def predict(model: ServedModel, request: HttpRequest) -> Answer:
     started = time.perf_counter()
     out = model.predict(inputs)
     predict_ms = (time.perf_counter() - started) * 1000
-    probabilities = out.probabilities or [None] * len(out.labels)
+    probabilities: Sequence[float | None] = out.probabilities or [None] * len(out.labels)
     predictions = [PredictionBody(label=label, probability=p) for label, p in zip(out.labels, probabilities)]
     if len(predictions) != len(inputs):
         raise RuntimeError(f"the model returned {len(predictions)} predictions for {len(inputs)} inputs")

@@ -69,7 +69,7 @@ def _rest_failed(chunks: list[list[ResultItem]], after: int) -> set[int]:
     return {item.index for chunk in chunks[after + 1 :] for item in chunk}
 
 
-def _chunks(items: list, size: int) -> list[list]:
+def _chunks[T](items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 

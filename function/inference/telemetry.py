@@ -37,6 +37,7 @@ def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> logging.
     if not any(getattr(h, "_inference", False) for h in logger.handlers):
         handler = logging.StreamHandler(stream or sys.stdout)
         handler.setFormatter(JsonFormatter())
+        # Marks the handler as ours (checked above); logging.Handler declares no such attribute.
         handler._inference = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
         logger.propagate = False
