@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,22 @@ def test_each_make_target_the_page_uses_runs_the_command_this_test_runs():
     assert targets == set(RECIPES)
     for target, command in RECIPES.items():
         assert command in _recipe(target), target
+
+
+@pytest.mark.parametrize(
+    "history",
+    ['[history]\nfile = "build/releases.jsonl"\n', "[history]\n# no file: the default\n", ""],
+    ids=["file set", "no file key", "no history table"],
+)
+def test_the_local_settings_copy_keeps_everything_but_the_history_file(tmp_path, history):
+    from localtwin.local_aws import local_settings_text
+
+    text = DEFAULT_PATH.read_text(encoding="utf-8").split("[history]")[0] + history
+    original = tomllib.loads(text)
+    copy = tomllib.loads(local_settings_text(text))
+    assert copy.pop("history") == {"file": "releases.jsonl"}
+    original.pop("history", None)
+    assert copy == original
 
 
 # --------------------------------------------------------------------------- fake zips
