@@ -3,7 +3,8 @@
 Reads ``deploy.toml``, checks each prerequisite below in the account and region of your
 credentials, lists what exists and what it would create, asks on a terminal (``--yes``
 skips the question; without a terminal and without ``--yes`` it creates nothing and says
-so), creates what is missing and prints each ARN. It never changes what exists: a second
+so), creates what is missing and prints each ARN. It never changes what exists (an existing
+role whose inline policy differs from what ``deploy.toml`` needs gets a warning): a second
 run creates nothing.
 
 ============================  =====================================  ==========================================
@@ -45,8 +46,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from release.role_policy import POLICY_NAME, LiteralArns, PolicyError, QueueUrl, policy_document, role_statements
-from release.role_policy import trust_policy as make_trust_policy
+from release.role_policy import (
+    POLICY_NAME,
+    LiteralArns,
+    PolicyError,
+    QueueUrl,
+    policy_document,
+    role_statements,
+    trust_policy,
+)
 from release.settings import Settings, SettingsError, load_settings
 
 #: SQS keeps messages at most 14 days: the on-failure queue holds the only trace of records Lambda gave up on.
@@ -214,7 +222,7 @@ class _Planner:
             arn = iam.create_role(
                 RoleName=name,
                 Path=path,
-                AssumeRolePolicyDocument=json.dumps(make_trust_policy()),
+                AssumeRolePolicyDocument=json.dumps(trust_policy()),
                 Description=f"Execution role of {fn.name}: only what it reads and writes (make bootstrap)",
             )["Role"]["Arn"]
             iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
