@@ -142,6 +142,14 @@ deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_
 	$(RELEASE) deploy --function-zip $(FUNCTION_ZIP) \
 	  $(if $(DEPS_LAYER_ARN),--deps-layer-arn "$(DEPS_LAYER_ARN)") $(if $(MODEL_LAYER_ARN),--model-layer-arn "$(MODEL_LAYER_ARN)")
 
+# --- First deploy: prerequisites, and a local endpoint to try releases on (docs/first-deploy.md) ---
+.PHONY: bootstrap local-aws
+bootstrap: $(STAMP) ## Create what deploy.toml names and a first deploy lacks (role, log group, bucket, queue, table), after asking (YES=1, STREAMS=1)
+	$(PY) -m release.bootstrap $(if $(YES),--yes) $(if $(STREAMS),--create-streams)
+
+local-aws: $(STAMP) ## moto's server on loopback, bootstrapped; prints the export line for the release targets (PORT=; Ctrl-C stops)
+	$(PY) -m localtwin.local_aws $(if $(PORT),--port $(PORT))
+
 # --- Batch-size cost experiments (experiments/cost) ----------------------------------------
 # TARGET=local (default): the local Lambda runtime on the built zips; TARGET=aws: the
 # deployed function (deploy.toml's name; its memory size is restored afterwards).

@@ -5,7 +5,8 @@ one event source mapping per ``[[event_sources]]`` entry, with the very options
 :func:`release.deploy.mapping_options` sends) plus what only a stack can own:
 
 * a least-privilege execution role: no wildcard actions, every resource scoped to the
-  streams, the results and quarantine destinations, the on-failure queue and the log group;
+  streams, the results and quarantine destinations, the on-failure queue and the log group
+  (its statements come from :mod:`release.role_policy`, which ``make bootstrap`` uses too);
 * the on-failure SQS queue(s) named in ``on_failure_destination_arn``;
 * the log group ``/aws/lambda/NAME`` with ``[monitoring] log_retention_days``;
 * alarms on Lambda's ``IteratorAge`` and ``Errors``, on the quarantine metric the
@@ -37,6 +38,7 @@ from typing import Any
 import yaml
 
 from release.deploy import mapping_options
+from release.role_policy import POLICY_NAME, PolicyError, QueueUrl, policy_document, role_statements, trust_policy
 from release.settings import ROOT, EventSource, Settings, load_settings
 
 DEFAULT_OUT = ROOT / "template.yaml"
@@ -62,11 +64,6 @@ HEADER = """\
 """
 
 Json = dict[str, Any]
-
-_QUEUE_URL = re.compile(
-    r"^https://(?:sqs\.)?(?P<region>[a-z0-9-]+)\.(?:queue\.)?amazonaws\.com(?:\.cn)?/(?P<account>\d{12})/(?P<name>[\w-]+)$"
-)
-
 
 #: Environment variable names that suggest a credential: the template (and the Lambda console) shows them in clear.
 _SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY|ACCESS_KEY", re.IGNORECASE)
@@ -106,10 +103,6 @@ def _unique(base: str, used: set[str]) -> str:
     return name
 
 
-def _statement(sid: str, actions: list[str], resources: list[Any]) -> Json:
-    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
-
-
 def _stream_name(source: EventSource) -> str:
     if source.type == "kinesis":
         return source.source_arn.rsplit("/", 1)[1]
@@ -122,8 +115,6 @@ class _Destinations:
     def __init__(self, used_ids: set[str]) -> None:
         self.used_ids = used_ids
         self.queues: dict[str, str] = {}  # destination ARN -> queue logical id
-        self.topics: list[str] = []
-        self.buckets: list[str] = []
 
     def value(self, arn: str) -> Any:
         """What the event source mapping's ``OnFailure.Destination`` holds for ``arn``."""
@@ -132,24 +123,7 @@ class _Destinations:
             if arn not in self.queues:
                 self.queues[arn] = _unique("OnFailureQueue", self.used_ids)
             return _getatt(self.queues[arn], "Arn")
-        if service == "sns" and arn not in self.topics:
-            self.topics.append(arn)
-        if service == "s3" and arn not in self.buckets:
-            self.buckets.append(arn)
         return arn
-
-    def statements(self) -> list[Json]:
-        out = []
-        if self.queues:
-            queues = [_getatt(queue, "Arn") for queue in self.queues.values()]
-            out.append(_statement("SendToOnFailureQueue", ["sqs:SendMessage"], queues))
-        if self.topics:
-            out.append(_statement("PublishToOnFailureTopic", ["sns:Publish"], list(self.topics)))
-        if self.buckets:
-            # Lambda writes the invocation record as an object and lists the bucket first.
-            out.append(_statement("ListOnFailureBucket", ["s3:ListBucket"], list(self.buckets)))
-            out.append(_statement("WriteOnFailureBucket", ["s3:PutObject"], [f"{b}/*" for b in self.buckets]))
-        return out
 
     def resources(self) -> Json:
         out: Json = {}
@@ -180,85 +154,39 @@ def _event_source(source: EventSource, destinations: _Destinations) -> Json:
     return {"Type": "Kinesis" if source.type == "kinesis" else "DynamoDB", "Properties": {**properties, **options}}
 
 
-def _queue_arn(url: str) -> Json:
-    match = _QUEUE_URL.match(url)
-    if not match:
-        raise TemplateError(
-            f"QUARANTINE_QUEUE_URL = {url!r} is not an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
-        )
-    return _sub(f"arn:${{AWS::Partition}}:sqs:{match['region']}:{match['account']}:{match['name']}")
+class _TemplateArns:
+    """The policy's ARNs as CloudFormation references (:class:`release.role_policy.ResourceArns`)."""
 
+    def __init__(self, destinations: _Destinations) -> None:
+        self.destinations = destinations
 
-def _sink_statements(env: dict[str, str]) -> list[Json]:
-    """Write access to the results and quarantine destinations the environment names, and no more."""
+    def log_group(self) -> Json:
+        return _getatt("LogGroup", "Arn")
 
-    def account_arn(service: str, resource: str) -> Json:
+    def on_failure_queue(self, arn: str) -> Json:
+        return _getatt(self.destinations.queues[arn], "Arn")
+
+    def in_account(self, service: str, resource: str) -> Json:
         return _sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{_literal(resource)}")
 
-    def objects(bucket: str, prefix: str) -> Json:
+    def s3_objects(self, bucket: str, prefix: str) -> Json:
         return _sub(f"arn:${{AWS::Partition}}:s3:::{_literal(bucket)}/{_literal(prefix)}*")
 
-    out = []
-    if env.get("RESULTS_TABLE"):
-        table = account_arn("dynamodb", f"table/{env['RESULTS_TABLE']}")
-        out.append(_statement("WriteResultsTable", ["dynamodb:BatchWriteItem"], [table]))
-    if env.get("RESULTS_STREAM"):
-        stream = account_arn("kinesis", f"stream/{env['RESULTS_STREAM']}")
-        out.append(_statement("WriteResultsStream", ["kinesis:PutRecords"], [stream]))
-    if env.get("RESULTS_BUCKET"):
-        prefix = env.get("RESULTS_PREFIX", "predictions/")
-        out.append(_statement("WriteResultsBucket", ["s3:PutObject"], [objects(env["RESULTS_BUCKET"], prefix)]))
-    if env.get("QUARANTINE_QUEUE_URL"):
-        out.append(_statement("SendToQuarantineQueue", ["sqs:SendMessage"], [_queue_arn(env["QUARANTINE_QUEUE_URL"])]))
-    if env.get("QUARANTINE_BUCKET"):
-        prefix = env.get("QUARANTINE_PREFIX", "quarantine/")
-        out.append(_statement("WriteQuarantineBucket", ["s3:PutObject"], [objects(env["QUARANTINE_BUCKET"], prefix)]))
-    return out
+    def queue(self, url: QueueUrl) -> Json:
+        return _sub(f"arn:${{AWS::Partition}}:sqs:{url.region}:{url.account}:{url.name}")
 
 
 def _role(settings: Settings, destinations: _Destinations) -> Json:
-    kinesis = [s.source_arn for s in settings.event_sources if s.type == "kinesis"]
-    dynamodb = [s.source_arn for s in settings.event_sources if s.type == "dynamodb"]
-    statements = [
-        _statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [_getatt("LogGroup", "Arn")])
-    ]
-    if kinesis:
-        # Lambda's documented list for a Kinesis mapping, without kinesis:ListStreams (it takes
-        # only Resource "*") and kinesis:SubscribeToShard (enhanced fan-out consumers only).
-        actions = [
-            "kinesis:DescribeStream",
-            "kinesis:DescribeStreamSummary",
-            "kinesis:GetRecords",
-            "kinesis:GetShardIterator",
-            "kinesis:ListShards",
-        ]
-        statements.append(_statement("ReadKinesisStreams", actions, kinesis))
-    if dynamodb:
-        actions = [
-            "dynamodb:DescribeStream",
-            "dynamodb:GetRecords",
-            "dynamodb:GetShardIterator",
-            "dynamodb:ListStreams",
-        ]
-        statements.append(_statement("ReadDynamoDBStreams", actions, dynamodb))
-    statements += destinations.statements()
-    statements += _sink_statements(settings.function.environment)
+    try:
+        statements = role_statements(settings, _TemplateArns(destinations))
+    except PolicyError as exc:
+        raise TemplateError(str(exc)) from None
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
             "Description": f"Execution role of {settings.function.name}: only what it reads and writes",
-            "AssumeRolePolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-                ],
-            },
-            "Policies": [
-                {
-                    "PolicyName": "least-privilege",
-                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
-                }
-            ],
+            "AssumeRolePolicyDocument": trust_policy(),
+            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": policy_document(statements)}],
         },
     }
 

@@ -23,10 +23,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from types import TracebackType
+from typing import IO
 
 HOST = "127.0.0.1"
 #: Fake credentials moto accepts; real ones are never needed (or sent anywhere else).
@@ -56,6 +58,8 @@ class MotoServer:
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
+        #: The server's log (a line per request): a file, since a pipe nobody reads fills and stalls the server.
+        self.log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -79,16 +83,19 @@ class MotoServer:
         RuntimeError
             If the process exits or does not answer within ``startup_timeout_s``.
         """
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise RuntimeError(f"moto server exited with {self.process.returncode}: {err.strip()[-500:]}")
+                self.log.seek(0)
+                err, code = self.log.read().decode(errors="replace"), self.process.returncode
+                self.stop()
+                raise RuntimeError(f"moto server exited with {code}: {err.strip()[-500:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
                     return self
@@ -114,8 +121,9 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
         self.process = None
 
     def __enter__(self) -> MotoServer:
