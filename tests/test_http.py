@@ -31,6 +31,7 @@ from inference.model import LoadedModel, ModelLoadError
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
+from testing.doubles import SpyModel
 from testing.events import (
     PREDICT_PATH,
     SAMPLE_TEXTS,
@@ -40,7 +41,7 @@ from testing.events import (
     kinesis_event,
     predict_body,
 )
-from tests.conftest import ROOT, SpyModel, make_invoke
+from tests.helpers import ROOT, make_invoke
 
 SPEC_PATH = ROOT / "api" / "openapi.yaml"
 SAM_FIXTURES = ROOT / "tests" / "fixtures" / "sam"
@@ -785,7 +786,7 @@ def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -
     assert any("init failed" in line for line in http_reply.logs + stream.logs)
 
 
-def test_make_invoke_runs_a_generated_api_gateway_event(tmp_path: Path) -> None:
+def test_make_invoke_runs_a_generated_api_gateway_event(reference_model, deps_layer, tmp_path: Path) -> None:
     from testing.events import main as write_events
 
     write_events(["--out", str(tmp_path)])

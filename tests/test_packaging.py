@@ -25,7 +25,6 @@ from layers.function_zip import FUNCTION_DIR, build_function_zip
 from layers.model_layer import PackagingError, build_manifest, verify_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_MODEL = ROOT / "build" / "model"
 
 
 def run_model_layer(*args: str) -> subprocess.CompletedProcess:
@@ -39,13 +38,6 @@ def run_model_layer(*args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture(scope="module")
-def reference_model() -> Path:
-    if not (REFERENCE_MODEL / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    return REFERENCE_MODEL
 
 
 def fit_tabular(folder: Path) -> None:
