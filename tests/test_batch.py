@@ -17,6 +17,8 @@ from testing.events import FIRST_SEQUENCE, SAMPLE_TEXTS, dynamodb_update_event, 
 from testing.events import dynamodb_record as ddb_record
 from tests.helpers import kinesis_ddb_record, kinesis_raw
 
+pytestmark = pytest.mark.unit
+
 #: ``sam local generate-event kinesis get-records``, verbatim.
 SAM_KINESIS_EVENT = {
     "Records": [

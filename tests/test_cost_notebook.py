@@ -14,6 +14,8 @@ import pytest
 
 from tests.notebook_kernel import outputs, run_notebook, stdout
 
+pytestmark = [pytest.mark.twin, pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "batch_size_cost.ipynb"
 

@@ -13,6 +13,8 @@ from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_ddb_docu
 from testing.events import dynamodb_record as ddb_record
 from tests.helpers import b64, kinesis_ddb_record, kinesis_raw
 
+pytestmark = pytest.mark.unit
+
 TEXT = {"kind": "text", "field": "text"}
 TABULAR = {"kind": "tabular", "features": ["a", "b", "c"]}
 

@@ -27,6 +27,8 @@ from localtwin.esm import MAX_PAYLOAD_BYTES, EventSourceMapping, judge_response
 from localtwin.lambda_runtime import InvokeResult, Report
 from release.settings import EventSource, load_settings
 
+pytestmark = pytest.mark.aws
+
 # --- a scripted invoker implementing the Invoker protocol -------------------------------
 
 

@@ -31,6 +31,8 @@ from testing.events import dynamodb_record as ddb_record
 from testing.events import kinesis_event, kinesis_record
 from tests.helpers import b64, kinesis_raw
 
+pytestmark = pytest.mark.unit
+
 TEXT = {"kind": "text", "field": "text"}
 
 

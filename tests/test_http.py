@@ -650,6 +650,7 @@ sys.stderr.write(json.dumps({"loaded": loaded, "status": status}))
 """
 
 
+@pytest.mark.slow
 def test_stream_batches_never_load_the_http_module(text_model_dir: Path) -> None:
     """A fresh environment: init and stream batches leave ``inference.http`` unimported;
     the first HTTP request imports it."""
@@ -759,6 +760,7 @@ def test_conformance_catches_an_undocumented_answer() -> None:
 # --- through the built zips and `make invoke` ----------------------------------------------------
 
 
+@pytest.mark.twin
 def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -> None:
     from localtwin.invoke import invoke, run_events
 
@@ -786,6 +788,7 @@ def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -
     assert any("init failed" in line for line in http_reply.logs + stream.logs)
 
 
+@pytest.mark.twin
 def test_make_invoke_runs_a_generated_api_gateway_event(reference_model, deps_layer, tmp_path: Path) -> None:
     from testing.events import main as write_events
 

@@ -11,6 +11,8 @@ from localtwin.invoke import invoke
 from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
 from tests.helpers import REFERENCE_MODEL, make_invoke
 
+pytestmark = pytest.mark.twin
+
 
 @pytest.fixture
 def run(zips):

@@ -20,6 +20,8 @@ import pytest
 from localtwin.lambda_runtime import LocalLambda, PayloadTooLargeError, ensure_runtime_dir
 from testing.events import SAMPLE_TEXTS, kinesis_event
 
+pytestmark = pytest.mark.twin
+
 SCRIPTED = """
 import json, os, sys, time
 

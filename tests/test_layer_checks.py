@@ -8,6 +8,8 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from layers import checks
 from layers.deps_layer import platform_tags
 
@@ -107,6 +109,7 @@ def test_platform_tags_list_every_accepted_manylinux_tag():
     assert platform_tags("python3.12", "arm64")[0] == "manylinux_2_34_aarch64"
 
 
+@pytest.mark.twin
 def test_built_layer_smoke_test_from_layers_alone(zips):
     function_zip, layers, _ = zips
     finding = checks.check_smoke(function_zip, layers, RUNTIME, "x86_64")

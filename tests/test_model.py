@@ -18,6 +18,8 @@ from inference.model import LoadedModel, ModelLoadError, check_versions, load_mo
 
 from training.tabular_model import TABULAR_FEATURES
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def model_copy(text_model_dir: Path, tmp_path: Path) -> Path:

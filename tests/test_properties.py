@@ -22,6 +22,8 @@ from testing.accounting import GOOD, OUTCOMES, POISON, RAISES, SKIP, Expected, c
 from testing.doubles import FakeQuarantine, FakeSink, SpyModel, failing_at
 from testing.events import dynamodb_record, kinesis_ddb_document, kinesis_record
 
+pytestmark = pytest.mark.unit
+
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 #: The text the raising model (``SpyModel(fail_if=raises_on)``) rejects.
 BOOM = "BOOM"

@@ -9,10 +9,13 @@ import tomllib
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from inference.manifest import TRACKED_LIBRARIES
 
 from layers.deps_layer import runtime_pins
 from release.settings import DEFAULT_PATH, load_settings
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>[^\s;#]+)$")
