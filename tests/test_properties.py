@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -75,22 +76,29 @@ def text_documents() -> st.SearchStrategy[tuple[Any, str]]:
     return st.one_of(good, good, st.tuples(st.one_of(no_field, wrong_type, not_objects), st.just(POISON)))
 
 
+def _broken(
+    draw: st.DrawFn, doc: dict[str, Any], how: str, names: Sequence[str], bad: st.SearchStrategy[Any]
+) -> tuple[Any, str]:
+    """``doc`` with one of ``names`` deleted (``how == "missing"``) or given a value from ``bad``: POISON."""
+    name = draw(st.sampled_from(names))
+    if how == "missing":
+        del doc[name]
+    else:
+        doc[name] = draw(bad)
+    return doc, POISON
+
+
 @st.composite
 def tabular_documents(draw: st.DrawFn) -> tuple[Any, str]:
     row: dict[str, Any] = {k: draw(finite_numbers) for k in "abc"}
     if draw(st.booleans()):
         row[draw(st.sampled_from(["text", "x", "d"]))] = draw(json_values)  # not a feature: never read
-    broken = draw(st.sampled_from([None, None, "delete", "bad", None, "not-object"]))
+    broken = draw(st.sampled_from([None, None, "missing", "bad", None, "not-object"]))
     if broken is None:
         return row, GOOD
     if broken == "not-object":
         return draw(not_objects), POISON
-    feature = draw(st.sampled_from("abc"))
-    if broken == "delete":
-        del row[feature]
-    else:
-        row[feature] = draw(bad_features)
-    return row, POISON
+    return _broken(draw, row, broken, "abc", bad_features)
 
 
 # --- DynamoDB images (typed attributes): (image, what) -------------------------------------
@@ -120,7 +128,7 @@ bad_number_attributes = st.sampled_from(
 def dynamodb_images(draw: st.DrawFn, contract: str) -> tuple[Any, str]:
     """A NewImage for ``contract``, or None (no NewImage: SKIP)."""
     image: dict[str, Any] = draw(unread_attributes)
-    broken = draw(st.sampled_from([None, None, "attribute", "missing", None, "not-object", "none"]))
+    broken = draw(st.sampled_from([None, None, "bad", "missing", None, "not-object", "none"]))
     if broken == "none":
         return None, SKIP
     if broken == "not-object":
@@ -128,23 +136,14 @@ def dynamodb_images(draw: st.DrawFn, contract: str) -> tuple[Any, str]:
     if contract == "text":
         text = draw(texts)
         image["text"] = {"S": text}
-        if broken is None:
-            return image, _text_label(text)
-        if broken == "missing":
-            del image["text"]
-        else:
-            image["text"] = draw(bad_text_attributes)
-        return image, POISON
+        return (
+            (image, _text_label(text))
+            if broken is None
+            else _broken(draw, image, broken, ["text"], bad_text_attributes)
+        )
     for k in "abc":
         image[k] = {"N": str(draw(dynamodb_numbers))}
-    if broken is None:
-        return image, GOOD
-    feature = draw(st.sampled_from("abc"))
-    if broken == "missing":
-        del image[feature]
-    else:
-        image[feature] = draw(bad_number_attributes)
-    return image, POISON
+    return (image, GOOD) if broken is None else _broken(draw, image, broken, "abc", bad_number_attributes)
 
 
 @st.composite
