@@ -291,8 +291,14 @@ def all_raising_batches(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
 #: For the model that raises on BOOM: any batch, or one where it raises on every input.
 RAISING_BATCHES = st.one_of(batches("kinesis", "text"), batches("kinesis", "text"), all_raising_batches())
 
-#: Indices a fake sink / quarantine fails: often none, else a few near the front of the batch.
-FAILS = st.one_of(st.just(frozenset()), st.frozensets(st.integers(0, 6), min_size=1, max_size=3))
+#: Indices a fake sink / quarantine fails: none, a few near the front of the batch, every
+#: one from some record on (an outage), or all.
+FAILS = st.one_of(
+    st.just(frozenset()),
+    st.frozensets(st.integers(0, 6), min_size=1, max_size=3),
+    st.integers(0, 11).map(lambda first: frozenset(range(first, 12))),
+    st.just(frozenset(range(12))),
+)
 
 
 def assert_accounted(
@@ -349,27 +355,45 @@ def test_process_batch_with_a_model_that_raises_on_some_inputs(text_model, batch
         assert quarantine.kept[i].reason.startswith("model raised ValueError") == (expected.what[i] == RAISES)
 
 
-def test_strategies_reach_every_label_and_outcome() -> None:
-    """Guard against a vacuous property: the generated batches reach every label, every
-    outcome, a cutoff moved back to a record with a sequence number, a whole-batch failure
-    and a model failure."""
+def situations(case: tuple[tuple[dict[str, Any], list[str]], frozenset[int], frozenset[int]]) -> set[str]:
+    """The labels, outcomes and cutoff cases one generated batch (with its sinks' failures) reaches."""
+    (event, what), sink_fails, quarantine_fails = case
+    expected = expect(event, what, sink_fails, quarantine_fails)
+    assert expected is not None
+    if expected.model_failure:
+        return {*what, "model failure"}
+    found = {*what, *expected.outcomes}
+    if expected.failures == [{"itemIdentifier": ""}]:
+        found.add("whole batch")
+    elif expected.cutoff < expected.first_failure:
+        found.add("moved back")
+    return found
+
+
+def reached(strategy: st.SearchStrategy[Any], examples: int) -> set[str]:
+    """Every situation ``examples`` generated cases reach (derandomized)."""
     seen: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
-    @given(batch=RAISING_BATCHES, sink_fails=FAILS, quarantine_fails=FAILS)
-    def run(batch, sink_fails, quarantine_fails) -> None:
-        event, what = batch
-        seen.update(what)
-        expected = expect(event, what, sink_fails, quarantine_fails)
-        assert expected is not None
-        if expected.model_failure:
-            seen.add("model failure")
-            return
-        seen.update(expected.outcomes)
-        if expected.failures == [{"itemIdentifier": ""}]:
-            seen.add("whole batch")
-        elif expected.cutoff < expected.first_failure:
-            seen.add("moved back")
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        seen.update(situations(case))
 
     run()
-    assert seen == {GOOD, RAISES, POISON, SKIP, *OUTCOMES, "whole batch", "moved back", "model failure"}
+    return seen
+
+
+def test_the_strategies_reach_every_label_outcome_and_cutoff_case() -> None:
+    """Guard against a vacuous property: the generated batches reach every label, every
+    outcome, a cutoff moved back to a record with a sequence number and a whole-batch
+    failure (each expected ten times or more in these runs), and a model failure."""
+    assert reached(st.tuples(batches("kinesis", "text"), FAILS, FAILS), 300) >= {
+        GOOD,
+        RAISES,
+        POISON,
+        SKIP,
+        *OUTCOMES,
+        "whole batch",
+        "moved back",
+    }
+    assert "model failure" in reached(st.tuples(RAISING_BATCHES, FAILS, FAILS), 100)
