@@ -32,6 +32,8 @@ from release.deploy import desired_configuration, mapping_options
 from release.settings import DEFAULT_PATH, ROOT, Settings, SettingsError, load_settings
 from testing.events import kinesis_record
 
+pytestmark = pytest.mark.unit
+
 TEMPLATE = ROOT / "template.yaml"
 OPENAPI = ROOT / "api" / "openapi.yaml"
 #: cfn-lint rules the lint tests leave out, and why. Nothing else is ignored.
