@@ -1,8 +1,10 @@
 """The model layer's contract: ``manifest.json`` and the checks run on it.
 
 The manifest sits next to the joblib artifacts in the model layer (``/opt/model`` on
-Lambda). It names the ordered pipeline, the input contract, the output classes, the
-sha256 of every artifact and the library versions that produced them. This module is
+Lambda). It names the ordered pipeline, the input contract, the model's task (what
+each result holds: :data:`RESULT_FIELDS`), the output classes of a classifier, the
+sha256 of every artifact and the library versions that produced them. A manifest
+without ``task`` (written before tasks existed) describes a classifier. This module is
 shared by the function (which verifies a layer before loading it) and by the packaging
 layer packaging and release code (which write and check manifests), so both sides read one definition.
 """
@@ -12,12 +14,25 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 #: Libraries whose versions must match between training and serving.
 TRACKED_LIBRARIES = ("python", "numpy", "scipy", "scikit-learn", "joblib")
+
+#: What the last pipeline step does, as scikit-learn's ``is_classifier`` / ``is_regressor``
+#: / ``is_outlier_detector`` / ``is_clusterer`` tell it.
+Task = Literal["classifier", "regressor", "outlier_detector", "clusterer"]
+TASKS: tuple[Task, ...] = get_args(Task)
+#: The fields of one result, per task (docs/model-layer.md, "Results"). A classifier's
+#: ``probabilities`` is there only when the manifest's ``class_probabilities`` is true.
+RESULT_FIELDS: dict[Task, tuple[str, ...]] = {
+    "classifier": ("label", "probability", "probabilities"),
+    "regressor": ("value",),
+    "outlier_detector": ("label", "score"),
+    "clusterer": ("cluster",),
+}
 
 
 class ManifestError(ValueError):
@@ -25,11 +40,15 @@ class ManifestError(ValueError):
 
 
 class PipelineStep(TypedDict):
-    """One joblib artifact. Preprocessors come first, the classifier last."""
+    """One joblib artifact. Preprocessors come first, the estimator last.
+
+    The last step's role is ``classifier`` for a classifier (as before tasks existed) and
+    ``estimator`` for every other task.
+    """
 
     name: str
     file: str
-    role: Literal["preprocessor", "classifier"]
+    role: Literal["preprocessor", "classifier", "estimator"]
     sha256: str
 
 
@@ -56,9 +75,19 @@ class Manifest(TypedDict):
     created_at: str
     pipeline: list[PipelineStep]
     input: TextInput | TabularInput
-    classes: list[Any]
+    #: Absent in manifests written before tasks existed: read it with :func:`manifest_task`.
+    task: NotRequired[Task]
+    #: A classifier's ``classes_`` (required for classifiers, absent for other tasks).
+    classes: NotRequired[list[Any]]
+    #: A classifier with ``predict_proba``: each result also carries every class's probability.
+    class_probabilities: NotRequired[bool]
     libraries: dict[str, str]
     metrics: dict[str, Any]
+
+
+def manifest_task(manifest: Manifest) -> Task:
+    """The model's task; ``classifier`` for a manifest written before tasks existed."""
+    return manifest.get("task", "classifier")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -115,9 +144,12 @@ def validate_manifest(data: Any) -> Manifest:
     for key in ("name", "version", "created_at"):
         if not _require(data, key, str, where).strip():
             raise ManifestError(f"{where}: {key!r} must not be empty")
+    task = data.get("task", "classifier")
+    if task not in TASKS:
+        raise ManifestError(f"{where}: 'task' must be one of {', '.join(TASKS)}, got {task!r}")
     pipeline = _require(data, "pipeline", list, where)
     if not pipeline:
-        raise ManifestError(f"{where}: 'pipeline' must list at least the classifier")
+        raise ManifestError(f"{where}: 'pipeline' must list at least the estimator")
     for i, step in enumerate(pipeline):
         at = f"{where}: pipeline[{i}]"
         if not isinstance(step, dict):
@@ -126,11 +158,12 @@ def validate_manifest(data: Any) -> Manifest:
             _require(step, key, str, at)
         if "/" in step["file"] or "\\" in step["file"] or step["file"].startswith("."):
             raise ManifestError(f"{at}: 'file' must be a plain file name, got {step['file']!r}")
-        expected_role = "classifier" if i == len(pipeline) - 1 else "preprocessor"
+        last_role = "classifier" if task == "classifier" else "estimator"
+        expected_role = last_role if i == len(pipeline) - 1 else "preprocessor"
         if step["role"] != expected_role:
             raise ManifestError(
                 f"{at}: role {step['role']!r} out of place; the pipeline is preprocessors "
-                "in order, then exactly one classifier, last"
+                f"in order, then exactly one {last_role}, last (task {task})"
             )
         if len(step["sha256"]) != 64:
             raise ManifestError(f"{at}: 'sha256' must be 64 hex characters")
@@ -147,8 +180,15 @@ def validate_manifest(data: Any) -> Manifest:
             raise ManifestError(f"{where}: input.features has duplicate names")
     else:
         raise ManifestError(f"{where}: input.kind must be 'text' or 'tabular', got {kind!r}")
-    if not _require(data, "classes", list, where):
-        raise ManifestError(f"{where}: 'classes' must list the classifier's classes")
+    if task == "classifier":
+        if not _require(data, "classes", list, where):
+            raise ManifestError(f"{where}: 'classes' must list the classifier's classes")
+        if not isinstance(data.get("class_probabilities", False), bool):
+            raise ManifestError(f"{where}: 'class_probabilities' must be true or false")
+    else:
+        extra = [key for key in ("classes", "class_probabilities") if key in data]
+        if extra:
+            raise ManifestError(f"{where}: {', '.join(map(repr, extra))} only apply to classifiers, not to a {task}")
     libraries = _require(data, "libraries", dict, where)
     missing = [lib for lib in TRACKED_LIBRARIES if lib not in libraries]
     if missing:
