@@ -21,6 +21,12 @@ clusterer with ``predict`` (or a ``Pipeline`` ending in one); its task is read f
 estimator with scikit-learn's ``is_classifier`` / ``is_regressor`` / ``is_outlier_detector`` /
 ``is_clusterer`` and recorded in the manifest as ``task``. Anything else is refused with a
 message that names the fix (:func:`check_estimator`).
+
+Building a manifest also writes golden predictions (``golden.json``, listed in the manifest
+with its sha256): the records of ``--sample FILE`` (or synthetic ones) with the results the
+pipeline gives for them here, which ``make check-layers`` requires of the built layers
+(:mod:`layers.golden`). A folder with a manifest that lists them has them recomputed and
+compared, so a folder scored elsewhere is refused if this environment disagrees.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from inference.manifest import (
     SCHEMA_VERSION,
     Manifest,
     ManifestError,
+    listed_files,
     manifest_task,
     read_manifest,
     sha256_bytes,
@@ -53,6 +60,15 @@ from inference.model import (
     required_methods,
 )
 
+from layers.golden import (
+    GOLDEN_NAME,
+    GoldenError,
+    compare,
+    golden_document,
+    read_sample,
+    synthetic_sample,
+    write_golden,
+)
 from layers.zipping import write_zip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,8 +195,9 @@ def build_manifest(
     features: list[str] | None = None,
     metrics: dict[str, Any] | None = None,
     class_probabilities: bool = False,
+    sample: list[Any] | None = None,
 ) -> Manifest:
-    """Describe the artifacts in ``src`` as a manifest (not yet written).
+    """Describe the artifacts in ``src`` as a manifest (not yet written), and write the golden predictions.
 
     Parameters
     ----------
@@ -200,12 +217,15 @@ def build_manifest(
     class_probabilities : bool
         A classifier with ``predict_proba``: each result also carries every class's
         probability (recorded in the manifest).
+    sample : list, optional
+        Record payloads for the golden predictions (:mod:`layers.golden`); synthetic ones
+        when not given. ``src/golden.json`` is written with them and their results.
 
     Raises
     ------
     PackagingError
-        Naming the missing option or file, the version conflict, or what makes the
-        estimator unservable (:func:`check_estimator`).
+        Naming the missing option or file, the version conflict, what makes the
+        estimator unservable (:func:`check_estimator`), or a sample record that does not fit.
     """
     if (text_field is None) == (features is None):
         raise PackagingError("give exactly one input contract: --text-field NAME (text) or --features a,b,c (tabular)")
@@ -245,10 +265,16 @@ def build_manifest(
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in estimator.classes_]
         manifest["class_probabilities"] = class_probabilities
     manifest.update({"libraries": installed_versions(), "metrics": metrics or {}})
+    if GOLDEN_NAME in pipeline:
+        raise PackagingError(f"--pipeline names {GOLDEN_NAME}, the name packaging gives the golden predictions")
     try:
-        return validate_manifest(manifest)
-    except ManifestError as exc:
+        described = validate_manifest(manifest)
+        records = sample if sample is not None else synthetic_sample(described)
+        golden = write_golden(src, golden_document(described, tuple(objects[:-1]), estimator, records))
+    except (ManifestError, GoldenError) as exc:
         raise PackagingError(str(exc)) from None
+    manifest["golden"] = {"file": GOLDEN_NAME, "sha256": sha256_bytes(golden.read_bytes()), "records": len(records)}
+    return validate_manifest(manifest)
 
 
 def verify_folder(src: Path) -> Manifest:
@@ -267,24 +293,44 @@ def verify_folder(src: Path) -> Manifest:
         check_versions(manifest, installed_versions())  # before anything is unpickled
     except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
-    for step in manifest["pipeline"]:
-        path = Path(src) / step["file"]
+    contents = {}
+    for file, sha256 in listed_files(manifest):
+        path = Path(src) / file
         if not path.is_file():
-            raise PackagingError(f"manifest lists {step['file']}, which is not in {src}")
-        data = path.read_bytes()
-        actual = sha256_bytes(data)
-        if actual != step["sha256"]:
+            raise PackagingError(f"manifest lists {file}, which is not in {src}")
+        contents[file] = path.read_bytes()
+        actual = sha256_bytes(contents[file])
+        if actual != sha256:
             raise PackagingError(
-                f"{step['file']} does not match its manifest (sha256 {actual}, manifest says "
-                f"{step['sha256']}): refusing to package an artifact nobody verified"
+                f"{file} does not match its manifest (sha256 {actual}, manifest says "
+                f"{sha256}): refusing to package an artifact nobody verified"
             )
-        estimator = _load_verified(step["file"], data)
+    objects = [_load_verified(step["file"], contents[step["file"]]) for step in manifest["pipeline"]]
     try:
         # The function refuses a layer whose estimator does not fit its manifest at start-up.
-        check_estimator_fits(manifest, estimator)
+        check_estimator_fits(manifest, objects[-1])
     except ModelLoadError as exc:
         raise PackagingError(str(exc)) from None
+    if "golden" in manifest:
+        _check_golden(manifest, objects, contents[manifest["golden"]["file"]])
     return manifest
+
+
+def _check_golden(manifest: Manifest, objects: list[Any], data: bytes) -> None:
+    """The golden results, recomputed here, agree with the file (:func:`layers.golden.compare`)."""
+    name = manifest["golden"]["file"]
+    try:
+        stored = json.loads(data)
+        again = golden_document(manifest, tuple(objects[:-1]), objects[-1], stored["records"])
+    except (ValueError, KeyError, TypeError, GoldenError) as exc:
+        raise PackagingError(f"{name} cannot be used ({type(exc).__name__}: {str(exc)[:200]})") from None
+    problems = compare(stored["results"], again["results"])
+    if problems:
+        raise PackagingError(
+            f"the pipeline does not reproduce its golden predictions here: {'; '.join(problems[:3])}. Rebuild the "
+            f"manifest in the pinned environment (delete {MANIFEST_NAME} and {name}, then `make model-layer` with "
+            "the options)"
+        )
 
 
 def write_manifest(src: Path, manifest: Manifest) -> Path:
@@ -296,7 +342,7 @@ def write_manifest(src: Path, manifest: Manifest) -> Path:
 def package_model_layer(src: Path, out: Path) -> tuple[Path, Manifest]:
     """Zip a verified model folder (``manifest.json`` + its artifacts) under ``model/``."""
     manifest = verify_folder(src)
-    files = [MANIFEST_NAME] + [step["file"] for step in manifest["pipeline"]]
+    files = [MANIFEST_NAME] + [file for file, _ in listed_files(manifest)]
     return write_zip(out, [(LAYER_PREFIX + f, Path(src) / f) for f in files]), manifest
 
 
@@ -320,11 +366,14 @@ def _option_conflicts(args: argparse.Namespace) -> list[str]:
         "--features": (args.features, features or None),
         "--class-probabilities": (args.class_probabilities or None, manifest.get("class_probabilities", False)),
     }
-    return [
+    conflicts = [
         f"{option} {wanted} but the manifest has {have}"
         for option, (wanted, have) in given.items()
         if wanted is not None and wanted != have
     ]
+    if args.sample is not None:
+        conflicts.append(f"--sample {args.sample} but the manifest's golden predictions are built already")
+    return conflicts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
         "--class-probabilities",
         action="store_true",
         help="classifier with predict_proba: each result also carries every class's probability",
+    )
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        help="records (a JSON list or JSON Lines) for the golden predictions; default: synthetic ones",
     )
     args = parser.parse_args(argv)
     try:
@@ -366,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                 text_field=args.text_field,
                 features=args.features.split(",") if args.features else None,
                 class_probabilities=args.class_probabilities,
+                sample=read_sample(args.sample) if args.sample else None,
             )
             print(f"wrote {write_manifest(args.src, manifest)}")
         else:
@@ -377,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                     "the options, or drop the options to package the folder as its manifest says"
                 )
         out, manifest = package_model_layer(args.src, args.out)
-    except PackagingError as exc:
+    except (PackagingError, GoldenError) as exc:
         print(f"model-layer: {exc}", file=sys.stderr)
         return 2
     print(

@@ -52,6 +52,14 @@ class PipelineStep(TypedDict):
     sha256: str
 
 
+class GoldenFile(TypedDict):
+    """Sample records with the model's own results (``layers.golden``), checked before publishing."""
+
+    file: str
+    sha256: str
+    records: int
+
+
 class TextInput(TypedDict):
     """A text model: the record's JSON field ``field`` holds the text."""
 
@@ -83,6 +91,16 @@ class Manifest(TypedDict):
     class_probabilities: NotRequired[bool]
     libraries: dict[str, str]
     metrics: dict[str, Any]
+    #: Golden predictions (absent in manifests written before they existed).
+    golden: NotRequired[GoldenFile]
+
+
+def listed_files(manifest: Manifest) -> list[tuple[str, str]]:
+    """``(file, sha256)`` of every file the manifest lists: the artifacts, then the golden file."""
+    files = [(step["file"], step["sha256"]) for step in manifest["pipeline"]]
+    if "golden" in manifest:
+        files.append((manifest["golden"]["file"], manifest["golden"]["sha256"]))
+    return files
 
 
 def manifest_task(manifest: Manifest) -> Task:
@@ -102,6 +120,16 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _check_file_entry(entry: dict[str, Any], at: str) -> None:
+    """A listed file: a plain name and a 64-character sha256."""
+    for key in ("file", "sha256"):
+        _require(entry, key, str, at)
+    if "/" in entry["file"] or "\\" in entry["file"] or entry["file"].startswith("."):
+        raise ManifestError(f"{at}: 'file' must be a plain file name, got {entry['file']!r}")
+    if len(entry["sha256"]) != 64:
+        raise ManifestError(f"{at}: 'sha256' must be 64 hex characters")
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -194,6 +222,13 @@ def validate_manifest(data: Any) -> Manifest:
     if missing:
         raise ManifestError(f"{where}: 'libraries' lacks versions for {', '.join(missing)}")
     _require(data, "metrics", dict, where)
+    if "golden" in data:
+        golden = _require(data, "golden", dict, where)
+        _check_file_entry(golden, f"{where}: golden")
+        if _require(golden, "records", int, f"{where}: golden") < 1:
+            raise ManifestError(f"{where}: golden.records must be at least 1")
+        if golden["file"] in {step["file"] for step in pipeline}:
+            raise ManifestError(f"{where}: golden.file {golden['file']!r} is also a pipeline artifact")
     return data  # type: ignore[return-value]  # checked key by key above: a Manifest
 
 
