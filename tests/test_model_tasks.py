@@ -472,3 +472,23 @@ def test_non_finite_outputs_are_quarantined_not_written(tmp_path: Path) -> None:
     assert response == {"batchItemFailures": []}
     assert report.quarantined == [2, 5] and len(report.predicted) == 6
     assert all(math.isfinite(item.outputs["value"]) for item in sink.store.values())
+
+
+def test_dynamodb_gets_numbers_it_can_store(mocked_aws: None) -> None:
+    """Floats below DynamoDB's smallest number (1e-130), which boto3 refuses to serialise, are written as 0."""
+    from inference.sinks import ResultItem
+
+    boto3.client("dynamodb").create_table(
+        TableName="results",
+        KeySchema=[{"AttributeName": "record_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "record_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    outputs = {"label": 2, "probability": 1.0, "probabilities": {"0": 3e-300, "1": 1e-120, "2": 1.0}}
+    item = ResultItem(0, "rec-0", "1", "arn:aws:kinesis:us-east-1:123456789012:stream/s", outputs, "m", "1")
+
+    assert DynamoDBSink("results").write([item]) == set()
+
+    (stored,) = boto3.resource("dynamodb").Table("results").scan()["Items"]
+    assert stored["probabilities"] == {"0": Decimal(0), "1": Decimal("1e-120"), "2": Decimal("1.0")}
+    assert stored["label"] == 2 and stored["probability"] == Decimal("1.0")
