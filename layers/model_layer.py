@@ -104,6 +104,9 @@ def _load_verified(name: str, data: bytes) -> Any:
 
 
 def _kind(obj: Any) -> str:
+    """The class name of ``obj``, or of a Pipeline's last step (the estimator the messages are about)."""
+    while isinstance(getattr(obj, "steps", None), list) and obj.steps:
+        obj = obj.steps[-1][1]
     return type(obj).__name__
 
 
@@ -170,10 +173,14 @@ def check_estimator(file: str, estimator: Any, class_probabilities: bool = False
     if class_probabilities and task != "classifier":
         raise PackagingError(f"--class-probabilities is for classifiers; {file} is a {task}: drop the option")
     missing = [m for m in required_methods(task, class_probabilities) if not hasattr(estimator, m)]
+    if missing == ["predict_proba"]:
+        raise PackagingError(
+            f"{file} is a {kind} without predict_proba(), so --class-probabilities cannot be served: drop "
+            "the option, or wrap the classifier in sklearn.calibration.CalibratedClassifierCV"
+        )
     if missing:
         raise PackagingError(
-            f"{file} is a {kind} without {', '.join(missing)}(), so --class-probabilities cannot be served: drop "
-            "the option, or wrap the classifier in sklearn.calibration.CalibratedClassifierCV"
+            f"{file} is a {kind} without {', '.join(missing)}(), which a {task.replace('_', ' ')}'s results need"
         )
     if task == "classifier":
         classes = getattr(estimator, "classes_", None)

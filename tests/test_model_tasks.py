@@ -378,6 +378,11 @@ IRIS = datasets.load_iris()
         ({"scaler.joblib": StandardScaler(), "ridge.joblib": Ridge().fit(IRIS.data, IRIS.target)}, (), "not fitted"),
         ({"scaler.joblib": StandardScaler().fit(IRIS.data)}, (), "has no predict(): put transformers before"),
         ({"lof.joblib": LocalOutlierFactor().fit(IRIS.data)}, (), "LocalOutlierFactor(novelty=True)"),
+        (
+            {"lof.joblib": make_pipeline(StandardScaler(), LocalOutlierFactor()).fit(IRIS.data)},
+            (),
+            "LocalOutlierFactor(novelty=True)",
+        ),
         ({"dbscan.joblib": DBSCAN().fit(IRIS.data)}, (), "only labels the data it was fitted on (fit_predict)"),
         ({"gmm.joblib": GaussianMixture(2, random_state=0).fit(IRIS.data)}, (), "all reject"),
         (
@@ -402,6 +407,7 @@ IRIS = datasets.load_iris()
         "unfitted-preprocessor",
         "transformer-last",
         "lof-without-novelty",
+        "lof-without-novelty-in-a-pipeline",
         "dbscan",
         "density-estimator",
         "no-predict-proba-for-all-classes",
