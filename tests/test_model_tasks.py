@@ -335,10 +335,12 @@ def test_http_answers_carry_the_same_fields_and_conform_to_openapi(packaged: tup
 
     predicted = answer("POST", f"models/{name}/predict", json.dumps(instances))
     listed = answer("GET", "models")
+    described = answer("GET", f"models/{name}/metadata")
 
     assert_results(predicted["predictions"], model.expected())
-    assert listed["models"][0]["task"] == model.task
-    for doc, schema in ((predicted, "PredictResponse"), (listed, "ModelList")):
+    assert listed["models"][0]["task"] == described["task"] == model.task
+    assert ("classes" in described) is (model.task == "classifier")
+    for doc, schema in ((predicted, "PredictResponse"), (listed, "ModelList"), (described, "ModelMetadata")):
         validator = OAS31Validator({"$ref": f"#/components/schemas/{schema}", "components": spec["components"]})
         assert not list(validator.iter_errors(doc)), schema
 
