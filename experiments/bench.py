@@ -77,7 +77,7 @@ with open(source) as fh:
     data = json.load(fh)
 event, texts = data["event"], data["texts"]
 model = lambda_function.app.model
-steps, classifier = model.preprocessors, model.classifier
+steps, classifier = model.preprocessors, model.estimator
 context = Context()
 
 def handler():

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         skops_files = []
         print(f"{'artifact':<20}{'type':<20}{'joblib':>10}{'skops':>12}{'deflated':>11}  untrusted  state")
-        for step, obj in zip(manifest["pipeline"], [*model.preprocessors, model.classifier]):
+        for step, obj in zip(manifest["pipeline"], [*model.preprocessors, model.estimator]):
             size = (args.model / step["file"]).stat().st_size
             stored = skops.io.dumps(obj)
             deflated = skops.io.dumps(obj, compression=zipfile.ZIP_DEFLATED)

@@ -6,7 +6,11 @@
    is the runtime's.
 3. The model manifest's numpy / scipy / scikit-learn / joblib equal the layer's.
 4. Where this interpreter is the runtime's Python on the layer's architecture: import
-   and predict in a fresh interpreter that sees only the function and the layers.
+   and predict in a fresh interpreter that sees only the function and the layers. The
+   batch is the model layer's golden records (:mod:`layers.golden`), and every result
+   must equal the one packaging recorded (floats within the documented tolerance); a
+   layer whose manifest lists no golden predictions gets synthetic inputs, only checked
+   to score.
 
 Usage: ``python -m layers.checks [--runtime python3.12] [--arch x86_64]``
 """
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.events import KinesisStreamEvent, KinesisStreamRecord
+from inference.manifest import sha256_bytes
 
 from layers.deps_layer import (
     ARCH_TAG,
@@ -41,6 +46,7 @@ from layers.deps_layer import (
 )
 from layers.deps_zip import layer_versions
 from layers.function_zip import DEFAULT_OUT as FUNCTION_ZIP
+from layers.golden import GOLDEN_ATOL, GOLDEN_RTOL, GoldenError, compare
 from layers.model_layer import DEFAULT_OUT as MODEL_ZIP
 from layers.zipping import extract_tree
 
@@ -177,7 +183,8 @@ init = time.perf_counter() - started
 event = json.loads(sys.argv[3])
 response = lambda_function.lambda_handler(event, None)
 assert not response["batchItemFailures"], response
-print(json.dumps({"init_s": init, "predictions": len(response["predictions"]),
+results = [response["predictions"].get(record["eventID"]) for record in event["Records"]]
+print(json.dumps({"init_s": init, "results": results,
                   "outside": sorted({m.__file__.split("/site-packages/")[0] for m in list(sys.modules.values())
                                      if getattr(m, "__file__", None) and "site-packages" in m.__file__})}))
 """
@@ -187,15 +194,40 @@ print(json.dumps({"init_s": init, "predictions": len(response["predictions"]),
 SMOKE_TEXTS = ("A warm, funny and beautifully acted film.", "Tedious, overlong and badly written.")
 
 
-def smoke_event(manifest_path: Path) -> KinesisStreamEvent:
-    """A two-record Kinesis batch of inputs the model layer's manifest accepts.
+def read_golden(model_dir: Path) -> dict | None:
+    """The model layer's golden document (records and results), or ``None`` if its manifest lists none.
 
-    Text models get :data:`SMOKE_TEXTS` in their text field, tabular models ``0`` for
-    every feature: the smoke test proves the layers import and predict, not what.
+    Raises
+    ------
+    GoldenError
+        The golden file is missing or differs from the manifest's sha256.
     """
+    entry = json.loads((model_dir / "manifest.json").read_text()).get("golden")
+    if entry is None:
+        return None
+    try:
+        data = (model_dir / entry["file"]).read_bytes()
+    except FileNotFoundError:
+        raise GoldenError(f"the manifest lists {entry['file']}, which is not in the model layer") from None
+    if sha256_bytes(data) != entry["sha256"]:
+        raise GoldenError(f"{entry['file']} does not match the manifest's sha256: rebuild with `make model-layer`")
+    golden: dict = json.loads(data)
+    return golden
+
+
+def smoke_event(manifest_path: Path) -> KinesisStreamEvent:
+    """A Kinesis batch of the model layer's golden records (:func:`read_golden`).
+
+    Without golden predictions: two records the manifest accepts, :data:`SMOKE_TEXTS` in a
+    text model's field, ``0`` for every feature of a tabular model (the smoke test then
+    proves the layers import and predict, not what).
+    """
+    golden = read_golden(manifest_path.parent)
     contract = json.loads(manifest_path.read_text())["input"]
     payloads: list[dict[str, object]]
-    if contract["kind"] == "text":
+    if golden is not None:
+        payloads = golden["records"]
+    elif contract["kind"] == "text":
         payloads = [{contract["field"]: text} for text in SMOKE_TEXTS]
     else:
         payloads = [dict.fromkeys(contract["features"], 0) for _ in SMOKE_TEXTS]
@@ -269,13 +301,34 @@ def check_smoke(function_zip: Path, layers: list[Path], runtime: str, arch: str)
     with tempfile.TemporaryDirectory() as tmp:
         task, opt = extract_tree(function_zip, layers, Path(tmp))
         try:
+            golden = read_golden(opt / "model")
             result = smoke_run(task, opt)
-        except RuntimeError as exc:
+        except (RuntimeError, GoldenError) as exc:
             return Finding("smoke-test", False, f"import-and-predict from the layers failed: {exc}")
     outside = [p for p in result["outside"] if not p.startswith(tmp)]
     if outside:
         return Finding("smoke-test", False, f"modules were imported from outside the layers: {outside}")
-    return Finding("smoke-test", True, f"imported and predicted {result['predictions']} records from the layers alone")
+    scored = sum(r is not None for r in result["results"])
+    if golden is None:
+        return Finding(
+            "smoke-test",
+            True,
+            f"imported and predicted {scored} records from the layers alone (no golden predictions in the "
+            "manifest: rebuild it with `make model-layer` to have them checked)",
+        )
+    problems = compare(golden["results"], result["results"])
+    if problems:
+        return Finding(
+            "smoke-test",
+            False,
+            f"{len(problems)} golden result(s) differ from what packaging recorded (floats within "
+            f"{GOLDEN_ATOL:g} + {GOLDEN_RTOL:g} x |value|): {'; '.join(problems[:3])}; the dependencies layer's "
+            "numerics differ from the packaging environment's: rebuild it from the same pins (make deps-layer), "
+            "or repackage the model in the environment the layer was built from",
+        )
+    return Finding(
+        "smoke-test", True, f"the layers alone reproduce all {len(golden['results'])} golden predictions of the model"
+    )
 
 
 def cold_init_figures(function_zip: Path, layers: list[Path], repeat: int = 5) -> tuple[float, float]:

@@ -6,7 +6,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from inference.manifest import MANIFEST_NAME, Manifest, ManifestError, sha256_bytes, validate_manifest
+from inference.manifest import MANIFEST_NAME, Manifest, ManifestError, listed_files, sha256_bytes, validate_manifest
 
 from layers.model_layer import LAYER_PREFIX
 from release.errors import ReleaseError
@@ -45,17 +45,17 @@ def verify_model_zip(zip_path: Path) -> Manifest:
                 manifest = validate_manifest(json.loads(zf.read(manifest_member)))
             except (ManifestError, json.JSONDecodeError) as exc:
                 raise ReleaseError(f"{zip_path}: {exc}") from None
-            for step in manifest["pipeline"]:
-                member = LAYER_PREFIX + step["file"]
+            for file, sha256 in listed_files(manifest):  # the artifacts and the golden predictions
+                member = LAYER_PREFIX + file
                 if member not in names:
-                    raise ReleaseError(f"{zip_path}: the manifest lists {step['file']}, which is not in the zip")
+                    raise ReleaseError(f"{zip_path}: the manifest lists {file}, which is not in the zip")
                 actual = sha256_bytes(zf.read(member))
-                if actual != step["sha256"]:
+                if actual != sha256:
                     raise ReleaseError(
-                        f"{zip_path}: {step['file']} has sha256 {actual} but the manifest says {step['sha256']}; "
+                        f"{zip_path}: {file} has sha256 {actual} but the manifest says {sha256}; "
                         "refusing to publish an artifact nobody verified. Rebuild with `make model-layer`"
                     )
-            listed = {manifest_member} | {LAYER_PREFIX + step["file"] for step in manifest["pipeline"]}
+            listed = {manifest_member} | {LAYER_PREFIX + file for file, _ in listed_files(manifest)}
             extra = sorted(name for name in names - listed if not name.endswith("/"))
             if extra:
                 raise ReleaseError(

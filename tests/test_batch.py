@@ -100,7 +100,7 @@ def test_dynamodb_sample_event_predicts_insert_and_modify_and_skips_remove(text_
     assert response == {"batchItemFailures": []}  # no "predictions" with a real sink
     assert (report.predicted, report.skipped, report.quarantined, report.retry) == ([0, 1], [2], [], [])
     expected = text_model.predict(SAMPLE_TEXTS[:2])
-    assert [sink.store[r["eventID"]].label for r in event["Records"][:2]] == expected.labels
+    assert [sink.store[r["eventID"]].outputs["label"] for r in event["Records"][:2]] == expected.labels
     assert [sink.store[r["eventID"]].sequence_number for r in event["Records"][:2]] == [
         r["dynamodb"]["SequenceNumber"] for r in event["Records"][:2]
     ]
@@ -157,8 +157,8 @@ def test_results_are_mapped_back_to_their_records(text_model) -> None:
     assert set(direct.labels) == {"fresh", "rotten"}  # both classes occur: a shift would show
     for i, label, prob in zip(valid, direct.labels, direct.probabilities):
         item = sink.store[event["Records"][i]["eventID"]]
-        assert (item.index, item.label) == (i, label)
-        assert math.isclose(item.probability, prob)
+        assert (item.index, item.outputs["label"]) == (i, label)
+        assert math.isclose(item.outputs["probability"], prob)
         assert item.sequence_number == event["Records"][i]["kinesis"]["sequenceNumber"]
         assert item.source_arn == event["Records"][i]["eventSourceARN"]
         assert (item.model_name, item.model_version) == (text_model.name, text_model.version)
@@ -172,7 +172,10 @@ def test_dynamodb_change_through_kinesis_is_scored_and_retried_by_kinesis_sequen
     response, report = process_batch(event, text_model, sink, FakeQuarantine())
     assert report.predicted == [0]
     assert identifiers(response) == ["12"]
-    assert sink.store[event["Records"][0]["eventID"]].label == text_model.predict(["wonderful moving film"]).labels[0]
+    assert (
+        sink.store[event["Records"][0]["eventID"]].outputs["label"]
+        == text_model.predict(["wonderful moving film"]).labels[0]
+    )
 
 
 # --- cutoff semantics -------------------------------------------------------------------
@@ -247,7 +250,7 @@ def test_model_raising_on_one_input_quarantines_it_and_predicts_the_rest(text_mo
     assert 1 < report.predict_calls == len(spy.calls) <= 1 + 2 * math.ceil(math.log2(len(texts)))
     good = [i for i in range(8) if i != 5]
     direct = text_model.predict([texts[i] for i in good])
-    assert [sink.store[event["Records"][i]["eventID"]].label for i in good] == direct.labels
+    assert [sink.store[event["Records"][i]["eventID"]].outputs["label"] for i in good] == direct.labels
 
 
 def test_bisection_isolates_several_bad_inputs(text_model) -> None:
@@ -258,7 +261,7 @@ def test_bisection_isolates_several_bad_inputs(text_model) -> None:
     assert [i for i, r in enumerate(results) if r is None] == [0, 7, 12]
     assert calls == len(spy.calls)
     direct = text_model.predict([t for t in inputs if t.startswith("ok")])
-    assert [r[0] for r in results if r is not None] == direct.labels
+    assert [r["label"] for r in results if r is not None] == direct.labels
 
 
 def test_model_raising_on_everything_is_a_model_failure_and_writes_nothing(text_model) -> None:
@@ -344,7 +347,7 @@ def test_a_retried_batch_leaves_exactly_one_result_per_record(text_model) -> Non
     valid = [i for i in range(len(TEXTS)) if i not in (2, 5)]
     assert sorted(store_sink.store) == sorted(event["Records"][i]["eventID"] for i in valid)
     direct = text_model.predict([TEXTS[i] for i in valid])
-    assert [store_sink.store[event["Records"][i]["eventID"]].label for i in valid] == direct.labels
+    assert [store_sink.store[event["Records"][i]["eventID"]].outputs["label"] for i in valid] == direct.labels
 
     process_batch(event, text_model, store_sink, FakeQuarantine())  # a third delivery changes nothing
     assert len(store_sink.store) == len(valid)
@@ -370,7 +373,7 @@ def test_tabular_batch_through_process_batch(tabular_model) -> None:
     response, report = process_batch(event, tabular_model, sink, FakeQuarantine())
     assert response["batchItemFailures"] == []
     assert (report.predicted, report.quarantined) == ([0, 1], [2])
-    assert [sink.store[event["Records"][i]["eventID"]].label for i in (0, 1)] == [1, 0]
+    assert [sink.store[event["Records"][i]["eventID"]].outputs["label"] for i in (0, 1)] == [1, 0]
 
 
 def test_quarantined_records_are_logged_once_without_payload_and_retried_ones_not(text_model, inference_logs) -> None:

@@ -227,7 +227,9 @@ def test_list_models(kind: str, text_model: LoadedModel) -> None:
     reply = call(kind, text_model, "GET", "/models")
 
     assert reply.status == 200
-    assert reply.json == {"models": [{"name": "test-sentiment", "version": "0.0.1", "classes": ["fresh", "rotten"]}]}
+    assert reply.json == {
+        "models": [{"name": "test-sentiment", "version": "0.0.1", "task": "classifier", "classes": ["fresh", "rotten"]}]
+    }
 
 
 @pytest.mark.parametrize("kind", KINDS)

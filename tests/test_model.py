@@ -66,7 +66,7 @@ def test_load_model_gives_a_verified_pipeline(text_model: LoadedModel, text_mode
     manifest = read_json(text_model_dir / MANIFEST_NAME)
     assert (text_model.name, text_model.version) == (manifest["name"], manifest["version"])
     assert len(text_model.preprocessors) == 2
-    assert list(text_model.classifier.classes_) == manifest["classes"] == ["fresh", "rotten"]
+    assert list(text_model.estimator.classes_) == manifest["classes"] == ["fresh", "rotten"]
     out = text_model.predict(["wonderful brilliant film", "boring awful film"])
     assert out.labels == ["fresh", "rotten"]
     assert all(0.5 <= p <= 1.0 for p in out.probabilities)

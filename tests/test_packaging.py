@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import sklearn
 import sklearn.base
-from inference.manifest import read_manifest, sha256_file
+from inference.manifest import listed_files, read_manifest, sha256_file
 from inference.model import load_model
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
@@ -70,7 +70,9 @@ def test_model_layer_from_manifest_folder_is_complete_and_reproducible(reference
     manifest = read_manifest(reference_model)
     with zipfile.ZipFile(first) as zf:
         names = zf.namelist()
-        assert sorted(names) == sorted(["model/manifest.json"] + [f"model/{s['file']}" for s in manifest["pipeline"]])
+        assert sorted(names) == sorted(
+            ["model/manifest.json"] + [f"model/{file}" for file, _ in listed_files(manifest)]
+        )
         assert json.loads(zf.read("model/manifest.json")) == manifest
         for step in manifest["pipeline"]:
             assert zf.read(f"model/{step['file']}") == (reference_model / step["file"]).read_bytes()
@@ -126,7 +128,12 @@ def test_tabular_folder_with_options_gets_a_manifest(tmp_path):
         assert step["sha256"] == sha256_file(src / step["file"])
     assert manifest["libraries"]["scikit-learn"] == sklearn.__version__
     with zipfile.ZipFile(out) as zf:
-        assert sorted(zf.namelist()) == ["model/classifier.joblib", "model/manifest.json", "model/scaler.joblib"]
+        assert sorted(zf.namelist()) == [
+            "model/classifier.joblib",
+            "model/golden.json",
+            "model/manifest.json",
+            "model/scaler.joblib",
+        ]
     # The packaged model serves: rows in manifest feature order.
     model = load_model(src)
     predictions = model.predict([[3.0, 30.0, -300.0], [-3.0, -30.0, 300.0]])

@@ -81,7 +81,10 @@ def scan_all(table: str) -> list[dict[str, Any]]:
 
 def result_items(n: int, probability: float | None = 0.75, label: Any = "fresh") -> list[ResultItem]:
     return [
-        ResultItem(i, f"rec-{i:03d}", str(1000 + i), STREAM_ARN, label, probability, "m", "9.9.9") for i in range(n)
+        ResultItem(
+            i, f"rec-{i:03d}", str(1000 + i), STREAM_ARN, {"label": label, "probability": probability}, "m", "9.9.9"
+        )
+        for i in range(n)
     ]
 
 
@@ -99,8 +102,8 @@ def sequences(event: dict) -> list[str]:
 def test_dynamodb_sink_writes_one_typed_item_per_record(aws):
     create_results_table()
     items = result_items(60)  # more than one BatchWriteItem call (25 per call)
-    items[7].probability = None  # a classifier without predict_proba
-    items[8].label = 2.5  # float labels must become Decimal too
+    items[7].outputs["probability"] = None  # a classifier without predict_proba
+    items[8].outputs["label"] = 2.5  # float labels must become Decimal too
 
     assert DynamoDBSink("results").write(items) == set()
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,13 +74,13 @@ class BatchReport:
 
 def predict_isolating(
     model: LoadedModel, inputs: list[Any]
-) -> tuple[list[tuple[Any, float | None] | None], dict[int, tuple[str, str]], int]:
+) -> tuple[list[dict[str, Any] | None], dict[int, tuple[str, str]], int]:
     """Predict ``inputs`` in one call; if it raises, bisect to find the inputs at fault.
 
     Returns
     -------
     (results, errors, calls)
-        ``results[i]`` is ``(label, probability)`` or ``None`` when input ``i`` fails
+        ``results[i]`` is input ``i``'s result (:meth:`Predictions.results`) or ``None`` when it fails
         alone; ``errors`` maps those positions to ``(reason, detail)``: the reason names
         the exception's type only (it is logged), the detail is its message, which may
         quote the input (it goes to the quarantine destination only). ``calls`` counts
@@ -93,7 +92,7 @@ def predict_isolating(
         Two or more inputs, and every one of them fails alone. The message names the
         exception's type, never an input.
     """
-    results: list[tuple[Any, float | None] | None] = [None] * len(inputs)
+    results: list[dict[str, Any] | None] = [None] * len(inputs)
     errors: dict[int, tuple[str, str]] = {}
     calls = 0
 
@@ -110,8 +109,7 @@ def predict_isolating(
             run(lo, mid)
             run(mid, hi)
             return
-        probs: Sequence[float | None] = out.probabilities or [None] * (hi - lo)
-        results[lo:hi] = list(zip(out.labels, probs))
+        results[lo:hi] = out.results()
 
     if inputs:
         run(0, len(inputs))
@@ -175,8 +173,7 @@ def process_batch(
                     rec.record_id,
                     rec.sequence_number or "",
                     rec.source_arn,
-                    outcome[0],
-                    outcome[1],
+                    outcome,
                     name,
                     version,
                 )

@@ -3,13 +3,14 @@
 The function answers three routes beside the stream:
 
 ``GET /models``
-    name, version and classes of the model in the layer;
+    name, version, task and (for a classifier) classes of the model in the layer;
 ``GET /models/{name}/metadata``
     the manifest's public fields (:data:`PUBLIC_FIELDS`);
 ``POST /models/{name}/predict``
     one instance (a JSON object) answered with ``{"model", "prediction"}``, or a list of
     instances answered with ``{"model", "predictions"}`` in their order; the whole list
-    is predicted in one ``model.predict`` call.
+    is predicted in one ``model.predict`` call. A prediction holds the result's fields for
+    the model's task (:data:`inference.manifest.RESULT_FIELDS`), as in every sink.
 
 Three event shapes carry them, told apart by :func:`http_kind`:
 
@@ -47,7 +48,7 @@ from typing import Any, Literal, NotRequired, Protocol, TypedDict
 from urllib.parse import unquote
 
 from .decode import extract_input
-from .manifest import Manifest, TabularInput, TextInput
+from .manifest import Manifest, TabularInput, Task, TextInput, manifest_task
 from .model import Predictions
 
 logger = logging.getLogger("inference")
@@ -61,7 +62,7 @@ MAX_INSTANCES = 1000
 MAX_BODY_BYTES = 6 * 1024 * 1024
 #: Manifest fields ``GET /models/{name}/metadata`` shows. The pipeline (artifact file
 #: names and hashes) and the library versions describe the build, not the model's use.
-PUBLIC_FIELDS = ("name", "version", "created_at", "input", "classes", "metrics")
+PUBLIC_FIELDS = ("name", "version", "created_at", "task", "input", "classes", "class_probabilities", "metrics")
 #: At most this many per-instance problems are listed in a 400 answer.
 MAX_PROBLEMS = 20
 
@@ -91,7 +92,9 @@ class HttpResponse(TypedDict):
 class ModelSummary(TypedDict):
     name: str
     version: str
-    classes: list[Any]
+    task: Task
+    #: A classifier's classes; absent for other tasks.
+    classes: NotRequired[list[Any]]
 
 
 class ModelList(TypedDict):
@@ -100,10 +103,8 @@ class ModelList(TypedDict):
     models: list[ModelSummary]
 
 
-class PredictionBody(TypedDict):
-    label: Any
-    #: The winning class's probability; ``None`` when the classifier has no ``predict_proba``.
-    probability: float | None
+#: One result: the fields of :data:`inference.manifest.RESULT_FIELDS` for the model's task.
+PredictionBody = dict[str, Any]
 
 
 class ModelRef(TypedDict):
@@ -345,14 +346,17 @@ def _require_model(model: ServedModel | None, name: str | None) -> ServedModel:
 
 def list_models(model: ServedModel) -> ModelList:
     """``GET /models``: the one model in the layer."""
-    return {"models": [{"name": model.name, "version": model.version, "classes": list(model.manifest["classes"])}]}
+    summary: ModelSummary = {"name": model.name, "version": model.version, "task": manifest_task(model.manifest)}
+    if "classes" in model.manifest:
+        summary["classes"] = list(model.manifest["classes"])
+    return {"models": [summary]}
 
 
 def metadata(model: ServedModel) -> dict[str, Any]:
-    """``GET /models/{name}/metadata``: the manifest's :data:`PUBLIC_FIELDS`."""
-    manifest = model.manifest
-    # PUBLIC_FIELDS are Manifest keys, but a str from a tuple is not a literal key to mypy.
-    return {key: manifest[key] for key in PUBLIC_FIELDS if key in manifest}  # type: ignore[literal-required]
+    """``GET /models/{name}/metadata``: the manifest's :data:`PUBLIC_FIELDS` (``task`` even when
+    the manifest predates it)."""
+    manifest: dict[str, Any] = {**model.manifest, "task": manifest_task(model.manifest)}
+    return {key: manifest[key] for key in PUBLIC_FIELDS if key in manifest}
 
 
 def _decode_body(request: HttpRequest) -> bytes:
@@ -454,8 +458,7 @@ def predict(model: ServedModel, request: HttpRequest) -> Answer:
     started = time.perf_counter()
     out = model.predict(inputs)
     predict_ms = (time.perf_counter() - started) * 1000
-    probabilities: Sequence[float | None] = out.probabilities or [None] * len(out.labels)
-    predictions = [PredictionBody(label=label, probability=p) for label, p in zip(out.labels, probabilities)]
+    predictions: list[PredictionBody] = out.results()
     if len(predictions) != len(inputs):
         raise RuntimeError(f"the model returned {len(predictions)} predictions for {len(inputs)} inputs")
     ref = ModelRef(name=model.name, version=model.version)

@@ -1,8 +1,10 @@
 """The model layer's contract: ``manifest.json`` and the checks run on it.
 
 The manifest sits next to the joblib artifacts in the model layer (``/opt/model`` on
-Lambda). It names the ordered pipeline, the input contract, the output classes, the
-sha256 of every artifact and the library versions that produced them. This module is
+Lambda). It names the ordered pipeline, the input contract, the model's task (what
+each result holds: :data:`RESULT_FIELDS`), the output classes of a classifier, the
+sha256 of every artifact and the library versions that produced them. A manifest
+without ``task`` (written before tasks existed) describes a classifier. This module is
 shared by the function (which verifies a layer before loading it) and by the packaging
 layer packaging and release code (which write and check manifests), so both sides read one definition.
 """
@@ -12,12 +14,25 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
 #: Libraries whose versions must match between training and serving.
 TRACKED_LIBRARIES = ("python", "numpy", "scipy", "scikit-learn", "joblib")
+
+#: What the last pipeline step does, as scikit-learn's ``is_classifier`` / ``is_regressor``
+#: / ``is_outlier_detector`` / ``is_clusterer`` tell it.
+Task = Literal["classifier", "regressor", "outlier_detector", "clusterer"]
+TASKS: tuple[Task, ...] = get_args(Task)
+#: The fields of one result, per task (docs/model-layer.md, "Results"). A classifier's
+#: ``probabilities`` is there only when the manifest's ``class_probabilities`` is true.
+RESULT_FIELDS: dict[Task, tuple[str, ...]] = {
+    "classifier": ("label", "probability", "probabilities"),
+    "regressor": ("value",),
+    "outlier_detector": ("label", "score"),
+    "clusterer": ("cluster",),
+}
 
 
 class ManifestError(ValueError):
@@ -25,12 +40,24 @@ class ManifestError(ValueError):
 
 
 class PipelineStep(TypedDict):
-    """One joblib artifact. Preprocessors come first, the classifier last."""
+    """One joblib artifact. Preprocessors come first, the estimator last.
+
+    The last step's role is ``classifier`` for a classifier (as before tasks existed) and
+    ``estimator`` for every other task.
+    """
 
     name: str
     file: str
-    role: Literal["preprocessor", "classifier"]
+    role: Literal["preprocessor", "classifier", "estimator"]
     sha256: str
+
+
+class GoldenFile(TypedDict):
+    """Sample records with the model's own results (``layers.golden``), checked before publishing."""
+
+    file: str
+    sha256: str
+    records: int
 
 
 class TextInput(TypedDict):
@@ -56,9 +83,29 @@ class Manifest(TypedDict):
     created_at: str
     pipeline: list[PipelineStep]
     input: TextInput | TabularInput
-    classes: list[Any]
+    #: Absent in manifests written before tasks existed: read it with :func:`manifest_task`.
+    task: NotRequired[Task]
+    #: A classifier's ``classes_`` (required for classifiers, absent for other tasks).
+    classes: NotRequired[list[Any]]
+    #: A classifier with ``predict_proba``: each result also carries every class's probability.
+    class_probabilities: NotRequired[bool]
     libraries: dict[str, str]
     metrics: dict[str, Any]
+    #: Golden predictions (absent in manifests written before they existed).
+    golden: NotRequired[GoldenFile]
+
+
+def listed_files(manifest: Manifest) -> list[tuple[str, str]]:
+    """``(file, sha256)`` of every file the manifest lists: the artifacts, then the golden file."""
+    files = [(step["file"], step["sha256"]) for step in manifest["pipeline"]]
+    if "golden" in manifest:
+        files.append((manifest["golden"]["file"], manifest["golden"]["sha256"]))
+    return files
+
+
+def manifest_task(manifest: Manifest) -> Task:
+    """The model's task; ``classifier`` for a manifest written before tasks existed."""
+    return manifest.get("task", "classifier")
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -73,6 +120,16 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _check_file_entry(entry: dict[str, Any], at: str) -> None:
+    """A listed file: a plain name and a 64-character sha256."""
+    for key in ("file", "sha256"):
+        _require(entry, key, str, at)
+    if "/" in entry["file"] or "\\" in entry["file"] or entry["file"].startswith("."):
+        raise ManifestError(f"{at}: 'file' must be a plain file name, got {entry['file']!r}")
+    if len(entry["sha256"]) != 64:
+        raise ManifestError(f"{at}: 'sha256' must be 64 hex characters")
 
 
 def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -115,9 +172,12 @@ def validate_manifest(data: Any) -> Manifest:
     for key in ("name", "version", "created_at"):
         if not _require(data, key, str, where).strip():
             raise ManifestError(f"{where}: {key!r} must not be empty")
+    task = data.get("task", "classifier")
+    if task not in TASKS:
+        raise ManifestError(f"{where}: 'task' must be one of {', '.join(TASKS)}, got {task!r}")
     pipeline = _require(data, "pipeline", list, where)
     if not pipeline:
-        raise ManifestError(f"{where}: 'pipeline' must list at least the classifier")
+        raise ManifestError(f"{where}: 'pipeline' must list at least the estimator")
     for i, step in enumerate(pipeline):
         at = f"{where}: pipeline[{i}]"
         if not isinstance(step, dict):
@@ -126,11 +186,12 @@ def validate_manifest(data: Any) -> Manifest:
             _require(step, key, str, at)
         if "/" in step["file"] or "\\" in step["file"] or step["file"].startswith("."):
             raise ManifestError(f"{at}: 'file' must be a plain file name, got {step['file']!r}")
-        expected_role = "classifier" if i == len(pipeline) - 1 else "preprocessor"
+        last_role = "classifier" if task == "classifier" else "estimator"
+        expected_role = last_role if i == len(pipeline) - 1 else "preprocessor"
         if step["role"] != expected_role:
             raise ManifestError(
                 f"{at}: role {step['role']!r} out of place; the pipeline is preprocessors "
-                "in order, then exactly one classifier, last"
+                f"in order, then exactly one {last_role}, last (task {task})"
             )
         if len(step["sha256"]) != 64:
             raise ManifestError(f"{at}: 'sha256' must be 64 hex characters")
@@ -147,13 +208,27 @@ def validate_manifest(data: Any) -> Manifest:
             raise ManifestError(f"{where}: input.features has duplicate names")
     else:
         raise ManifestError(f"{where}: input.kind must be 'text' or 'tabular', got {kind!r}")
-    if not _require(data, "classes", list, where):
-        raise ManifestError(f"{where}: 'classes' must list the classifier's classes")
+    if task == "classifier":
+        if not _require(data, "classes", list, where):
+            raise ManifestError(f"{where}: 'classes' must list the classifier's classes")
+        if not isinstance(data.get("class_probabilities", False), bool):
+            raise ManifestError(f"{where}: 'class_probabilities' must be true or false")
+    else:
+        extra = [key for key in ("classes", "class_probabilities") if key in data]
+        if extra:
+            raise ManifestError(f"{where}: {', '.join(map(repr, extra))} only apply to classifiers, not to a {task}")
     libraries = _require(data, "libraries", dict, where)
     missing = [lib for lib in TRACKED_LIBRARIES if lib not in libraries]
     if missing:
         raise ManifestError(f"{where}: 'libraries' lacks versions for {', '.join(missing)}")
     _require(data, "metrics", dict, where)
+    if "golden" in data:
+        golden = _require(data, "golden", dict, where)
+        _check_file_entry(golden, f"{where}: golden")
+        if _require(golden, "records", int, f"{where}: golden") < 1:
+            raise ManifestError(f"{where}: golden.records must be at least 1")
+        if golden["file"] in {step["file"] for step in pipeline}:
+            raise ManifestError(f"{where}: golden.file {golden['file']!r} is also a pipeline artifact")
     return data  # type: ignore[return-value]  # checked key by key above: a Manifest
 
 

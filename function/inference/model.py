@@ -1,4 +1,29 @@
-"""Loading the model layer once, verified, and predicting a whole batch in one call."""
+"""Loading the model layer once, verified, and predicting a whole batch in one call.
+
+What one result holds depends on the manifest's ``task`` (:data:`inference.manifest.RESULT_FIELDS`,
+docs/model-layer.md, "Results"):
+
+``classifier``
+    ``label`` and ``probability``, the winning class's probability (``None`` without
+    ``predict_proba``); with the manifest's ``class_probabilities``, also ``probabilities``,
+    every class's probability keyed by ``str(class)``. With ``predict_proba`` the label
+    is the arg-max class, so one call gives both.
+``regressor``
+    ``value``: what ``predict`` returns for the input (a list for a multi-output regressor).
+``outlier_detector``
+    ``label`` (``-1`` outlier, ``1`` inlier, from ``predict``) and ``score``
+    (``decision_function``: negative for outliers).
+``clusterer``
+    ``cluster``: the cluster ``predict`` assigns.
+
+Each batch is one vectorised call per method the task needs: ``predict_proba`` or
+``predict`` (classifier), ``predict`` (regressor, clusterer), ``predict`` and
+``decision_function`` (outlier detector). Numbers come back as Python ``int`` / ``float``
+(never numpy scalars), and every float is finite with a magnitude below
+:data:`MAX_MAGNITUDE`, the largest every sink can store (DynamoDB's number range): a
+batch with any other raises ``ValueError``, which the batch processor pins on the inputs
+at fault (they are quarantined as ``model raised ValueError``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .manifest import Manifest, ManifestError, read_manifest, sha256_bytes
+from .manifest import Manifest, ManifestError, Task, manifest_task, read_manifest, sha256_bytes
+
+#: Every float a model returns must be below this in magnitude: DynamoDB stores numbers
+#: up to 9.99e125 (docs/model-layer.md, "Results").
+MAX_MAGNITUDE = 1e125
 
 
 class ModelLoadError(RuntimeError):
@@ -19,21 +48,92 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Predictions:
-    """Results of one vectorised predict, in input order."""
+    """Results of one vectorised predict, in input order (one list entry per input).
 
+    The fields the task does not use stay ``None``; :meth:`results` turns them into one
+    result per input, with the task's fields.
+    """
+
+    #: What ``predict`` gives per input: a class label (classifier), ``-1`` / ``1``
+    #: (outlier detector), a cluster (clusterer), a value or list of values (regressor).
     labels: list[Any]
-    #: Winning-class probability per input, or ``None`` when the classifier has no
-    #: ``predict_proba``.
-    probabilities: list[float] | None
+    #: Winning-class probability per input; ``None`` unless a classifier has ``predict_proba``.
+    probabilities: list[float] | None = None
+    #: An outlier detector's ``decision_function`` per input.
+    scores: list[float] | None = None
+    #: Every class's probability per input, keyed by ``str(class)`` (``class_probabilities``).
+    class_probabilities: list[dict[str, float]] | None = None
+    task: Task = "classifier"
+
+    def results(self) -> list[dict[str, Any]]:
+        """One result per input, with the fields of :data:`inference.manifest.RESULT_FIELDS`."""
+        if self.task == "classifier":
+            probabilities: Sequence[float | None] = self.probabilities or [None] * len(self.labels)
+            if self.class_probabilities is None:
+                return [{"label": label, "probability": p} for label, p in zip(self.labels, probabilities)]
+            return [
+                {"label": label, "probability": p, "probabilities": every}
+                for label, p, every in zip(self.labels, probabilities, self.class_probabilities)
+            ]
+        if self.task == "regressor":
+            return [{"value": value} for value in self.labels]
+        if self.task == "outlier_detector":
+            scores: Sequence[float | None] = self.scores or [None] * len(self.labels)
+            return [{"label": label, "score": score} for label, score in zip(self.labels, scores)]
+        return [{"cluster": cluster} for cluster in self.labels]
+
+
+def _checked(values: Any, method: str) -> Any:
+    """``values`` (a numpy array), once every number in it is finite and storable."""
+    import numpy as np
+
+    if values.dtype.kind == "f" and not (np.abs(values) < MAX_MAGNITUDE).all():  # NaN compares False
+        raise ValueError(
+            f"{method} returned NaN, an infinity or a number of magnitude {MAX_MAGNITUDE:g} or more, "
+            "which results cannot hold"
+        )
+    return values
+
+
+def estimator_task(estimator: Any) -> Task | None:
+    """The task scikit-learn's own helpers give ``estimator`` (a Pipeline: its last step's).
+
+    Returns ``None`` for an object that is none of a classifier, a regressor, an outlier
+    detector or a clusterer (a transformer, a density estimator, an object without
+    scikit-learn's estimator tags).
+    """
+    from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+
+    try:
+        if is_classifier(estimator):
+            return "classifier"
+        if is_regressor(estimator):
+            return "regressor"
+        if is_outlier_detector(estimator):
+            return "outlier_detector"
+        if is_clusterer(estimator):
+            return "clusterer"
+    except AttributeError:  # no __sklearn_tags__: not a scikit-learn estimator
+        return None
+    return None
+
+
+def required_methods(task: Task, class_probabilities: bool = False) -> tuple[str, ...]:
+    """The methods the estimator must have to serve ``task``."""
+    if task == "outlier_detector":
+        return ("predict", "decision_function")
+    if task == "classifier" and class_probabilities:
+        return ("predict", "predict_proba")
+    return ("predict",)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified pipeline: preprocessors applied in order, then the classifier."""
+    """A verified pipeline: preprocessors applied in order, then the estimator."""
 
     manifest: Manifest
     preprocessors: tuple[Any, ...]
-    classifier: Any
+    estimator: Any
 
     @property
     def name(self) -> str:
@@ -43,8 +143,12 @@ class LoadedModel:
     def version(self) -> str:
         return self.manifest["version"]
 
+    @property
+    def task(self) -> Task:
+        return manifest_task(self.manifest)
+
     def predict(self, inputs: Sequence[Any]) -> Predictions:
-        """Predict every input in one vectorised call.
+        """Predict every input in one vectorised call (per method the task needs).
 
         Parameters
         ----------
@@ -54,9 +158,13 @@ class LoadedModel:
         Returns
         -------
         Predictions
-            Labels, and the winning class probability when the classifier has
-            ``predict_proba`` (the label is then the arg-max class, so one call
-            gives both).
+            The task's outputs (module docstring), as Python numbers.
+
+        Raises
+        ------
+        ValueError
+            A float output is NaN, infinite or too large for the sinks (module docstring);
+            and whatever the estimator raises.
         """
         features: Any = inputs
         if self.manifest["input"]["kind"] == "tabular":
@@ -65,12 +173,23 @@ class LoadedModel:
             features = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
         for step in self.preprocessors:
             features = step.transform(features)
-        if hasattr(self.classifier, "predict_proba"):
-            proba = self.classifier.predict_proba(features)
-            best = proba.argmax(axis=1)
-            labels = self.classifier.classes_[best].tolist()
-            return Predictions(labels, proba[range(len(best)), best].tolist())
-        return Predictions(self.classifier.predict(features).tolist(), None)
+        estimator, task = self.estimator, self.task
+        if task == "classifier":
+            if hasattr(estimator, "predict_proba"):
+                proba = _checked(estimator.predict_proba(features), "predict_proba")
+                best = proba.argmax(axis=1)
+                labels = estimator.classes_[best].tolist()
+                every = None
+                if self.manifest.get("class_probabilities"):
+                    keys = [str(c) for c in estimator.classes_]
+                    every = [dict(zip(keys, row)) for row in proba.tolist()]
+                return Predictions(labels, proba[range(len(best)), best].tolist(), class_probabilities=every)
+            return Predictions(estimator.predict(features).tolist(), None)
+        labels = _checked(estimator.predict(features), "predict").tolist()
+        if task == "outlier_detector":
+            scores = _checked(estimator.decision_function(features), "decision_function")
+            return Predictions(labels, scores=scores.tolist(), task=task)
+        return Predictions(labels, task=task)
 
 
 def installed_versions() -> dict[str, str]:
@@ -164,10 +283,39 @@ def load_model(model_dir: Path | str) -> LoadedModel:
                     f"{exc.current_sklearn_version}: retrain with scikit-learn "
                     f"{exc.current_sklearn_version} or serve with {exc.original_sklearn_version}"
                 ) from None
-    classifier = objects[-1]
-    if [str(c) for c in getattr(classifier, "classes_", [])] != [str(c) for c in manifest["classes"]]:
+    estimator = objects[-1]
+    check_estimator_fits(manifest, estimator)
+    return LoadedModel(manifest, tuple(objects[:-1]), estimator)
+
+
+def check_estimator_fits(manifest: Manifest, estimator: Any) -> None:
+    """Refuse an estimator whose task, methods or classes are not the manifest's.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming what differs; repackaging with ``make model-layer`` writes a manifest that fits.
+    """
+    task = manifest_task(manifest)
+    found = estimator_task(estimator)
+    if found != task:
         raise ModelLoadError(
-            f"manifest classes {manifest['classes']} differ from the classifier's "
-            f"classes_ {list(getattr(classifier, 'classes_', []))}"
+            f"the manifest says task {task!r}, but the last artifact is "
+            f"{f'a {found}' if found else 'no classifier, regressor, outlier detector or clusterer'}: "
+            "repackage the model with `make model-layer`"
         )
-    return LoadedModel(manifest, tuple(objects[:-1]), classifier)
+    missing = [
+        m for m in required_methods(task, manifest.get("class_probabilities", False)) if not hasattr(estimator, m)
+    ]
+    if missing:
+        raise ModelLoadError(
+            f"the {task} has no {', '.join(missing)}(), which its manifest needs: repackage the model with "
+            "`make model-layer`"
+        )
+    if task == "classifier":
+        classes = manifest.get("classes", [])
+        if [str(c) for c in getattr(estimator, "classes_", [])] != [str(c) for c in classes]:
+            raise ModelLoadError(
+                f"manifest classes {classes} differ from the classifier's classes_ "
+                f"{list(getattr(estimator, 'classes_', []))}"
+            )

@@ -6,6 +6,13 @@ are batched and keyed by ``record_id`` so a redelivered record overwrites its ea
 result (DynamoDB, S3). A Kinesis stream is append-only: a redelivered record is
 appended again with the same partition key and ``record_id``, for consumers to
 deduplicate.
+
+Every sink writes the same document per record (:meth:`ResultItem.as_json`): ``record_id``,
+``sequence_number``, ``source_arn``, the result's fields for the model's task (docs/model-layer.md,
+"Results"), ``model_name`` and ``model_version``. Numbers are Python ``int`` / ``float``
+(finite: the model refuses others); the DynamoDB sink writes them as ``Decimal`` from their
+shortest ``repr``, a float of magnitude below 1e-130 (DynamoDB's smallest) as ``0``, and
+leaves out a ``None`` field (a classifier without ``predict_proba`` has no ``probability``).
 """
 
 from __future__ import annotations
@@ -13,13 +20,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 logger = logging.getLogger("inference")
 
 #: Attempts for the items a batch API left unprocessed (throttling), with backoff.
 BATCH_ATTEMPTS = 3
+#: Floats smaller in magnitude than DynamoDB's smallest number (1e-130) are written as 0.
+DYNAMODB_SMALLEST = 1e-130
 
 
 @dataclass(slots=True)
@@ -30,15 +40,36 @@ class ResultItem:
     record_id: str
     sequence_number: str
     source_arn: str
-    label: Any
-    probability: float | None
+    #: The result's fields for the model's task (:meth:`inference.model.Predictions.results`).
+    outputs: dict[str, Any]
     model_name: str
     model_version: str
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["index"]
-        return data
+        """The document every sink writes for this record."""
+        return {
+            "record_id": self.record_id,
+            "sequence_number": self.sequence_number,
+            "source_arn": self.source_arn,
+            **self.outputs,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+        }
+
+
+def dynamodb_value(value: Any) -> Any:
+    """``value`` with every float as the ``Decimal`` DynamoDB stores (lists and maps too).
+
+    ``Decimal(repr(x))`` keeps the float's shortest round-trip digits (at most 17, within
+    DynamoDB's 38); a float below :data:`DYNAMODB_SMALLEST` in magnitude becomes ``0``.
+    """
+    if isinstance(value, float):
+        return Decimal(0) if abs(value) < DYNAMODB_SMALLEST else Decimal(repr(value))
+    if isinstance(value, list):
+        return [dynamodb_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: dynamodb_value(v) for k, v in value.items()}
+    return value
 
 
 class ResultSink(Protocol):
@@ -81,7 +112,7 @@ class ResponseSink:
 
     def write(self, items: list[ResultItem]) -> set[int]:
         for item in items:
-            self.predictions[item.record_id] = {"label": item.label, "probability": item.probability}
+            self.predictions[item.record_id] = item.outputs
         return set()
 
 
@@ -96,16 +127,9 @@ class DynamoDBSink:
         self._serialize = TypeSerializer().serialize
 
     def _item(self, item: ResultItem) -> dict[str, Any]:
-        from decimal import Decimal
-
-        data = item.as_json()
-        if data["probability"] is None:
-            del data["probability"]
-        else:
-            data["probability"] = Decimal(repr(data["probability"]))
-        if isinstance(data["label"], float):
-            data["label"] = Decimal(repr(data["label"]))
-        return {key: self._serialize(value) for key, value in data.items()}
+        return {
+            key: self._serialize(dynamodb_value(value)) for key, value in item.as_json().items() if value is not None
+        }
 
     def write(self, items: list[ResultItem]) -> set[int]:
         chunks = _chunks(items, 25)
