@@ -148,11 +148,11 @@ runs_the_layers = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def function_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert checks.DEPS_ZIP.is_file(), "the dependencies layer is not built: run `make deps-layer`"
+def function_zip(tmp_path_factory: pytest.TempPathFactory, deps_layer: Path) -> Path:
     return build_function_zip(tmp_path_factory.mktemp("function") / "function.zip")
 
 
+@pytest.mark.twin
 @runs_the_layers
 def test_the_built_layers_reproduce_the_golden_predictions(function_zip: Path, tmp_path: Path) -> None:
     folder = regressor_folder(tmp_path / "model")
@@ -164,6 +164,7 @@ def test_the_built_layers_reproduce_the_golden_predictions(function_zip: Path, t
     assert "reproduce all 8 golden predictions" in finding.detail
 
 
+@pytest.mark.twin
 @runs_the_layers
 def test_layers_that_do_not_reproduce_them_are_refused(function_zip: Path, tmp_path: Path) -> None:
     """As if the dependencies layer computed otherwise than the packaging environment."""

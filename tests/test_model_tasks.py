@@ -46,8 +46,8 @@ from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
 from layers.function_zip import build_function_zip
 from layers.model_layer import main as model_layer
 from localtwin.invoke import invoke
+from testing.doubles import FakeQuarantine, FakeSink
 from testing.events import function_url_event, kinesis_record
-from tests.conftest import FakeQuarantine, FakeSink
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Relative tolerance for floats that went through JSON in another process (repr round-trips
@@ -272,6 +272,7 @@ def test_one_vectorised_call_per_method_and_batch(packaged: tuple[str, Model, Pa
     assert len(calls) == (2 if model.task == "outlier_detector" else 1)
 
 
+@pytest.mark.aws
 def test_every_sink_writes_the_same_numbers(packaged: tuple[str, Model, Path], mocked_aws: None) -> None:
     """DynamoDB gets Decimals (lists and maps too), Kinesis and S3 the JSON of the response."""
     name, model, folder = packaged
@@ -346,11 +347,11 @@ def test_http_answers_carry_the_same_fields_and_conform_to_openapi(packaged: tup
 
 
 @pytest.fixture(scope="module")
-def function_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    assert DEPS_LAYER.is_file(), "the dependencies layer is not built: run `make deps-layer`"
+def function_zip(tmp_path_factory: pytest.TempPathFactory, deps_layer: Path) -> Path:
     return build_function_zip(tmp_path_factory.mktemp("function") / "function.zip")
 
 
+@pytest.mark.twin
 @pytest.mark.parametrize("name", FROM_THE_ZIPS)
 def test_from_the_zips_as_lambda_runs_them(name: str, function_zip: Path, tmp_path: Path) -> None:
     model = MODELS[name]()
@@ -482,6 +483,7 @@ def test_non_finite_outputs_are_quarantined_not_written(tmp_path: Path) -> None:
     assert all(math.isfinite(item.outputs["value"]) for item in sink.store.values())
 
 
+@pytest.mark.aws
 def test_dynamodb_gets_numbers_it_can_store(mocked_aws: None) -> None:
     """Floats below DynamoDB's smallest number (1e-130), which boto3 refuses to serialise, are written as 0."""
     from inference.sinks import ResultItem
