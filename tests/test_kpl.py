@@ -326,6 +326,55 @@ def test_a_corrupt_aggregate_is_quarantined_and_the_rest_of_the_batch_scored(tex
     assert quarantine.store[bad["eventID"]].record is bad
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from([*TEXTS, None]), min_size=1, max_size=4), min_size=1, max_size=6),
+    st.sets(st.integers(0, 30), max_size=3),
+    st.sets(st.integers(0, 30), max_size=2),
+)
+def test_any_mix_of_aggregates_and_failures_retries_whole_aggregates_only(
+    text_model, groups, sink_fails, quarantine_fails
+) -> None:
+    """Groups of one are plain records, larger ones aggregates; ``None`` is a poison payload.
+    Failing positions (of the decoded list) in the sink and the quarantine."""
+    records = []
+    for n, group in enumerate(groups):
+        payloads = [doc(t) if t is not None else b"not json" for t in group]
+        data = payloads[0] if len(group) == 1 else aggregate(payloads)
+        records.append(kinesis_record(data, FIRST_SEQUENCE + n))
+    event = {"Records": records}
+    sink = FakeSink(fail=lambda item: item.index in sink_fails)
+    quarantine = FakeQuarantine(fail=lambda item: item.index in quarantine_fails)
+    response, report = process_batch(event, text_model, sink, quarantine)
+    decoded = decode_records(records, "kinesis", TEXT)
+    n = len(decoded)
+
+    states = report.predicted + report.skipped + report.quarantined + report.retry
+    assert sorted(states) == list(range(n)) == list(range(report.size))
+    cutoff = min(report.retry, default=n)
+    assert report.retry == list(range(cutoff, n))
+    if 0 < cutoff < n:  # the cutoff is at a stream record's first user record, never inside an aggregate
+        assert decoded[cutoff - 1].record_index != decoded[cutoff].record_index
+    assert ids(response) == list(dict.fromkeys(decoded[i].sequence_number for i in report.retry))
+
+    def first_of_its_record(i: int) -> int:
+        return min((d.index for d in decoded if d.record_index == decoded[i].record_index), default=n)
+
+    kept_not = [i for i in quarantine_fails if i < n and decoded[i].status == "poison"]
+    expected = first_of_its_record(min(kept_not)) if kept_not else n
+    written_not = [i for i in sink_fails if i < expected and decoded[i].status == "input"]
+    expected = first_of_its_record(min(written_not)) if written_not else expected
+    assert cutoff == expected
+    assert all(i < (first_of_its_record(min(kept_not)) if kept_not else n) for i in sink.received)
+    for i in report.predicted:
+        assert decoded[i].record_id in sink.store
+    for i in report.quarantined:
+        assert decoded[i].record_id in quarantine.store
+
+
+# --- make invoke EVENT=- ------------------------------------------------------------------
+
+
 # --- make invoke EVENT=- ------------------------------------------------------------------
 
 

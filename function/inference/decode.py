@@ -23,7 +23,7 @@ import binascii
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -56,14 +56,18 @@ class DecodedRecord:
     #: More about a poison verdict that may quote the record (the model's error message):
     #: for the quarantine destination only, never logged.
     detail: str = ""
-    #: Position of the stream record in the event's ``Records`` (shared by the user records of an aggregate).
-    record_index: int = field(kw_only=True)
+    #: Position of the stream record in the event's ``Records`` (shared by the user records of an
+    #: aggregate). :func:`decode_records` always sets it (-1: not set, read as ``index``); it is passed
+    #: by position, as keywords cost more on the hot path.
+    record_index: int = -1
     #: The KPL user record this is, or ``None`` for a record that is not an aggregate.
-    user_record: UserRecord | None = field(default=None, kw_only=True)
+    user_record: UserRecord | None = None
 
 
 _deserializer = None
 _DEFAULT_OPTIONS = PayloadOptions()
+#: First bytes of a KPL aggregate (``f3``) and of a gzip stream (``1f``); no JSON text starts with either.
+_WRAPPED_FIRST_BYTES = frozenset((KPL_MAGIC[:1], GZIP_MAGIC[:1]))
 
 
 def _deserialize_image(image: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -165,22 +169,29 @@ def _decode_kinesis(
         return "poison", None, "data is not valid base64"
     except KeyError:
         return "poison", None, "record has no kinesis.data"
-    if raw[:4] == KPL_MAGIC:
-        try:
-            users = deaggregate(raw)
-        except MalformedAggregate as exc:
-            return "poison", None, str(exc)
-        return users or ("skip", None, "KPL aggregate holds no user records")
-    return _decode_data(raw, contract, options)
+    if raw[:1] in _WRAPPED_FIRST_BYTES:  # one test for a plain JSON payload; a closer look otherwise
+        if raw[:4] == KPL_MAGIC:
+            try:
+                users = deaggregate(raw)
+            except MalformedAggregate as exc:
+                return "poison", None, str(exc)
+            return users or ("skip", None, "KPL aggregate holds no user records")
+        return _decode_data(raw, contract, options)
+    return _decode_json(raw, contract)
 
 
 def _decode_data(raw: bytes, contract: TextInput | TabularInput, options: PayloadOptions) -> tuple[Status, Any, str]:
-    """A payload's bytes (a plain record's data or a KPL user record's): gzip, UTF-8, JSON, input."""
+    """A payload's bytes (a KPL user record's, or a plain record's that may be gzip): gzip, then JSON."""
     if raw[:2] == GZIP_MAGIC and options.compression == "auto":
         data, reason = gunzip(raw, options.max_decompressed_bytes)
         if data is None:
             return "poison", None, reason
         raw = data
+    return _decode_json(raw, contract)
+
+
+def _decode_json(raw: bytes, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
+    """A payload's bytes, uncompressed: UTF-8, JSON, then the model input (or a DynamoDB change)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -236,8 +247,9 @@ def _user_records(
                 status,
                 value,
                 reason,
-                record_index=record_index,
-                user_record=user,
+                "",
+                record_index,
+                user,
             )
         )
     return out
@@ -252,7 +264,7 @@ def source_record(records: list[Any], decoded: DecodedRecord) -> Any:
     base64-encoded, ``partitionKey``, ``explicitHashKey``, ``subSequenceNumber`` and
     ``aggregated: true``): replayed through the function, it is scored under the same id.
     """
-    record = records[decoded.record_index]
+    record = records[decoded.record_index if decoded.record_index >= 0 else decoded.index]
     user = decoded.user_record
     if user is None:
         return record
@@ -292,8 +304,10 @@ def decode_records(
                     None,
                     "",
                     "poison",
-                    reason="record is not an object",
-                    record_index=index,
+                    None,
+                    "record is not an object",
+                    "",
+                    index,
                 )
             )
             continue
@@ -322,5 +336,5 @@ def decode_records(
                 status, value, reason = _from_change(body, record.get("eventName"), contract)
         except Exception as exc:  # a shape nobody foresaw must still not sink the batch
             status, value, reason = "poison", None, f"undecodable record ({type(exc).__name__})"
-        out.append(DecodedRecord(len(out), record_id, seq, arn, status, value, reason, record_index=index))
+        out.append(DecodedRecord(len(out), record_id, seq, arn, status, value, reason, "", index))
     return out
