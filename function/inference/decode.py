@@ -67,7 +67,7 @@ class DecodedRecord:
 _deserializer = None
 _DEFAULT_OPTIONS = PayloadOptions()
 #: First bytes of a KPL aggregate (``f3``) and of a gzip stream (``1f``); no JSON text starts with either.
-_WRAPPED_FIRST_BYTES = frozenset((KPL_MAGIC[:1], GZIP_MAGIC[:1]))
+_WRAPPED_FIRST_BYTES = frozenset((KPL_MAGIC[0], GZIP_MAGIC[0]))
 
 
 def _deserialize_image(image: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -169,7 +169,7 @@ def _decode_kinesis(
         return "poison", None, "data is not valid base64"
     except KeyError:
         return "poison", None, "record has no kinesis.data"
-    if raw[:1] in _WRAPPED_FIRST_BYTES:  # one test for a plain JSON payload; a closer look otherwise
+    if raw and raw[0] in _WRAPPED_FIRST_BYTES:  # one test for a plain JSON payload; a closer look otherwise
         if raw[:4] == KPL_MAGIC:
             try:
                 users = deaggregate(raw)
