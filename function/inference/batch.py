@@ -22,9 +22,11 @@ keyed by its own id (``<eventID>:<sub-sequence number>``). But Lambda can only r
 at the aggregate's sequence number, so the aggregate is the unit of the cutoff: when
 any of its user records cannot be persisted, the cutoff moves back to its first user
 record, the aggregate's sequence number is reported, and every user record of it is
-delivered again (those already written are overwritten, being keyed by id); sinks
-get no user record of it, nor anything after it. The report's lists then hold
-positions in the decoded list (one per user record), not the event's record indices.
+delivered again; none counts as done. A quarantine failure keeps the whole aggregate
+(and all after it) from the sinks; after a sink's failure, results of the aggregate
+that the sink did write are overwritten on redelivery, being keyed by id. The
+report's lists then hold positions in the decoded list (one per user record), not the
+event's record indices.
 
 Quarantine is at least once, like the stream itself: poison records are sent before
 the results, so when a later write fails, poison records past the cutoff are sent
