@@ -1,99 +1,89 @@
-"""Shared fixtures and fakes for the function's tests.
+"""Fixtures for the tests, and the rule that every test declares its tier.
+
+Plain helpers (record builders, the small text model, ``make_invoke``) are in
+:mod:`tests.helpers`; doubles for the sink, the quarantine and the model in
+:mod:`testing.doubles`.
+
+Tiers (markers registered in ``pyproject.toml``): every test has exactly one of ``unit``
+(in process), ``aws`` (boto3 against moto, the embedded AWS included) or ``twin`` (the
+function run through the local twin's Lambda runtime, or from the built zips), and ``slow``
+when it takes seconds. A module whose tests share a tier says so with ``pytestmark``; in a
+module that mixes them, a test marked neither ``aws`` nor ``twin`` is ``unit`` (marked so
+here, at collection). ``make test`` runs them all, ``make test-fast`` all but ``twin`` and
+``slow``.
 
 Session fixtures (trained once, in a temporary folder, in well under a second):
 
 ``text_model_dir`` / ``text_model``
-    CountVectorizer -> TfidfTransformer -> LogisticRegression (``training.train.fit_pipeline``)
-    trained on a small synthetic review corpus; labels ``fresh`` / ``rotten``; text field
-    ``text``. Packaged with ``layers.model_layer.build_manifest`` + ``write_manifest``.
+    :func:`tests.helpers.make_text_model`: a CountVectorizer -> TfidfTransformer ->
+    LogisticRegression pipeline; labels ``fresh`` / ``rotten``; text field ``text``.
 ``tabular_model_dir`` / ``tabular_model``
     StandardScaler -> LogisticRegression on synthetic rows, features ``a``, ``b``, ``c``;
     classes ``0`` / ``1``, where the label is driven by feature ``a`` alone (so a row
     read in the wrong column order is predicted wrongly).
 
 Never mutate the session folders; copy them (``shutil.copytree``) or build a fresh one
-with :func:`make_text_model` / :func:`make_tabular_model`.
+with :func:`~tests.helpers.make_text_model` / :func:`~training.tabular_model.make_tabular_model`.
 
-Other fixtures:
+What is built (session fixtures; never skipped: built here, or the test fails naming the
+make target):
 
-``zips`` (session)
-    The function zip built from this checkout, the layers (dependencies, then the reference
-    model in ``build/model`` packaged into a temporary folder) and a work folder for
-    ``localtwin.invoke``; skips when the reference model or the dependencies layer is not built.
-``inference_logs``
-    ``caplog`` for the ``inference`` logger (which stops propagating once set up).
+``reference_model``
+    ``build/model``, trained here (as ``make train`` does) when it is missing.
+``deps_layer``
+    ``build/layers/deps-layer.zip``; too slow to build here (minutes, 65 MB): when it is
+    missing the test fails, naming ``make deps-layer``.
+``zips``
+    The function zip built from this checkout, the layers (dependencies, then the
+    reference model packaged into a temporary folder) and a work folder for
+    ``localtwin.invoke``.
+``built_zips``
+    The zips at their ``build/`` paths (for code that reads them there, like the cost
+    notebook): the function zip and model layer rebuilt when older than their sources.
 
-Plain helpers, importable as ``from tests.conftest import ...``: the model builders,
-DynamoDB / Kinesis-routed record builders, fakes for the results sink, the quarantine
-and the model, and :func:`make_invoke`.
+Other fixtures: ``inference_logs`` (``caplog`` for the ``inference`` logger) and
+``mocked_aws`` (every boto3 call served by moto, in process).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
-import os
-import random
-import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from inference.model import LoadedModel, Predictions, load_model
-from inference.quarantine import QuarantineItem
-from inference.sinks import ResultItem
+from inference.model import LoadedModel, load_model
 
-from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
-from layers.function_zip import build_function_zip
-from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
-from layers.model_layer import DEFAULT_SRC as REFERENCE_MODEL
-from layers.model_layer import build_manifest, package_model_layer, write_manifest
-from testing.events import REGION, kinesis_ddb_document, kinesis_record
-from testing.events import dynamodb_record as ddb_record  # noqa: F401 (re-exported for the tests)
-from training.tabular_model import TABULAR_FEATURES, make_tabular_model  # noqa: F401 (TABULAR_FEATURES: re-exported)
+from layers.function_zip import DEFAULT_OUT as FUNCTION_ZIP
+from layers.function_zip import FUNCTION_DIR, build_function_zip
+from layers.model_layer import package_model_layer
+from testing.events import REGION
+from tests.helpers import DEPS_LAYER, MODEL_LAYER, REFERENCE_MODEL, make_text_model
+from training.tabular_model import make_tabular_model
 
-ROOT = Path(__file__).resolve().parents[1]
-
-TEXT_FIELD = "text"
-TEXT_PIPELINE = ["vectorizer.joblib", "tfidf.joblib", "classifier.joblib"]
-
-_POSITIVE = ["wonderful", "moving", "brilliant", "funny", "beautiful", "inventive", "warm", "delightful", "charming"]
-_NEGATIVE = ["tedious", "boring", "dull", "awful", "bored", "overlong", "clumsy", "lifeless", "tiresome", "dreadful"]
-_FILLER = ["the", "film", "movie", "story", "acting", "plot", "a", "really", "quite", "this", "is", "and", "its"]
+TIERS = ("unit", "aws", "twin")
 
 
-def synthetic_reviews(n: int = 300, seed: int = 0) -> tuple[list[str], list[str]]:
-    """``n`` short reviews, half ``fresh`` (positive words) and half ``rotten``."""
-    rng = random.Random(seed)
-    texts, labels = [], []
-    for i in range(n):
-        label = "fresh" if i % 2 == 0 else "rotten"
-        mood = _POSITIVE if label == "fresh" else _NEGATIVE
-        words = rng.sample(_FILLER, 4) + rng.sample(mood, 2)
-        rng.shuffle(words)
-        texts.append(" ".join(words))
-        labels.append(label)
-    return texts, labels
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark a test without a tier ``unit``; refuse one with two (``make test-fast`` selects by them).
+
+    Runs before pytest's own ``-m`` selection (conftest hooks come first).
+    """
+    wrong = []
+    for item in items:
+        tiers = {m.name for m in item.iter_markers() if m.name in TIERS}
+        if not tiers:
+            item.add_marker(pytest.mark.unit)
+        elif len(tiers) > 1:
+            wrong.append(f"{item.nodeid}: {sorted(tiers)}")
+    if wrong:
+        raise pytest.UsageError(
+            f"a test has exactly one of the markers {', '.join(TIERS)} (drop the module's `pytestmark` "
+            "or the test's decorator):\n  " + "\n  ".join(wrong[:20])
+        )
 
 
-def make_text_model(out: Path, name: str = "test-sentiment", version: str = "0.0.1") -> Path:
-    """Train the small text model and package it (artifacts + manifest) into ``out``."""
-    import joblib
-
-    from training.train import fit_pipeline
-
-    texts, labels = synthetic_reviews()
-    vectorizer, tfidf, classifier, metrics = fit_pipeline(texts, labels)
-    out.mkdir(parents=True, exist_ok=True)
-    for obj, file in zip((vectorizer, tfidf, classifier), TEXT_PIPELINE):
-        joblib.dump(obj, out / file)
-    manifest = build_manifest(
-        out, name=name, version=version, pipeline=TEXT_PIPELINE, text_field=TEXT_FIELD, metrics=metrics
-    )
-    write_manifest(out, manifest)
-    return out
+# --- small models -----------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +109,7 @@ def tabular_model(tabular_model_dir: Path) -> LoadedModel:
 
 
 @pytest.fixture
-def inference_logs(caplog: pytest.LogCaptureFixture):
+def inference_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
     """caplog for the ``inference`` logger, which stops propagating once logging is set up."""
     logger = logging.getLogger("inference")
     level, propagate = logger.level, logger.propagate
@@ -130,49 +120,6 @@ def inference_logs(caplog: pytest.LogCaptureFixture):
     logger.removeHandler(caplog.handler)
     logger.setLevel(level)
     logger.propagate = propagate
-
-
-# --- the built zips -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def zips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], Path]:
-    """The function zip, the layers (dependencies, then the model built from this checkout
-    into a temp folder) and a work folder the tests share (``localtwin.invoke``'s ``workdir``)."""
-    if not (REFERENCE_MODEL / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    if not DEPS_LAYER.is_file():
-        pytest.skip("dependencies layer missing: run `make deps-layer`")
-    out = tmp_path_factory.mktemp("zips")
-    function_zip = build_function_zip(out / "function.zip")
-    layer_zip, _ = package_model_layer(REFERENCE_MODEL, out / "model-layer.zip")
-    return function_zip, [DEPS_LAYER, layer_zip], out / "invoke"
-
-
-def make_invoke(event_path: Path) -> dict[str, Any]:
-    """Run ``make invoke EVENT=event_path`` and return the response it prints.
-
-    Skips unless the reference model and both layers are built. ``-o``: never retrain the
-    reference model or rebuild the dependencies layer here (a newer venv stamp or Pipfile
-    would trigger them); the function zip is still rebuilt from the sources if they changed.
-    """
-    if not all(p.is_file() for p in (REFERENCE_MODEL / "manifest.json", DEPS_LAYER, MODEL_LAYER)):
-        pytest.skip("build the reference model and layers first: `make train model-layer deps-layer`")
-    proc = subprocess.run(
-        ["make", "--no-print-directory", "-o", "build/model/manifest.json", "-o", ".venv/.installed-requirements"]
-        + ["-o", "build/layers/deps-layer.zip"]
-        + ["invoke", f"EVENT={event_path}"],
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("MAKE")},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    # A function zip rebuilt on the way announces itself first; the response comes last.
-    start = proc.stdout.find("{\n")
-    assert start >= 0, proc.stdout
-    return json.loads(proc.stdout[start:])
 
 
 @pytest.fixture
@@ -194,88 +141,52 @@ def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-# --- record builders ---------------------------------------------------------------
+# --- what is built --------------------------------------------------------------------
 
 
-def kinesis_ddb_record(new_image: dict[str, Any] | None, sequence: int | str, event_name: str = "INSERT") -> dict:
-    """A Kinesis record whose data is a DynamoDB change document."""
-    return kinesis_record(json.dumps(kinesis_ddb_document(new_image, event_name)), sequence)
+def _older_than(target: Path, sources: list[Path]) -> bool:
+    return not target.is_file() or any(s.stat().st_mtime > target.stat().st_mtime for s in sources)
 
 
-def kinesis_raw(data: str, sequence: int | str | None = 1) -> dict[str, Any]:
-    """A Kinesis record with ``data`` set verbatim (not base64-encoded for you)."""
-    record = kinesis_record(b"", sequence if sequence is not None else 0)
-    record["kinesis"]["data"] = data
-    if sequence is None:
-        del record["kinesis"]["sequenceNumber"]
-    return record
+@pytest.fixture(scope="session")
+def reference_model() -> Path:
+    """``build/model``, trained here when missing (``training.train.train``, as ``make train``)."""
+    if not (REFERENCE_MODEL / "manifest.json").is_file():
+        from training.train import train
+
+        try:
+            train(REFERENCE_MODEL)
+        except Exception as exc:  # noqa: BLE001 - whatever stops training, say how to do it by hand
+            pytest.fail(f"the reference model is missing and training it failed ({exc}): run `make train`")
+    return REFERENCE_MODEL
 
 
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode()
+@pytest.fixture(scope="session")
+def deps_layer() -> Path:
+    """``build/layers/deps-layer.zip``; fails, naming ``make deps-layer``, when it is missing."""
+    if not DEPS_LAYER.is_file():
+        pytest.fail(f"{DEPS_LAYER} is missing: run `make deps-layer` (`make test` builds it first)")
+    return DEPS_LAYER
 
 
-# --- fakes ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def zips(
+    tmp_path_factory: pytest.TempPathFactory, reference_model: Path, deps_layer: Path
+) -> tuple[Path, list[Path], Path]:
+    """The function zip, the layers (dependencies, then the reference model packaged into a
+    temp folder) and a work folder the tests share (``localtwin.invoke``'s ``workdir``)."""
+    out = tmp_path_factory.mktemp("zips")
+    function_zip = build_function_zip(out / "function.zip")
+    layer_zip, _ = package_model_layer(reference_model, out / "model-layer.zip")
+    return function_zip, [deps_layer, layer_zip], out / "invoke"
 
 
-class _FakeStore:
-    """Keeps what it is given, keyed by ``record_id`` (as the DynamoDB sink and the S3
-    quarantine do); ``fail(item) -> bool`` chooses the items it reports as not kept."""
-
-    def __init__(self, fail: Callable[[Any], bool] | None = None) -> None:
-        self.fail = fail
-        self.store: dict[str, Any] = {}
-        self.calls: list[list[Any]] = []
-
-    def _keep(self, items: list[Any]) -> set[int]:
-        self.calls.append(list(items))
-        failed = set()
-        for item in items:
-            if self.fail is not None and self.fail(item):
-                failed.add(item.index)
-            else:
-                self.store[item.record_id] = item
-        return failed
-
-    @property
-    def received(self) -> list[int]:
-        """Indices handed over, over all calls."""
-        return [item.index for call in self.calls for item in call]
-
-
-class FakeSink(_FakeStore):
-    """A results sink (:class:`~inference.sinks.ResultSink`)."""
-
-    def write(self, items: list[ResultItem]) -> set[int]:
-        return self._keep(items)
-
-
-class FakeQuarantine(_FakeStore):
-    """A quarantine (:class:`~inference.quarantine.Quarantine`)."""
-
-    def send(self, items: list[QuarantineItem]) -> set[int]:
-        return self._keep(items)
-
-
-class SpyModel:
-    """Wraps a :class:`LoadedModel`: records every predict call, and raises on chosen inputs.
-
-    ``fail_if(input) -> bool``: a predict call raises ``ValueError`` when any of its
-    inputs matches (as a model does when one row of a batch is bad).
-    """
-
-    def __init__(self, model: LoadedModel, fail_if: Callable[[Any], bool] | None = None) -> None:
-        self.model = model
-        self.fail_if = fail_if
-        self.calls: list[list[Any]] = []
-
-    def __getattr__(self, name: str) -> Any:  # manifest, name, version, ...
-        return getattr(self.model, name)
-
-    def predict(self, inputs: Sequence[Any]) -> Predictions:
-        self.calls.append(list(inputs))
-        if self.fail_if is not None:
-            for value in inputs:
-                if self.fail_if(value):
-                    raise ValueError(f"cannot score {str(value)[:30]!r}")
-        return self.model.predict(inputs)
+@pytest.fixture(scope="session")
+def built_zips(reference_model: Path, deps_layer: Path) -> tuple[Path, list[Path]]:
+    """The function zip and the layers at their ``build/`` paths, each rebuilt (as make
+    would) when older than its sources."""
+    if _older_than(FUNCTION_ZIP, list(FUNCTION_DIR.rglob("*.py"))):
+        build_function_zip(FUNCTION_ZIP)
+    if _older_than(MODEL_LAYER, [p for p in reference_model.iterdir() if p.is_file()]):
+        package_model_layer(reference_model, MODEL_LAYER)
+    return FUNCTION_ZIP, [deps_layer, MODEL_LAYER]

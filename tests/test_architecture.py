@@ -12,6 +12,10 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_MODULES = {"inference", "lambda_function"}
 PACKAGES = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "tests"}

@@ -12,8 +12,12 @@ from inference.events import UnsupportedEventError
 from inference.quarantine import LogQuarantine
 from inference.sinks import ResponseSink
 
+from testing.doubles import FakeQuarantine, FakeSink, SpyModel
 from testing.events import FIRST_SEQUENCE, SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
-from tests.conftest import FakeQuarantine, FakeSink, SpyModel, ddb_record, kinesis_ddb_record, kinesis_raw
+from testing.events import dynamodb_record as ddb_record
+from tests.helpers import kinesis_ddb_record, kinesis_raw
+
+pytestmark = pytest.mark.unit
 
 #: ``sam local generate-event kinesis get-records``, verbatim.
 SAM_KINESIS_EVENT = {

@@ -15,6 +15,8 @@ from infra.template import build_template
 from release.bootstrap import BootstrapClients, main, plan
 from release.settings import DEFAULT_PATH, Settings, load_settings
 
+pytestmark = pytest.mark.aws
+
 ACCOUNT = "123456789012"
 
 #: Every kind of destination bootstrap knows, in eu-west-1 (not moto's default region).

@@ -351,6 +351,7 @@ def _memory(lam: Any) -> int:
     return lam.get_function_configuration(FunctionName="stream-inference")["MemorySize"]
 
 
+@pytest.mark.aws
 def test_aws_target_sets_each_memory_size_reads_report_lines_and_restores_memory(moto_lambda: Any) -> None:
     from experiments.cost.aws import measure_aws
 
@@ -371,6 +372,7 @@ def test_aws_target_sets_each_memory_size_reads_report_lines_and_restores_memory
     assert all(r.target == "aws" and not r.error and r.max_memory_mb >= 120 for r in rows)
 
 
+@pytest.mark.aws
 def test_aws_target_restores_memory_when_an_invocation_fails(moto_lambda: Any) -> None:
     from botocore.exceptions import ClientError
 
@@ -383,6 +385,8 @@ def test_aws_target_restores_memory_when_an_invocation_fails(moto_lambda: Any) -
     assert _memory(moto_lambda) == ORIGINAL_MEMORY
 
 
+@pytest.mark.aws
+@pytest.mark.slow
 def test_aws_experiment_end_to_end_writes_the_report(moto_lambda: Any, tmp_path: Path) -> None:
     from experiments.cost.experiment import ExperimentConfig, run_experiment
 
@@ -404,6 +408,7 @@ def test_aws_experiment_end_to_end_writes_the_report(moto_lambda: Any, tmp_path:
 # ------------------------------------------------------- local analysis and report
 
 
+@pytest.mark.slow
 def test_report_from_synthetic_local_measurements(tmp_path: Path) -> None:
     from experiments.cost.experiment import ExperimentConfig, analyse
     from experiments.cost.report import write_outputs

@@ -1,7 +1,7 @@
 """``notebooks/batch_size_cost.ipynb`` runs top to bottom on the small configuration.
 
-It measures on the local Lambda runtime, so it needs the built zips (``make test``
-builds them first); without them it is skipped. The kernel is this interpreter's
+It measures on the local Lambda runtime from the zips at their ``build/`` paths (the
+``built_zips`` fixture builds or demands them). The kernel is this interpreter's
 (:func:`tests.notebook_kernel.run_notebook`).
 """
 
@@ -12,18 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from localtwin.invoke import DEFAULT_FUNCTION, INVOKE_LAYERS
 from tests.notebook_kernel import outputs, run_notebook, stdout
+
+pytestmark = [pytest.mark.twin, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "batch_size_cost.ipynb"
 
 
-@pytest.mark.skipif(
-    not all(p.is_file() for p in [DEFAULT_FUNCTION, *INVOKE_LAYERS]),
-    reason="build the zips first: make function-zip model-layer deps-layer",
-)
-def test_cost_notebook_runs_on_the_small_configuration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cost_notebook_runs_on_the_small_configuration(
+    built_zips: tuple[Path, list[Path]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "cost"
     monkeypatch.setenv("COST_SMALL", "1")
     monkeypatch.setenv("COST_OUT", str(out))

@@ -13,8 +13,11 @@ from inference.decode import decode_records, extract_input
 from inference.events import UnsupportedEventError, classify_event
 from inference.payload import PayloadOptions, options_from_env
 
-from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
-from tests.conftest import b64, ddb_record, kinesis_ddb_document, kinesis_ddb_record, kinesis_raw
+from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_ddb_document, kinesis_event, kinesis_record
+from testing.events import dynamodb_record as ddb_record
+from tests.helpers import b64, kinesis_ddb_record, kinesis_raw
+
+pytestmark = pytest.mark.unit
 
 TEXT = {"kind": "text", "field": "text"}
 TABULAR = {"kind": "tabular", "features": ["a", "b", "c"]}

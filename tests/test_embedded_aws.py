@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 
 from localtwin.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
 
+pytestmark = pytest.mark.aws
+
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[EmbeddedAWS]:

@@ -29,6 +29,8 @@ from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES as MAX_PAYLOAD_BYTES
 from localtwin.runtime.report import InvokeResult, Report
 from release.settings import EventSource, load_settings
 
+pytestmark = pytest.mark.aws
+
 # --- a scripted invoker implementing the Invoker protocol -------------------------------
 
 

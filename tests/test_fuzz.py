@@ -26,8 +26,12 @@ from inference.quarantine import QuarantineItem, SQSQuarantine
 from inference.telemetry import JsonFormatter
 
 from testing import fuzz
+from testing.doubles import FakeQuarantine, FakeSink, SpyModel
+from testing.events import dynamodb_record as ddb_record
 from testing.events import kinesis_event, kinesis_record
-from tests.conftest import FakeQuarantine, FakeSink, SpyModel, b64, ddb_record, kinesis_raw
+from tests.helpers import b64, kinesis_raw
+
+pytestmark = pytest.mark.unit
 
 TEXT = {"kind": "text", "field": "text"}
 

@@ -31,6 +31,7 @@ from inference.model import LoadedModel, ModelLoadError
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
+from testing.doubles import SpyModel
 from testing.events import (
     PREDICT_PATH,
     SAMPLE_TEXTS,
@@ -40,7 +41,7 @@ from testing.events import (
     kinesis_event,
     predict_body,
 )
-from tests.conftest import ROOT, SpyModel, make_invoke
+from tests.helpers import ROOT, make_invoke
 
 SPEC_PATH = ROOT / "api" / "openapi.yaml"
 SAM_FIXTURES = ROOT / "tests" / "fixtures" / "sam"
@@ -649,6 +650,7 @@ sys.stderr.write(json.dumps({"loaded": loaded, "status": status}))
 """
 
 
+@pytest.mark.slow
 def test_stream_batches_never_load_the_http_module(text_model_dir: Path) -> None:
     """A fresh environment: init and stream batches leave ``inference.http`` unimported;
     the first HTTP request imports it."""
@@ -758,6 +760,7 @@ def test_conformance_catches_an_undocumented_answer() -> None:
 # --- through the built zips and `make invoke` ----------------------------------------------------
 
 
+@pytest.mark.twin
 def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -> None:
     from localtwin.invoke import invoke, run_events
 
@@ -785,7 +788,8 @@ def test_the_built_function_answers_every_shape_and_503s_without_a_model(zips) -
     assert any("init failed" in line for line in http_reply.logs + stream.logs)
 
 
-def test_make_invoke_runs_a_generated_api_gateway_event(tmp_path: Path) -> None:
+@pytest.mark.twin
+def test_make_invoke_runs_a_generated_api_gateway_event(reference_model, deps_layer, tmp_path: Path) -> None:
     from testing.events import main as write_events
 
     write_events(["--out", str(tmp_path)])

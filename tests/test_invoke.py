@@ -9,7 +9,9 @@ import pytest
 
 from localtwin.invoke import invoke
 from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_event, kinesis_record
-from tests.conftest import REFERENCE_MODEL, make_invoke
+from tests.helpers import REFERENCE_MODEL, make_invoke
+
+pytestmark = pytest.mark.twin
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_unsupported_event_fails_naming_what_was_seen(run):
     assert "foo" in proc.stderr
 
 
-def test_make_invoke_prints_the_response(tmp_path):
+def test_make_invoke_prints_the_response(reference_model, deps_layer, tmp_path):
     event = kinesis_event(SAMPLE_TEXTS[:3])
     path = tmp_path / "event.json"
     path.write_text(json.dumps(event))

@@ -22,6 +22,8 @@ from localtwin.runtime.report import PayloadTooLargeError
 from localtwin.runtime.staging import ensure_runtime_dir
 from testing.events import SAMPLE_TEXTS, kinesis_event
 
+pytestmark = pytest.mark.twin
+
 SCRIPTED = """
 import json, os, sys, time
 

@@ -109,7 +109,8 @@ def test_platform_tags_list_every_accepted_manylinux_tag():
     assert platform_tags("python3.12", "arm64")[0] == "manylinux_2_34_aarch64"
 
 
-@pytest.mark.skipif(not Path(checks.DEPS_ZIP).is_file(), reason="needs make deps-layer")
-def test_built_layer_smoke_test_from_layers_alone():
-    finding = checks.check_smoke(checks.FUNCTION_ZIP, [checks.DEPS_ZIP, checks.MODEL_ZIP], RUNTIME, "x86_64")
+@pytest.mark.twin
+def test_built_layer_smoke_test_from_layers_alone(zips):
+    function_zip, layers, _ = zips
+    finding = checks.check_smoke(function_zip, layers, RUNTIME, "x86_64")
     assert finding.ok, finding.detail

@@ -16,7 +16,9 @@ import sklearn.base
 from inference.manifest import MANIFEST_NAME, ManifestError, read_manifest, sha256_file
 from inference.model import LoadedModel, ModelLoadError, check_versions, load_model
 
-from tests.conftest import TABULAR_FEATURES
+from training.tabular_model import TABULAR_FEATURES
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture

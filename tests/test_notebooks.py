@@ -12,6 +12,8 @@ import pytest
 
 from tests.notebook_kernel import outputs, run_notebook, stdout
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 TRAIN_MODEL = NOTEBOOKS / "train_model.ipynb"
@@ -26,6 +28,7 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
             assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: clear its outputs"
 
 
+@pytest.mark.slow
 def test_train_model_notebook_runs_and_writes_the_model_to_model_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

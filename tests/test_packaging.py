@@ -24,8 +24,9 @@ from layers import function_zip as package_function
 from layers.function_zip import FUNCTION_DIR, build_function_zip
 from layers.model_layer import PackagingError, build_manifest, verify_folder
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_MODEL = ROOT / "build" / "model"
 
 
 def run_model_layer(*args: str) -> subprocess.CompletedProcess:
@@ -39,13 +40,6 @@ def run_model_layer(*args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
-
-
-@pytest.fixture(scope="module")
-def reference_model() -> Path:
-    if not (REFERENCE_MODEL / "manifest.json").is_file():
-        pytest.skip("reference model missing: run `make train`")
-    return REFERENCE_MODEL
 
 
 def fit_tabular(folder: Path) -> None:
@@ -63,6 +57,7 @@ def fit_tabular(folder: Path) -> None:
 # --------------------------------------------------------------------------- model layer
 
 
+@pytest.mark.slow
 def test_model_layer_from_manifest_folder_is_complete_and_reproducible(reference_model, tmp_path):
     first, second = tmp_path / "one.zip", tmp_path / "two.zip"
 
@@ -108,6 +103,7 @@ def test_folder_without_manifest_names_the_missing_options(tmp_path):
     assert "--name" not in missing and "--pipeline" not in missing
 
 
+@pytest.mark.slow
 def test_tabular_folder_with_options_gets_a_manifest(tmp_path):
     src = tmp_path / "tabular"
     fit_tabular(src)
@@ -182,6 +178,7 @@ def test_artifact_from_another_scikit_learn_is_refused(tmp_path, monkeypatch):
     assert "classifier.joblib" in message
 
 
+@pytest.mark.slow
 def test_manifest_classes_that_differ_from_the_classifier_are_refused(reference_model, tmp_path):
     src = tmp_path / "model"
     shutil.copytree(reference_model, src)

@@ -1,100 +1,204 @@
-"""Property: whatever the records, process_batch accounts for each exactly once and never raises."""
+"""Property: whatever the records, process_batch accounts for each exactly as stream semantics say.
+
+The strategies build hostile batches and know what each record is, by construction: every
+strategy below yields ``(record, what)`` with ``what`` one of :mod:`testing.accounting`'s
+labels (GOOD, RAISES, POISON, SKIP). The oracle (:func:`testing.accounting.expect`) turns
+the labels and the sinks' chosen failures into the response, report and persisted items
+the function must produce; nothing here asks the code under test what a record is.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inference.batch import ModelFailure, process_batch
-from inference.decode import decode_records
 
-from testing.events import kinesis_record
-from tests.conftest import FakeQuarantine, FakeSink, SpyModel, ddb_record, kinesis_ddb_document
+from testing.accounting import GOOD, OUTCOMES, POISON, RAISES, SKIP, Expected, check, expect
+from testing.doubles import FakeQuarantine, FakeSink, SpyModel, failing_at
+from testing.events import dynamodb_record, kinesis_ddb_document, kinesis_record
+
+pytestmark = pytest.mark.unit
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: The text the raising model (``SpyModel(fail_if=raises_on)``) rejects.
+BOOM = "BOOM"
 
 # Hypothesis favours the first and last element of sampled_from: keep the odd cases inside.
-# Mostly usable (and often duplicated) sequence numbers; sometimes missing, empty or not a string.
+# Mostly usable (and often duplicated) sequence numbers; sometimes missing, empty or not a
+# string: such a record is poison whatever it holds (the oracle's rule 2).
 MAYBE_SEQUENCE = st.sampled_from(
     ["1", "2", "3", "17", None, "", 7, ["1"], "49545115243490985018280067714973144582180062593244200961"]
     + ["1", "2", "3", "17"]
 )
 
+#: Any JSON value. Its objects' keys have at most 8 characters, so an object drawn here
+#: never holds ``eventSource``, ``sequenceNumber`` or ``SequenceNumber``.
 json_values = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-texts = st.text(max_size=40) | st.sampled_from(["wonderful film", "dull boring plot", "BOOM breaks the model"])
-numbers = st.one_of(
-    st.floats(-1e6, 1e6),
-    st.integers(-(10**6), 10**6),
-    st.sampled_from([math.nan, math.inf, -math.inf, 10**400, True, "1.5", None]),
+texts = st.text(max_size=40) | st.sampled_from(["wonderful film", "dull boring plot", f"{BOOM} breaks the model"])
+#: Numbers a tabular model reads (finite, not bool) and ones it must refuse.
+finite_numbers = st.one_of(
+    st.floats(-1e6, 1e6), st.integers(-(10**6), 10**6), st.sampled_from([1.7e308, -0.0, 5e-324, 10**300])
 )
-
-# DynamoDB typed attributes, well-formed or not
-ddb_attr = st.recursive(
-    st.one_of(
-        st.builds(lambda s: {"S": s}, texts),
-        st.builds(lambda n: {"N": str(n)}, numbers),
-        st.builds(lambda b: {"BOOL": b}, st.booleans()),
-        st.just({"NULL": True}),
-        st.sampled_from([{"XX": 1}, {}, "plain", None, {"N": "1e400"}, {"N": "sNaN"}, {"M": "x"}, {"L": 5}]),
-        json_values,
-    ),
-    lambda inner: (
-        st.builds(lambda xs: {"L": xs}, st.lists(inner, max_size=3))
-        | st.builds(lambda m: {"M": m}, st.dictionaries(st.text(max_size=5), inner, max_size=3))
-    ),
-    max_leaves=8,
-)
-ddb_image = st.one_of(
-    st.dictionaries(st.sampled_from(["text", "a", "b", "c", "Id", "other"]), ddb_attr, max_size=5),
-    st.fixed_dictionaries({"text": st.builds(lambda s: {"S": s}, texts)}),
-    st.fixed_dictionaries({k: st.builds(lambda n: {"N": str(n)}, numbers) for k in "abc"}),
-    json_values,
-)
+#: What DynamoDB's number type holds (38 digits, exponents -130 to 125): ``str`` of these.
+dynamodb_numbers = st.integers(-(10**12), 10**12) | st.floats(-1e6, 1e6).filter(lambda x: x == 0 or abs(x) > 1e-100)
+#: Any JSON value but an object.
+not_objects = json_values.filter(lambda v: not isinstance(v, dict))
+bad_features = st.sampled_from([math.nan, math.inf, -math.inf, 10**400, True, "1.5", None, [], {"n": 1}, False])
 
 
-def payload_for(contract: str) -> st.SearchStrategy[bytes]:
-    valid = (
-        st.builds(lambda t: {"text": t}, texts)
-        if contract == "text"
-        else st.fixed_dictionaries({"a": numbers, "b": numbers, "c": numbers})
-    )
-    documents = st.one_of(
-        valid,
-        valid,
-        json_values,
-        st.dictionaries(st.sampled_from(["text", "a", "b", "c", "x"]), json_values, max_size=4),
-        st.builds(
-            kinesis_ddb_document,
-            st.one_of(st.none(), ddb_image),
-            st.sampled_from(["INSERT", "MODIFY", "REMOVE", "bogus"]),
-        ),
-    )
-    return st.one_of(
-        documents.map(lambda d: json.dumps(d).encode()),
-        st.binary(max_size=40),  # random bytes: bad UTF-8, bad JSON
-        st.just(b'{"text": "\xff"}'),
-        st.just(b"Hello, this is a test 123."),
-    )
+def raises_on(value: Any) -> bool:
+    """The raising model's rule: it cannot score a text that starts with :data:`BOOM`."""
+    return isinstance(value, str) and value.startswith(BOOM)
 
 
-PAYLOADS = {contract: payload_for(contract) for contract in ("text", "tabular")}
-#: most records keep their shape (-1); the rest have it broken in one of five ways
-MUTATIONS = st.sampled_from([-1] * 5 + [0, 1, 2, 3, 4] + [-1] * 5)
-#: a record, or (one time in eight) any JSON value instead of a record object
-RECORD_KINDS = st.sampled_from([True] * 4 + [False] + [True] * 3)
+def _text_label(text: str) -> str:
+    return RAISES if raises_on(text) else GOOD
+
+
+# --- payload documents: (document, what) ------------------------------------------------
+
+
+def text_documents() -> st.SearchStrategy[tuple[Any, str]]:
+    extras = st.dictionaries(st.sampled_from(["a", "x", "note", "Text"]), json_values, max_size=3)
+    good = st.builds(lambda extra, text: ({**extra, "text": text}, _text_label(text)), extras, texts)
+    no_field = st.dictionaries(st.sampled_from(["a", "b", "c", "x", "Text", "texts"]), json_values, max_size=4)
+    wrong_type = st.builds(lambda v: {"text": v}, json_values.filter(lambda v: not isinstance(v, str)))
+    return st.one_of(good, good, st.tuples(st.one_of(no_field, wrong_type, not_objects), st.just(POISON)))
+
+
+def _broken(
+    draw: st.DrawFn, doc: dict[str, Any], how: str, names: Sequence[str], bad: st.SearchStrategy[Any]
+) -> tuple[Any, str]:
+    """``doc`` with one of ``names`` deleted (``how == "missing"``) or given a value from ``bad``: POISON."""
+    name = draw(st.sampled_from(names))
+    if how == "missing":
+        del doc[name]
+    else:
+        doc[name] = draw(bad)
+    return doc, POISON
 
 
 @st.composite
-def kinesis_records(draw, contract: str) -> Any:
-    record = kinesis_record(draw(PAYLOADS[contract]), 0)
+def tabular_documents(draw: st.DrawFn) -> tuple[Any, str]:
+    row: dict[str, Any] = {k: draw(finite_numbers) for k in "abc"}
+    if draw(st.booleans()):
+        row[draw(st.sampled_from(["text", "x", "d"]))] = draw(json_values)  # not a feature: never read
+    broken = draw(st.sampled_from([None, None, "missing", "bad", None, "not-object"]))
+    if broken is None:
+        return row, GOOD
+    if broken == "not-object":
+        return draw(not_objects), POISON
+    return _broken(draw, row, broken, "abc", bad_features)
+
+
+# --- DynamoDB images (typed attributes): (image, what) -------------------------------------
+
+#: Typed attributes the model does not read: anything, well-formed or not.
+unread_attributes = st.dictionaries(
+    st.sampled_from(["Id", "other", "note", "d"]),
+    st.one_of(
+        json_values,
+        st.sampled_from([{"XX": 1}, {}, "plain", None, {"N": "1e400"}, {"M": "x"}, {"L": 5}, {"B": "aGk="}]),
+    ),
+    max_size=3,
+)
+#: A text attribute that does not deserialise to a string.
+bad_text_attributes = st.one_of(
+    st.sampled_from([{"N": "1"}, {"BOOL": True}, {"NULL": True}, {"L": []}, {"M": {}}, {"SS": ["x"]}, {"XX": 1}]),
+    st.sampled_from([{}, "plain", None, {"M": "x"}, {"L": 5}, {"S": 5}, {"S": ["x"]}, {"B": "aGk="}, 7]),
+)
+#: A number attribute that does not deserialise to a finite number.
+bad_number_attributes = st.sampled_from(
+    [{"S": "1"}, {"N": "NaN"}, {"N": "Infinity"}, {"N": "1e400"}, {"N": "abc"}, {"BOOL": True}, {"NULL": True}]
+    + [{"L": [{"N": "1"}]}, {}, None, "1", {"XX": "1"}]
+)
+
+
+@st.composite
+def dynamodb_images(draw: st.DrawFn, contract: str) -> tuple[Any, str]:
+    """A NewImage for ``contract``, or None (no NewImage: SKIP)."""
+    image: dict[str, Any] = draw(unread_attributes)
+    broken = draw(st.sampled_from([None, None, "bad", "missing", None, "not-object", "none"]))
+    if broken == "none":
+        return None, SKIP
+    if broken == "not-object":
+        return draw(st.sampled_from(["x", [], 5, True, [{"S": "x"}]])), POISON
+    if contract == "text":
+        text = draw(texts)
+        image["text"] = {"S": text}
+        return (
+            (image, _text_label(text))
+            if broken is None
+            else _broken(draw, image, broken, ["text"], bad_text_attributes)
+        )
+    for k in "abc":
+        image[k] = {"N": str(draw(dynamodb_numbers))}
+    return (image, GOOD) if broken is None else _broken(draw, image, broken, "abc", bad_number_attributes)
+
+
+@st.composite
+def routed_changes(draw: st.DrawFn, contract: str) -> tuple[Any, str]:
+    """The document of a DynamoDB change delivered through Kinesis."""
+    image, what = draw(IMAGES[contract])
+    event_name = draw(st.sampled_from(["INSERT", "MODIFY", "REMOVE", "bogus"]))
+    return kinesis_ddb_document(image, event_name), SKIP if event_name == "REMOVE" else what
+
+
+#: Built once: a strategy built inside a draw is built again for every draw (slow).
+IMAGES = {contract: dynamodb_images(contract) for contract in ("text", "tabular")}
+
+
+# --- Kinesis payload bytes: (payload, what) ---------------------------------------------
+
+
+def _json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def kinesis_payloads(contract: str) -> st.SearchStrategy[tuple[bytes, str]]:
+    documents = st.one_of(
+        text_documents() if contract == "text" else tabular_documents(),
+        routed_changes(contract),
+    )
+    garbage = st.one_of(
+        st.binary(max_size=40).filter(lambda raw: not _json_object(raw)),  # bad UTF-8, bad JSON, not an object
+        st.just(b'{"text": "\xff"}'),
+        st.just(b"Hello, this is a test 123."),
+        st.just(b'{"a": 1, "b": 2, "c": ' + b"9" * 5000 + b"}"),  # beyond the int digits limit
+    )
+    return st.one_of(
+        documents.map(lambda pair: (json.dumps(pair[0]).encode(), pair[1])),
+        documents.map(lambda pair: (json.dumps(pair[0]).encode(), pair[1])),
+        st.tuples(garbage, st.just(POISON)),
+    )
+
+
+PAYLOADS = {contract: kinesis_payloads(contract) for contract in ("text", "tabular")}
+
+
+# --- records: (record, what) ----------------------------------------------------------------
+
+#: Most records keep their shape (-1); the rest have it broken in one of five ways.
+MUTATIONS = st.sampled_from([-1] * 5 + [0, 1, 2, 3, 4] + [-1] * 5)
+
+
+@st.composite
+def kinesis_records(draw: st.DrawFn, contract: str, first: bool = False) -> tuple[Any, str]:
+    payload, what = draw(PAYLOADS[contract])
+    record = kinesis_record(payload, 0)
     seq = draw(MAYBE_SEQUENCE)
     if seq is None:
         del record["kinesis"]["sequenceNumber"]
@@ -102,108 +206,114 @@ def kinesis_records(draw, contract: str) -> Any:
         record["kinesis"]["sequenceNumber"] = seq
     if draw(st.booleans()):
         record["eventID"] = draw(st.sampled_from([f"shard:{seq}", "dup-id", None, 5]))
-    mutation = draw(MUTATIONS)  # 0-4: break the record's shape
+    mutation = draw(MUTATIONS)
     if mutation == 0:
-        record["kinesis"]["data"] = draw(st.text(max_size=12) | st.integers() | st.none())  # not base64
+        # 12 characters of base64 at most are 9 bytes: no payload a record can be scored or skipped by.
+        record["kinesis"]["data"] = draw(st.text(max_size=12) | st.integers() | st.none())
+        what = POISON
     elif mutation == 1:
         del record["kinesis"]["data"]
+        what = POISON
     elif mutation == 2:
         record["kinesis"] = draw(json_values)
-    elif mutation == 3:
+        what = POISON
+    elif mutation == 3 and not first:
         record["eventSource"] = draw(st.sampled_from(["aws:sqs", None, "aws:dynamodb"]))
+        what = POISON
     elif mutation == 4:
-        del record[draw(st.sampled_from(["eventSourceARN", "eventName", "kinesis"]))]
-    return record
+        key = draw(st.sampled_from(["eventSourceARN", "eventName", "kinesis"]))
+        del record[key]
+        what = POISON if key == "kinesis" else what
+    return record, what
 
 
 @st.composite
-def dynamodb_records(draw, contract: str) -> Any:
+def dynamodb_records(draw: st.DrawFn, contract: str, first: bool = False) -> tuple[Any, str]:
     event_name = draw(st.sampled_from(["INSERT", "MODIFY", "REMOVE", "other"]))
-    image = draw(st.one_of(st.none(), ddb_image))
+    image, what = draw(IMAGES[contract])
     seq = draw(MAYBE_SEQUENCE)
-    record = ddb_record(
+    record = dynamodb_record(
         image,
         sequence=seq if isinstance(seq, str) else None,
         event_name=event_name,
         event_id=draw(st.sampled_from(["e-1", "e-2", "dup-id", ""])) or None,
         view_type=draw(st.sampled_from(["NEW_AND_OLD_IMAGES", "NEW_IMAGE", "KEYS_ONLY"])),
     )
+    if event_name == "REMOVE":
+        what = SKIP  # whatever the image holds
     if seq is not None and not isinstance(seq, str):
         record["dynamodb"]["SequenceNumber"] = seq
     mutation = draw(MUTATIONS)  # 0-2: break the record's shape (3, 4: leave it)
     if mutation == 0:
         record["dynamodb"] = draw(json_values)
-    elif mutation == 1:
+        what = POISON
+    elif mutation == 1 and not first:
         record["eventSource"] = draw(st.sampled_from(["aws:kinesis", None, "aws:sqs"]))
+        what = POISON
     elif mutation == 2:
         del record["eventSourceARN"]
-    return record
+    return record, what
+
+
+RECORDS = {
+    (kind, contract, first): (kinesis_records if kind == "kinesis" else dynamodb_records)(contract, first)
+    for kind in ("kinesis", "dynamodb")
+    for contract in ("text", "tabular")
+    for first in (True, False)
+}
+#: A record, or (one time in eight) any JSON value instead of a record object.
+RECORD_KINDS = st.sampled_from([True] * 4 + [False] + [True] * 3)
 
 
 @st.composite
-def batches(draw, kind: str, contract: str) -> dict:
-    make = kinesis_records(contract) if kind == "kinesis" else dynamodb_records(contract)
-    size = draw(st.integers(1, 12))
-    records = [draw(make) if draw(RECORD_KINDS) else draw(json_values) for _ in range(size)]
-    first = records[0] if isinstance(records[0], dict) else {}
-    records[0] = {**first, "eventSource": f"aws:{kind}"}  # the event itself is a stream batch
-    return {"Records": records}
+def batches(draw: st.DrawFn, kind: str, contract: str) -> tuple[dict[str, Any], list[str]]:
+    """``(event, what)``: a batch whose first record is of ``kind`` (so the batch is), and its labels."""
+    first, others = RECORDS[kind, contract, True], RECORDS[kind, contract, False]
+    pairs = [draw(first)]
+    for _ in range(draw(st.integers(0, 11))):
+        pairs.append(draw(others) if draw(RECORD_KINDS) else (draw(json_values), POISON))
+    return {"Records": [record for record, _ in pairs]}, [what for _, what in pairs]
 
 
-#: indices a fake sink / quarantine fails: often none, else a few near the front of the batch
-FAILS = st.one_of(st.just(frozenset()), st.frozensets(st.integers(0, 6), min_size=1, max_size=3))
+@st.composite
+def all_raising_batches(draw: st.DrawFn) -> tuple[dict[str, Any], list[str]]:
+    """Kinesis batches in which every input makes the raising model raise (mostly two or
+    more of them: the model's fault), among poison records."""
+    pairs: list[tuple[Any, str]] = [
+        (kinesis_record(json.dumps({"text": f"{BOOM} {draw(texts)}"}), draw(MAYBE_SEQUENCE.filter(bool))), RAISES)
+        for _ in range(draw(st.integers(1, 5)))
+    ]
+    for _ in range(draw(st.integers(0, 3))):
+        pairs.insert(draw(st.integers(1, len(pairs))), (draw(json_values), POISON))
+    return {"Records": [record for record, _ in pairs]}, [what for _, what in pairs]
 
 
-def failing(indices: frozenset[int]):
-    return lambda item: item.index in indices
+#: For the model that raises on BOOM: any batch, or one where it raises on every input.
+RAISING_BATCHES = st.one_of(batches("kinesis", "text"), batches("kinesis", "text"), all_raising_batches())
+
+#: Indices a fake sink / quarantine fails: none, a few near the front of the batch, every
+#: one from some record on (an outage), or all.
+FAILS = st.one_of(
+    st.just(frozenset()),
+    st.frozensets(st.integers(0, 6), min_size=1, max_size=3),
+    st.integers(0, 11).map(lambda first: frozenset(range(first, 12))),
+    st.just(frozenset(range(12))),
+)
 
 
-def check_accounting(
-    event: dict, kind: str, model, response: dict, report, sink: FakeSink, quarantine: FakeQuarantine
+def assert_accounted(
+    expected: Expected, response: Any, report: Any, sink: FakeSink, quarantine: FakeQuarantine
 ) -> None:
-    n = len(event["Records"])
-    decoded = decode_records(event["Records"], kind, model.manifest["input"])
-    assert report.size == n
-    states = report.predicted + report.skipped + report.quarantined + report.retry
-    assert sorted(states) == list(range(n)), "every record in exactly one state"
-    cutoff = min(report.retry, default=n)
-    assert report.retry == list(range(cutoff, n)), "retry is everything from the cutoff on"
-
-    # The cutoff is the first record that could not be persisted, moved back to the nearest
-    # record Lambda can resume at (one with a sequence number); with none, the whole batch.
-    not_kept = {item.index for call in quarantine.calls for item in call if quarantine.fail(item)}
-    not_written = {item.index for call in sink.calls for item in call if sink.fail(item)}
-    assert all(i < min(not_kept, default=n) for i in sink.received), "the sink never gets records past the cutoff"
-    first_failure = min(not_kept | not_written, default=n)
-    if first_failure < n:
-        named = [i for i in range(first_failure, -1, -1) if decoded[i].sequence_number is not None]
-        assert cutoff == (named[0] if named else 0)
-    else:
-        assert cutoff == n
-    assert all(decoded[i].status == "skip" for i in report.skipped)
-
-    failures = response["batchItemFailures"]
-    ids = [f["itemIdentifier"] for f in failures]
-    assert all(set(f) == {"itemIdentifier"} for f in failures)
-    if not report.retry:
-        assert ids == []
-    elif ids == [""]:
-        assert report.retry == list(range(n)), "a whole-batch failure retries everything"
-        assert all(decoded[i].sequence_number is None for i in range(first_failure + 1)), "only when unavoidable"
-    else:
-        retry_seqs = {decoded[i].sequence_number for i in report.retry}
-        assert all(isinstance(i, str) and i for i in ids)
-        assert set(ids) <= retry_seqs, "every identifier belongs to a retry record"
-        assert len(ids) == len(set(ids))
-        assert decoded[cutoff].sequence_number in ids, "Lambda resumes at the cutoff record"
-
-    # what was persisted agrees with the report
-    written = {item.index for call in sink.calls for item in call if not sink.fail(item)}
-    kept = {item.index for call in quarantine.calls for item in call if not quarantine.fail(item)}
-    assert set(report.predicted) <= written
-    assert set(report.quarantined) <= kept
-    assert len(sink.received) == len(set(sink.received)), "no record handed to the sink twice"
-    assert not set(sink.received) & (set(report.skipped) | set(report.quarantined))
+    """The response, the report and what the doubles hold are what the oracle says."""
+    assert check(expected, response, sink, quarantine) == []
+    assert {
+        "predicted": report.predicted,
+        "quarantined": report.quarantined,
+        "skipped": report.skipped,
+        "retried": report.retry,
+    } == {outcome: expected.indices(outcome) for outcome in OUTCOMES}
+    assert report.failures == expected.failures
+    assert report.counts() == expected.counts()
 
 
 @pytest.mark.parametrize(("kind", "contract"), [("kinesis", "text"), ("dynamodb", "text"), ("kinesis", "tabular")])
@@ -213,54 +323,77 @@ def test_process_batch_accounts_for_every_record(
     kind, contract, text_model, tabular_model, data, sink_fails, quarantine_fails
 ) -> None:
     model = text_model if contract == "text" else tabular_model
-    event = data.draw(batches(kind, contract), label="event")
-    sink = FakeSink(fail=failing(sink_fails))
-    quarantine = FakeQuarantine(fail=failing(quarantine_fails))
+    event, what = data.draw(batches(kind, contract), label="event")
+    what = [GOOD if w == RAISES else w for w in what]  # this model raises on nothing
+    sink, quarantine = FakeSink(fail=failing_at(sink_fails)), FakeQuarantine(fail=failing_at(quarantine_fails))
     spy = SpyModel(model)
     response, report = process_batch(event, spy, sink, quarantine)
-    check_accounting(event, kind, model, response, report, sink, quarantine)
-    assert len(spy.calls) <= 1, "one predict call when the model does not raise"
+    expected = expect(event, what, sink_fails, quarantine_fails)
+    assert expected is not None and expected.kind == kind
+    assert_accounted(expected, response, report, sink, quarantine)
+    assert len(spy.calls) == (1 if GOOD in expected.what else 0), "one predict call when the model does not raise"
     assert len(spy.calls) == report.predict_calls
 
 
-def _is_bad(text: str) -> bool:
-    return text.startswith("BOOM")
-
-
 @SETTINGS
-@given(event=batches("kinesis", "text"), sink_fails=FAILS)
-def test_process_batch_with_a_model_that_raises_on_some_inputs(text_model, event, sink_fails) -> None:
+@given(batch=RAISING_BATCHES, sink_fails=FAILS)
+def test_process_batch_with_a_model_that_raises_on_some_inputs(text_model, batch, sink_fails) -> None:
     """ModelFailure only when two or more inputs each fail alone; otherwise the bad ones are quarantined."""
-    sink, quarantine = FakeSink(fail=failing(sink_fails)), FakeQuarantine(fail=failing(frozenset()))
-    spy = SpyModel(text_model, fail_if=_is_bad)
-    decoded = decode_records(event["Records"], "kinesis", text_model.manifest["input"])
-    inputs = [d for d in decoded if d.status == "input"]
-    if len(inputs) > 1 and all(_is_bad(d.value) for d in inputs):
+    event, what = batch
+    sink, quarantine = FakeSink(fail=failing_at(sink_fails)), FakeQuarantine()
+    spy = SpyModel(text_model, fail_if=raises_on)
+    expected = expect(event, what, sink_fails)
+    assert expected is not None
+    if expected.model_failure:
         with pytest.raises(ModelFailure):
             process_batch(event, spy, sink, quarantine)
         assert sink.calls == [] and quarantine.calls == []
         return
     response, report = process_batch(event, spy, sink, quarantine)
-    check_accounting(event, "kinesis", text_model, response, report, sink, quarantine)
-    for d in inputs:
-        if _is_bad(d.value) and d.index not in report.retry:
-            assert d.index in report.quarantined
-        if d.index in report.predicted:
-            assert not _is_bad(d.value)
-    reasons = [q.reason for call in quarantine.calls for q in call if _is_bad(str(decoded[q.index].value))]
-    assert all(r.startswith("model raised ValueError") for r in reasons)
+    assert_accounted(expected, response, report, sink, quarantine)
+    for i in expected.indices("quarantined"):
+        assert quarantine.kept[i].reason.startswith("model raised ValueError") == (expected.what[i] == RAISES)
 
 
-def test_strategies_reach_every_outcome(text_model) -> None:
-    """Guard against a vacuous property: the generated batches do reach every state."""
+def situations(case: tuple[tuple[dict[str, Any], list[str]], frozenset[int], frozenset[int]]) -> set[str]:
+    """The labels, outcomes and cutoff cases one generated batch (with its sinks' failures) reaches."""
+    (event, what), sink_fails, quarantine_fails = case
+    expected = expect(event, what, sink_fails, quarantine_fails)
+    assert expected is not None
+    if expected.model_failure:
+        return {*what, "model failure"}
+    found = {*what, *expected.outcomes}
+    if expected.failures == [{"itemIdentifier": ""}]:
+        found.add("whole batch")
+    elif expected.cutoff < expected.first_failure:
+        found.add("moved back")
+    return found
+
+
+def reached(strategy: st.SearchStrategy[Any], examples: int) -> set[str]:
+    """Every situation ``examples`` generated cases reach (derandomized)."""
     seen: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, derandomize=True, database=None)
-    @given(event=batches("kinesis", "text"), sink_fails=FAILS, quarantine_fails=FAILS)
-    def run(event, sink_fails, quarantine_fails) -> None:
-        sink, quarantine = FakeSink(fail=failing(sink_fails)), FakeQuarantine(fail=failing(quarantine_fails))
-        _, report = process_batch(event, text_model, sink, quarantine)
-        seen.update(state for state in ("predicted", "skipped", "quarantined", "retry") if getattr(report, state))
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None)
+    @given(case=strategy)
+    def run(case: Any) -> None:
+        seen.update(situations(case))
 
     run()
-    assert seen == {"predicted", "skipped", "quarantined", "retry"}
+    return seen
+
+
+def test_the_strategies_reach_every_label_outcome_and_cutoff_case() -> None:
+    """Guard against a vacuous property: the generated batches reach every label, every
+    outcome, a cutoff moved back to a record with a sequence number and a whole-batch
+    failure (each expected ten times or more in these runs), and a model failure."""
+    assert reached(st.tuples(batches("kinesis", "text"), FAILS, FAILS), 300) >= {
+        GOOD,
+        RAISES,
+        POISON,
+        SKIP,
+        *OUTCOMES,
+        "whole batch",
+        "moved back",
+    }
+    assert "model failure" in reached(st.tuples(RAISING_BATCHES, FAILS, FAILS), 100)

@@ -27,6 +27,8 @@ from release.relink import format_releases, releases, relink, rollback
 from release.settings import SettingsError, load_settings, parse_settings
 from release.upload import code_sha256
 
+pytestmark = pytest.mark.aws
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/stream-inference-role"

@@ -63,6 +63,8 @@ def assert_accounted(result: ReplayResult) -> None:
 # --- end to end --------------------------------------------------------------------------------
 
 
+@pytest.mark.twin
+@pytest.mark.slow
 def test_demo_kinesis_end_to_end(zips, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     runs: list[ReplayResult] = []
 
@@ -92,6 +94,8 @@ def test_demo_kinesis_end_to_end(zips, monkeypatch: pytest.MonkeyPatch, capsys: 
         assert re.search(pattern, out), pattern
 
 
+@pytest.mark.twin
+@pytest.mark.slow
 def test_dynamodb_stream_end_to_end(zips) -> None:
     result = run_replay(options(zips, records=400, source="dynamodb", poison_share=0.05, change_share=0.05))
     assert_accounted(result)

@@ -15,6 +15,8 @@ from inference.manifest import TRACKED_LIBRARIES
 from layers.deps_layer import runtime_pins
 from release.settings import DEFAULT_PATH, load_settings
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[(?P<extras>[^\]]*)\])?==(?P<version>[^\s;#]+)$")
 
@@ -85,10 +87,8 @@ def test_the_layer_pins_are_what_the_venv_has_installed():
     assert {name: metadata.version(name) for name in pinned} == pinned
 
 
-def test_reference_model_was_built_with_the_runtime_pins():
-    path = ROOT / "build" / "model" / "manifest.json"
-    if not path.is_file():
-        pytest.skip("no reference model (make train)")
+def test_reference_model_was_built_with_the_runtime_pins(reference_model):
+    path = reference_model / "manifest.json"
     libraries = json.loads(path.read_text())["libraries"]
     pinned = pipfile_section("packages")
     for lib in TRACKED_LIBRARIES:

@@ -19,6 +19,8 @@ from inference.sinks import BATCH_ATTEMPTS, DynamoDBSink, KinesisSink, ResultIte
 
 from testing.events import SAMPLE_TEXTS, kinesis_event, kinesis_record
 
+pytestmark = pytest.mark.aws
+
 REGION = "us-east-1"
 STREAM_ARN = f"arn:aws:kinesis:{REGION}:123456789012:stream/reviews"
 

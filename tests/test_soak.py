@@ -41,6 +41,8 @@ def soaked(zips, tmp_path_factory: pytest.TempPathFactory) -> ReplayResult:
     return run_replay(options, soak_settings(load_settings(), timeout_s=3))
 
 
+@pytest.mark.twin
+@pytest.mark.slow
 def test_small_soak_loses_and_duplicates_nothing_under_faults(soaked: ReplayResult) -> None:
     checks = {check.name: check for check in soak_checks(soaked, PLAN)}
     assert all(check.ok for check in checks.values()), format_soak(soaked, PLAN, list(checks.values()), 0)
@@ -58,6 +60,8 @@ def test_small_soak_loses_and_duplicates_nothing_under_faults(soaked: ReplayResu
     assert soaked.checkpoints == soaked.shard_ends and all(soaked.shard_ends.values())
 
 
+@pytest.mark.twin
+@pytest.mark.slow
 def test_soak_checks_fail_on_what_they_check(soaked: ReplayResult) -> None:
     def failed(result: ReplayResult) -> set[str]:
         return {check.name for check in soak_checks(result, PLAN) if not check.ok}
@@ -96,6 +100,8 @@ def _stored(aws: EmbeddedAWS, table: str) -> set[str]:
     return {item["record_id"]["S"] for item in aws.client("dynamodb").scan(TableName=table)["Items"]}
 
 
+@pytest.mark.aws
+@pytest.mark.slow
 def test_partial_throttling_writes_the_first_items_and_returns_the_rest(aws: EmbeddedAWS) -> None:
     table, ids = _table(aws), [f"r{i}" for i in range(20)]
     plan = replace(PLAN, throttle_share=0.999, kill_every=0, timeouts=0, bursts=0, seed=1)
@@ -118,6 +124,7 @@ def test_partial_throttling_writes_the_first_items_and_returns_the_rest(aws: Emb
     assert faults.counts.throttled_partial == len(partial) and faults.counts.unprocessed_items == sum(map(len, partial))
 
 
+@pytest.mark.aws
 def test_other_tables_and_calls_pass_untouched(aws: EmbeddedAWS) -> None:
     results, other = _table(aws), _table(aws)
     plan = replace(PLAN, throttle_share=0.999, kill_every=0, timeouts=0, bursts=0)
@@ -129,6 +136,7 @@ def test_other_tables_and_calls_pass_untouched(aws: EmbeddedAWS) -> None:
     assert faults.counts.calls == 0
 
 
+@pytest.mark.aws
 def test_kills_come_every_kill_every_records_written(aws: EmbeddedAWS) -> None:
     table = _table(aws)
     kills: list[int] = []
@@ -142,6 +150,7 @@ def test_kills_come_every_kill_every_records_written(aws: EmbeddedAWS) -> None:
     assert len(_stored(aws, table)) == 250 and faults.counts.rewrites == 0
 
 
+@pytest.mark.twin
 def test_no_invocation_in_flight_means_no_kill(zips) -> None:
     function_zip, layers, _ = zips
     with LocalLambda(function_zip, layers, max_environments=1) as runtime:

@@ -1,9 +1,10 @@
 """template.yaml: generated from deploy.toml, lint-clean as SAM and as CloudFormation, least privilege.
 
-cfn-lint does not check the properties inside SAM ``Events`` (docs/aws-notes.md §6), so the
-template is also translated to plain CloudFormation with aws-sam-translator (offline:
-the template names no managed policy) and that output is linted and inspected too: the
-event source mappings Lambda would get, the IAM policies, the HTTP routes.
+cfn-lint checks a SAM function's ``Events`` only through its transform, and reports what it
+finds at the function's line (docs/aws-notes.md §6), so the template is also translated to plain
+CloudFormation with aws-sam-translator (offline: the template names no managed policy) and that
+output is linted and inspected too: the event source mappings Lambda would get, the IAM
+policies, the HTTP routes.
 
 Every check runs on the repository's deploy.toml and on a second settings file that
 exercises what it does not (a DynamoDB stream, AT_TIMESTAMP, SNS and S3 on-failure
@@ -30,6 +31,8 @@ from infra.template import FUNCTION_ID, QUARANTINE_METRIC, TemplateError, build_
 from release.deploy import desired_configuration, mapping_options
 from release.settings import DEFAULT_PATH, ROOT, Settings, SettingsError, load_settings
 from testing.events import kinesis_record
+
+pytestmark = pytest.mark.unit
 
 TEMPLATE = ROOT / "template.yaml"
 OPENAPI = ROOT / "api" / "openapi.yaml"

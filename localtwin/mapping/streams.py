@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from inference.events import KinesisStreamRecord
+
 from testing.events import kinesis_record
 
 #: GetRecords ``Limit`` maxima.
@@ -31,7 +33,7 @@ class Record:
     order: int  # the sequence number as an int (they compare numerically)
     key: str  # what ParallelizationFactor routes on
     arrival: float  # epoch seconds
-    event: dict[str, Any]  # the Lambda-shaped record
+    event: KinesisStreamRecord | dict[str, Any]  # the Lambda-shaped record (DynamoDB's as boto3 returns it)
     size: int  # bytes of ``json.dumps(event)``
 
 

@@ -5,9 +5,10 @@
 Lambda (``MODEL_DIR`` on the reference text model in ``build/model``; a tiny tabular
 model, trained into a temporary folder, for non-finite features) and canary AWS
 credentials. Each case is one event from a seeded :class:`random.Random`, in one of
-:data:`CATEGORIES`; every record of a generated batch is labelled with what it must
-end as (``predicted``, ``quarantined`` or ``skipped``), by the generator, from what it
-built.
+:data:`CATEGORIES`; every record of a generated batch is labelled with what it
+is (:mod:`testing.accounting`'s ``GOOD``, ``RAISES``, ``POISON`` or ``SKIP``), by the
+generator, from what it built; the accounting oracle turns those labels into what the
+handler must answer.
 
 Part of the cases run with a results sink and a quarantine destination that fail on a
 seeded subset of items, so the ``batchItemFailures`` paths are exercised too; the rest
@@ -36,8 +37,9 @@ Any other exception, or an invalid response, is a failure: its event is saved to
 the run goes on, and the command exits 1.
 """
 
+from testing.accounting import OUTCOMES, Expected
 from testing.fuzz.cases import CATEGORIES, Case, generate
-from testing.fuzz.oracle import CANARY_ENV, OUTCOMES, Expected, check, expect, leaks
+from testing.fuzz.checks import CANARY_ENV, check, expect, leaks
 from testing.fuzz.run import Failure, FuzzReport, format_report, run_fuzz
 
 __all__ = [

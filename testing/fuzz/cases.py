@@ -1,7 +1,7 @@
 """The seeded event generator: :func:`generate` draws case ``number`` from a
 :class:`random.Random`, in one of :data:`CATEGORIES`, and labels every record of a
-generated batch with what it must end as (``predicted``, ``quarantined`` or ``skipped``),
-from what it built; every payload text carries a unique canary (:data:`CANARY`).
+generated batch with what it is (:mod:`testing.accounting`'s ``GOOD``, ``RAISES``,
+``POISON`` or ``SKIP``), from what it built; every payload text carries a unique canary (:data:`CANARY`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,11 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from inference.events import DynamoDBEventName
+
+from testing.accounting import GOOD, POISON, RAISES, SKIP
 from testing.events import FIRST_SEQUENCE, dynamodb_record, kinesis_ddb_document, kinesis_record
 
 #: Every canary starts with this; log lines are searched for it, case-insensitively.
@@ -33,7 +36,6 @@ CATEGORIES = {
     "mixed": 8,
     "model-raises": 6,
 }
-P, Q, S = "predicted", "quarantined", "skipped"
 
 #: Lambda's limits: 6 MB per synchronous event; 1 MB per Kinesis record; 400 KB per item.
 MAX_EVENT_BYTES = 6_000_000
@@ -85,8 +87,9 @@ class Case:
     category: str
     event: Any
     model: str = "text"  # "text", "tabular", or "boom" (text model that raises on BOOM)
-    #: Each record's label as the generator built it; the oracle quarantines a record
-    #: of another source or without a sequence number whatever its label.
+    #: What each record is, as the generator built it (:mod:`testing.accounting`'s labels);
+    #: the oracle quarantines a record of another source or without a sequence number
+    #: whatever its label.
     contents: list[str] = field(default_factory=list)
     #: Indices the results sink fails on (None: the response is the sink).
     sink_fails: frozenset[int] | None = None
@@ -165,39 +168,46 @@ class _Gen:
 
     # - records
 
+    # The fuzzer bends records into shapes the wire TypedDicts forbid, so it holds them as plain dicts.
+
     def kinesis(self, payload: bytes | str) -> dict[str, Any]:
-        return kinesis_record(payload, self.seq())
+        return cast(dict[str, Any], kinesis_record(payload, self.seq()))
 
     def kinesis_doc(self, doc: Any) -> dict[str, Any]:
         return self.kinesis(json.dumps(doc))
 
     def ddb(
-        self, image: Any = None, event_name: str = "INSERT", view: str = "NEW_AND_OLD_IMAGES", old_image: Any = None
+        self,
+        image: Any = None,
+        event_name: DynamoDBEventName = "INSERT",
+        view: str = "NEW_AND_OLD_IMAGES",
+        old_image: Any = None,
     ) -> dict[str, Any]:
-        return dynamodb_record(image, self.seq(), event_name, f"{self.rng.getrandbits(128):032x}", view, old_image)
+        record = dynamodb_record(image, self.seq(), event_name, f"{self.rng.getrandbits(128):032x}", view, old_image)
+        return cast(dict[str, Any], record)
 
-    def routed(self, image: Any, event_name: str = "INSERT") -> dict[str, Any]:
+    def routed(self, image: Any, event_name: DynamoDBEventName = "INSERT") -> dict[str, Any]:
         """A Kinesis record holding a DynamoDB change."""
         return self.kinesis_doc(kinesis_ddb_document(image, event_name))
 
     def good(self, kind: str) -> tuple[Any, str]:
         if kind == "kinesis":
-            return self.kinesis_doc(self.good_doc()), P
-        name = self.rng.choice(["INSERT", "MODIFY", "MODIFY"])
-        return self.ddb(self.good_image(), name, old_image=self.good_image() if name == "MODIFY" else None), P
+            return self.kinesis_doc(self.good_doc()), GOOD
+        name: DynamoDBEventName = self.rng.choice(["INSERT", "MODIFY", "MODIFY"])
+        return self.ddb(self.good_image(), name, old_image=self.good_image() if name == "MODIFY" else None), GOOD
 
     def skip(self, kind: str) -> tuple[Any, str]:
         rng = self.rng
         if kind == "kinesis":
             if rng.random() < 0.5:
-                return self.routed(self.good_image(), "REMOVE"), S
-            return self.routed(None, rng.choice(["INSERT", "MODIFY"])), S
+                return self.routed(self.good_image(), "REMOVE"), SKIP
+            return self.routed(None, rng.choice(["INSERT", "MODIFY"])), SKIP
         choice = rng.randrange(3)
         if choice == 0:
-            return self.ddb(None, "REMOVE", old_image=self.good_image()), S
+            return self.ddb(None, "REMOVE", old_image=self.good_image()), SKIP
         if choice == 1:
-            return self.ddb(None, rng.choice(["INSERT", "MODIFY"]), view="KEYS_ONLY"), S
-        return self.ddb(None, "MODIFY", view="OLD_IMAGE", old_image=self.good_image()), S
+            return self.ddb(None, rng.choice(["INSERT", "MODIFY"]), view="KEYS_ONLY"), SKIP
+        return self.ddb(None, "MODIFY", view="OLD_IMAGE", old_image=self.good_image()), SKIP
 
 
 def _fill(gen: _Gen, kind: str, n: int) -> tuple[list[Any], list[str]]:
@@ -259,27 +269,27 @@ def _mutate(gen: _Gen, record: dict[str, Any], kind: str) -> tuple[Any, str | No
     body = record[body_key]
     m = rng.randrange(16)
     if m == 0:
-        return rng.choice([None, gen.canary(), [gen.canary()], 42, True, {}, {"eventSource": f"aws:{kind}"}]), Q
+        return rng.choice([None, gen.canary(), [gen.canary()], 42, True, {}, {"eventSource": f"aws:{kind}"}]), POISON
     if m == 1:
         del record[body_key]
-        return record, Q
+        return record, POISON
     if m == 2:
         record[body_key] = rng.choice([gen.canary(), [], None, 5])
-        return record, Q
+        return record, POISON
     if m == 3:
         del body[seq_key]
-        return record, Q
+        return record, POISON
     if m == 4:
         body[seq_key] = rng.choice(["", 123, None, [gen.seq()], {"n": 1}, 1.5])
-        return record, Q
+        return record, POISON
     if m == 5:
         del record["eventSource"]
-        return record, Q
+        return record, POISON
     if m == 6:
         record["eventSource"] = rng.choice(
             ["aws:sqs", "AWS:KINESIS", "aws:dynamodb " if kind == "dynamodb" else "", 5, None]
         )
-        return record, Q
+        return record, POISON
     if m == 7:
         if rng.random() < 0.5:
             del record["eventID"]
@@ -295,37 +305,37 @@ def _mutate(gen: _Gen, record: dict[str, Any], kind: str) -> tuple[Any, str | No
         return record, None
     if m == 9:
         record.clear()  # an object with no keys
-        return record, Q
+        return record, POISON
     if kind == "kinesis":
         if m == 10:
             del body["data"]
-            return record, Q
+            return record, POISON
         if m == 11:
             body["data"] = rng.choice([None, 123, [], {"b64": "e30="}, True])
-            return record, Q
+            return record, POISON
         if m == 12:
             doc = rng.choice([[1, 2], "text", 3, None, True, {"txt": gen.canary()}, {"text": 5}, {"text": None}])
             body["data"] = base64.b64encode(json.dumps(doc).encode()).decode()
-            return record, Q
+            return record, POISON
         if m == 13:
             body["data"] = base64.b64encode(b"").decode()
-            return record, Q
+            return record, POISON
         return record, None
     if m == 10:
         del body["NewImage"]
-        return record, S
+        return record, SKIP
     if m == 11:
         body["NewImage"] = None
-        return record, S
+        return record, SKIP
     if m == 12:
         body["NewImage"] = rng.choice([gen.canary(), [], 5, True])
-        return record, Q
+        return record, POISON
     if m == 13:
         record["eventName"] = "REMOVE"
-        return record, S
+        return record, SKIP
     if m == 14:
         body["NewImage"] = {}
-        return record, Q
+        return record, POISON
     return record, None
 
 
@@ -336,7 +346,7 @@ def _gen_record_shapes(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
     if rng.random() < 0.4:
         targets.append(0)  # garbage first: the batch's kind comes from its first stream record
     for i in set(targets):
-        if contents[i] != P:
+        if contents[i] != GOOD:
             continue
         records[i], content = _mutate(gen, records[i], kind)
         contents[i] = content or contents[i]
@@ -347,25 +357,25 @@ def _gen_huge(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
     rng = gen.rng
     records, contents = _fill(gen, kind, rng.choice([0, 1, 3]))
     budget = MAX_EVENT_BYTES - 200_000
-    extra = []
+    extra: list[tuple[Any, str]] = []
     while budget > 0 and len(extra) < rng.randint(1, 4):
         if kind == "kinesis":
             size = rng.choice([rng.randint(100_000, MAX_KINESIS_DATA - 100), MAX_KINESIS_DATA - 100])
             shape = rng.randrange(5)
             if shape == 0 and gen.model == "text":  # a long text of words (slow to score: kept shorter)
                 words = " ".join(rng.choices(_WORDS, k=rng.randint(2_000, 15_000)))
-                payload, content = json.dumps({"text": gen.canary() + " " + words}).encode(), P
+                payload, content = json.dumps({"text": gen.canary() + " " + words}).encode(), GOOD
             elif shape == 1 and gen.model == "text":  # one huge token
-                payload, content = json.dumps({"text": gen.canary() + "x" * (size - 60)}).encode(), P
+                payload, content = json.dumps({"text": gen.canary() + "x" * (size - 60)}).encode(), GOOD
             elif shape == 2:  # a huge field the model does not read
                 doc = gen.good_doc()
                 doc["blob"] = gen.canary() + "y" * (size - 200)
-                payload, content = json.dumps(doc).encode(), P
+                payload, content = json.dumps(doc).encode(), GOOD
             elif shape == 3:  # huge and invalid UTF-8
-                payload, content = gen.canary().encode() + rng.randbytes(size), Q
+                payload, content = gen.canary().encode() + rng.randbytes(size), POISON
             else:  # huge and no JSON object
-                payload, content = json.dumps([gen.canary()] * (size // 30)).encode(), Q
-            payload = payload[:MAX_KINESIS_DATA] if content == Q else payload
+                payload, content = json.dumps([gen.canary()] * (size // 30)).encode(), POISON
+            payload = payload[:MAX_KINESIS_DATA] if content == POISON else payload
             record = gen.kinesis(payload)
             cost = len(record["kinesis"]["data"])
         else:
@@ -375,7 +385,7 @@ def _gen_huge(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
                 image["text"] = {"S": gen.canary() + "z" * size}
             else:
                 image["big"] = {"S": gen.canary() + "w" * size}
-            record, content = gen.ddb(image), P
+            record, content = gen.ddb(image), GOOD
             cost = size
         budget -= cost
         if budget > 0:
@@ -413,35 +423,35 @@ def _gen_deep(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
         room = (MAX_EVENT_DEPTH - 8) // 2
         if kind == "kinesis":
             if shape == 0:  # a deep JSON array as the payload
-                record, content = gen.kinesis(f'["{gen.canary()}", ' + "[" * deep + "]" * deep + "]"), Q
+                record, content = gen.kinesis(f'["{gen.canary()}", ' + "[" * deep + "]" * deep + "]"), POISON
             elif shape == 1:  # a good payload with a field nested too deep to read
                 text = json.dumps({"text": gen.canary()})[:-1] + ', "x": ' + "[" * deep + "]" * deep + "}"
-                record, content = gen.kinesis(text), Q
+                record, content = gen.kinesis(text), POISON
             elif shape == 2:  # a good payload with a field nested deep but readable
                 doc = gen.good_doc()
                 doc["x"] = _nested_list(shallow, gen.canary())
-                record, content = gen.kinesis_doc(doc), P
+                record, content = gen.kinesis_doc(doc), GOOD
             elif shape == 3:  # the record itself nested near the event parser's limit
                 record, content = gen.good(kind)
                 record["kinesis"]["extra"] = _nested_list(rng.randint(room, 2 * room), gen.canary())
             elif shape == 4:  # a garbage record that is nothing but nesting
-                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), Q
+                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), POISON
             else:  # a DynamoDB change through Kinesis whose image is nested too deep to read
                 levels = deep // 2
                 attr = '{"L": [' * levels + json.dumps({"S": gen.canary()}) + "]}" * levels
-                doc = json.dumps(kinesis_ddb_document({"text": "DEEP"}))
-                record, content = gen.kinesis(doc.replace('"DEEP"', attr)), Q
+                change = json.dumps(kinesis_ddb_document({"text": "DEEP"}))
+                record, content = gen.kinesis(change.replace('"DEEP"', attr)), POISON
         else:
             image = gen.good_image()
             if shape in (0, 1, 2):  # an attribute the model does not read, nested near the limit
                 image["deep"] = _nested_attr(rng.randint(room // 2, room), {"S": gen.canary()}, rng)
-                record, content = gen.ddb(image), P
+                record, content = gen.ddb(image), GOOD
             elif shape == 3:  # the model's own attribute nested (too deep for the deserializer, or not)
                 name = "text" if gen.model == "text" else "a"
                 image[name] = _nested_attr(rng.choice([shallow, room]), {"S": gen.canary()}, rng)
-                record, content = gen.ddb(image), Q
+                record, content = gen.ddb(image), POISON
             elif shape == 4:
-                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), Q
+                record, content = _nested_list(rng.randint(room, 2 * room + 4), gen.canary()), POISON
             else:
                 record, content = gen.good(kind)
                 record["dynamodb"]["OldImage"] = {"deep": _nested_attr(room, {"S": gen.canary()}, rng)}
@@ -461,7 +471,7 @@ def _gen_encoding(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
                 image["text"] = {
                     "S": rng.choice(["\ud800\udfff\ud83c", "\u0000", "", "\ufeff", "é" * 3]) + gen.canary()
                 }
-            extra.append((gen.ddb(image), P))
+            extra.append((gen.ddb(image), GOOD))
             continue
         canary = gen.canary().encode()
         good = json.dumps({"text": canary.decode()} if gen.model == "text" else gen.good_doc()).encode()
@@ -473,16 +483,18 @@ def _gen_encoding(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
                 + rng.choice([b"\xff", b"\xfe\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe2\x82"])
                 + b'"}'
             )
-            extra.append((gen.kinesis(payload), Q))
+            extra.append((gen.kinesis(payload), POISON))
         elif shape == 1:
-            extra.append((gen.kinesis(good + rng.choice([b"\x80", b"\xf0\x9f\x8e"])), Q))
+            extra.append((gen.kinesis(good + rng.choice([b"\x80", b"\xf0\x9f\x8e"])), POISON))
         elif shape == 2:
-            extra.append((gen.kinesis(canary + rng.randbytes(rng.randint(1, 200)) + b"\xff"), Q))
+            extra.append((gen.kinesis(canary + rng.randbytes(rng.randint(1, 200)) + b"\xff"), POISON))
         elif shape == 3:
-            extra.append((gen.kinesis(b"\xef\xbb\xbf" + good), Q))  # a UTF-8 byte order mark: not JSON
+            extra.append((gen.kinesis(b"\xef\xbb\xbf" + good), POISON))  # a UTF-8 byte order mark: not JSON
         elif shape == 4:
             text = rng.choice(["\\ud800", "\\u0000", "\\udfff\\ud800", "\\u00e9"])
-            extra.append((gen.kinesis(b'{"text": "' + canary + text.encode() + b'"}'), P if gen.model == "text" else Q))
+            extra.append(
+                (gen.kinesis(b'{"text": "' + canary + text.encode() + b'"}'), GOOD if gen.model == "text" else POISON)
+            )
         else:
             record = gen.kinesis(good)
             data = record["kinesis"]["data"]
@@ -500,7 +512,7 @@ def _gen_encoding(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
                 ]
             )
             record["kinesis"]["data"] = bad
-            extra.append((record, Q))
+            extra.append((record, POISON))
     _insert(gen, records, contents, extra)
     return records, contents
 
@@ -520,14 +532,14 @@ def _gen_non_finite(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
         if kind == "kinesis":
             if shape < 3:
                 values[bad] = rng.choice(_NON_FINITE_TOKENS)
-                content = Q
+                content = POISON
             else:
                 values[bad] = rng.choice(["1e-400", "1.6e308", "-0", "0.0", "12345678901234567890"])
-                content = P
+                content = GOOD
             text = "{" + ", ".join(f'"{k}": {v}' for k, v in zip("abc", values)) + f', "note": "{gen.canary()}"' + "}"
             if rng.random() < 0.1:
                 text = '{"a": 1, "b": 2, "c": ' + "9" * 5000 + "}"  # beyond the int digits limit
-                content = Q
+                content = POISON
             extra.append((gen.kinesis(text), content))
         else:
             image = gen.good_image()
@@ -535,12 +547,12 @@ def _gen_non_finite(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
                 image["abc"[bad]] = rng.choice(
                     [{"N": rng.choice(_NON_FINITE_N)}, {"S": "1.5"}, {"BOOL": True}, {"NULL": True}, {"L": []}]
                 )
-                content = Q
+                content = POISON
             else:
                 image["abc"[bad]] = {
                     "N": rng.choice(["1e-130", "9.9999e125", "-0", "0", "12345678901234567890123456789"])
                 }
-                content = P
+                content = GOOD
             extra.append((gen.ddb(image), content))
     _insert(gen, records, contents, extra)
     return records, contents
@@ -577,18 +589,18 @@ def _gen_dynamodb_types(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
     records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 8]))
     extra = []
     for _ in range(rng.randint(1, 5)):
-        image = gen.good_image()
+        image: Any = gen.good_image()
         if rng.random() < 0.7:
             if gen.model == "text":
                 image["text"] = _wrong_text_attr(gen)
             else:
                 image[rng.choice("abc")] = rng.choice([{"S": "1"}, {"L": [{"N": "1"}]}, {"XX": "1"}, None, {}])
-            content = Q
+            content = POISON
         else:
             del image["text" if gen.model == "text" else rng.choice("abc")]
-            content = Q
+            content = POISON
         if rng.random() < 0.2:
-            image, content = rng.choice([[gen.canary()], gen.canary(), 5]), Q  # NewImage not an object
+            image, content = rng.choice([[gen.canary()], gen.canary(), 5]), POISON  # NewImage not an object
         extra.append((gen.ddb(image) if kind == "dynamodb" else gen.routed(image), content))
     _insert(gen, records, contents, extra)
     return records, contents
@@ -626,7 +638,7 @@ def _gen_mixed(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
         elif pick == 2:
             extra.append(gen.skip(other))
         else:
-            extra.append((rng.choice([None, {"eventSource": "aws:sqs", "body": gen.canary()}, gen.canary()]), Q))
+            extra.append((rng.choice([None, {"eventSource": "aws:sqs", "body": gen.canary()}, gen.canary()]), POISON))
     _insert(gen, records, contents, extra)
     return records, contents
 
@@ -641,7 +653,7 @@ def _gen_model_raises(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
         image = gen.good_image()
         image["text"] = {"S": text}
         record = gen.ddb(image)
-    _insert(gen, records, contents, [(record, Q)])  # one per batch: two or more would fail it
+    _insert(gen, records, contents, [(record, RAISES)])  # one per batch: two or more would fail it
     return records, contents
 
 

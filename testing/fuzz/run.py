@@ -1,6 +1,7 @@
 """The runner: :func:`run_fuzz` drives ``lambda_function.lambda_handler`` in this
 process, with the environment set as on Lambda and canary AWS credentials, through the
-generated cases, checks each with the oracle, saves a failing case's event whole to
+generated cases, checks each against the accounting oracle and the log rules
+(:mod:`testing.fuzz.checks`), saves a failing case's event whole to
 ``build/fuzz/failures/<case>.json``, and reports counts (:func:`format_report`);
 :func:`main` is ``python -m testing.fuzz``.
 """
@@ -24,13 +25,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
+from testing.accounting import OUTCOMES
+from testing.doubles import FakeQuarantine, FakeSink, SpyModel, failing_at
 from testing.events import REGION
-from testing.fuzz.cases import CATEGORIES, Case, generate
-from testing.fuzz.doubles import FlakyQuarantine, FlakySink, RaisingModel
-from testing.fuzz.oracle import CANARY_ENV, OUTCOMES, check, expect, leaks
+from testing.fuzz.cases import BOOM, CATEGORIES, Case, generate
+from testing.fuzz.checks import CANARY_ENV, check, expect, leaks
 from training.tabular_model import make_tabular_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +61,8 @@ class FuzzReport:
 
     cases: int
     seed: int
-    categories: Counter = field(default_factory=Counter)
-    outcomes: Counter = field(default_factory=Counter)
+    categories: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
     rejected: int = 0
     empty: int = 0
     records: int = 0
@@ -77,7 +79,7 @@ class FuzzReport:
 def _captured_logs(buffer: io.StringIO) -> Iterator[None]:
     """The ``inference`` logger's lines and stdout (the EMF documents) into ``buffer``."""
     logger = logging.getLogger("inference")
-    handlers = [h for h in logger.handlers if getattr(h, "_inference", False)]
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler) and getattr(h, "_inference", False)]
     streams = [h.setStream(buffer) for h in handlers]
     try:
         with contextlib.redirect_stdout(buffer):
@@ -126,6 +128,7 @@ def run_fuzz(
     """
     from inference.app import App
     from inference.events import UnsupportedEventError
+    from inference.model import LoadedModel
     from inference.telemetry import setup_logging
 
     report = FuzzReport(cases, seed)
@@ -145,7 +148,8 @@ def run_fuzz(
             apps = {
                 "text": text_app,
                 "tabular": App.from_env({**os.environ, "MODEL_DIR": str(tabular_dir)}),
-                "boom": dataclasses.replace(text_app, model=RaisingModel(text_app.model)),
+                # A model whose error message quotes its input, as a real one's may.
+                "boom": dataclasses.replace(text_app, model=cast(LoadedModel, SpyModel(text_app.model, _has_boom))),
             }
         rng = random.Random(seed)
         numbers: Any = range(cases)
@@ -166,7 +170,13 @@ def run_fuzz(
     return report
 
 
-def _run_case(case: Case, apps: dict[str, Any], module: Any, unsupported: type, report: FuzzReport) -> str:
+def _has_boom(value: Any) -> bool:
+    return isinstance(value, str) and BOOM in value
+
+
+def _run_case(
+    case: Case, apps: dict[str, Any], module: Any, unsupported: type[BaseException], report: FuzzReport
+) -> str:
     """Run one case; the problem found, or ``""``."""
     if case.check_json:
         try:
@@ -175,8 +185,10 @@ def _run_case(case: Case, apps: dict[str, Any], module: Any, unsupported: type, 
             raise AssertionError(f"case {case.number}: generated an event deeper than Lambda can deliver") from None
     expected = expect(case)
     app = apps[case.model]
-    sink = FlakySink(case.sink_fails) if case.sink_fails is not None else app.sink
-    quarantine = FlakyQuarantine(case.quarantine_fails) if case.quarantine_fails is not None else app.quarantine
+    sink = FakeSink(failing_at(case.sink_fails)) if case.sink_fails is not None else app.sink
+    quarantine = (
+        FakeQuarantine(failing_at(case.quarantine_fails)) if case.quarantine_fails is not None else app.quarantine
+    )
     module.app, module.init_error = dataclasses.replace(app, sink=sink, quarantine=quarantine), None
     context = SimpleNamespace(aws_request_id=f"fuzz-{report.seed}-{case.number}", function_name="fuzz-inference")
     logs = io.StringIO()
@@ -193,6 +205,10 @@ def _run_case(case: Case, apps: dict[str, Any], module: Any, unsupported: type, 
             return "a canary in the UnsupportedEventError message or the logs"
         return ""
     except Exception as exc:  # noqa: BLE001 - any other exception is what the fuzzer looks for
+        from inference.batch import ModelFailure
+
+        if expected is not None and expected.model_failure and isinstance(exc, ModelFailure):
+            return ""  # the model raised on every input: the batch must fail
         report.unhandled += 1
         return f"unhandled {type(exc).__name__}: {str(exc)[:300]}"
     if expected is None:
@@ -203,7 +219,7 @@ def _run_case(case: Case, apps: dict[str, Any], module: Any, unsupported: type, 
     report.outcomes.update(expected.outcomes)
     text = logs.getvalue()
     try:
-        problems = check(case, expected, response, text, sink, quarantine)
+        problems = check(expected, response, text, sink, quarantine)
     except ValueError as exc:  # a log line that is not JSON
         problems = [f"unreadable log output: {exc}"]
     if leaks(text):
