@@ -24,8 +24,8 @@ from inference.decode import decode_records, source_record
 from inference.kpl import MAGIC, MalformedAggregate, deaggregate, is_aggregate
 from inference.sinks import ResponseSink
 
+from testing.doubles import FakeQuarantine, FakeSink
 from testing.events import FIRST_SEQUENCE, kinesis_event, kinesis_record
-from tests.conftest import FakeQuarantine, FakeSink
 
 TEXT = {"kind": "text", "field": "text"}
 TEXTS = [
@@ -378,6 +378,7 @@ def test_any_mix_of_aggregates_and_failures_retries_whole_aggregates_only(
 # --- make invoke EVENT=- ------------------------------------------------------------------
 
 
+@pytest.mark.twin
 def test_invoke_reads_the_event_from_standard_input_and_scores_an_aggregate(zips, monkeypatch, capsys) -> None:
     from localtwin.invoke import main
 
