@@ -72,8 +72,8 @@ events: $(STAMP) ## Write sample Kinesis, DynamoDB and API Gateway events to bui
 $(MODEL_LAYER): $(REFERENCE_MODEL)
 	$(MAKE) --no-print-directory model-layer
 
-invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json through the local Lambda runtime from the built zips (response on stdout)
-	@test -f "$(EVENT)" || $(PY) -m testing.events --out build/events > /dev/null
+invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json (EVENT=- : standard input) through the local Lambda runtime from the built zips (response on stdout)
+	@test "$(EVENT)" = - || test -f "$(EVENT)" || $(PY) -m testing.events --out build/events > /dev/null
 	@$(PY) -m localtwin.invoke "$(EVENT)"
 
 demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)

@@ -8,7 +8,8 @@ The response JSON goes to stdout; the function's logs and Lambda's ``START`` / `
 / ``REPORT`` lines go to stderr; a function error exits with status 1.
 
 Usage: ``python -m localtwin.invoke EVENT.json [--function build/function.zip]
-[--layer ZIP ...] [--env KEY=VALUE ...] [--memory-mb 1024] [--timeout-s 60]``
+[--layer ZIP ...] [--env KEY=VALUE ...] [--memory-mb 1024] [--timeout-s 60]``;
+``-`` as ``EVENT.json`` reads the event from standard input (like ``sam local invoke -e -``).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def invoke(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Invoke the built function on an event file.")
-    parser.add_argument("event", type=Path, help="event JSON file (e.g. from `make events`)")
+    parser.add_argument("event", help="event JSON file (e.g. from `make events`), or - for standard input")
     parser.add_argument("--function", type=Path, default=DEFAULT_FUNCTION)
     parser.add_argument(
         "--layer", type=Path, action="append", help="layer zip, in order (default: the dependencies + model layers)"
@@ -129,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-mb", type=int, default=1024, help="memory size (MB), default 1024")
     parser.add_argument("--timeout-s", type=float, default=60, help="timeout (seconds), default 60")
     args = parser.parse_args(argv)
+    source = "standard input" if args.event == "-" else args.event
     try:
-        event = json.loads(args.event.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        print(f"invoke: cannot read event {args.event}: {exc}", file=sys.stderr)
+        event = json.loads(sys.stdin.read() if args.event == "-" else Path(args.event).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        print(f"invoke: cannot read event {source}: {exc}", file=sys.stderr)
         return 2
     bad = [item for item in args.env if "=" not in item]
     if bad:

@@ -209,12 +209,12 @@ def test_check_of_the_response_as_sink_and_of_the_quarantine() -> None:
 #: One deliberate bug each: (text in inference/batch.py, what replaces it).
 MUTANTS = {
     "cutoff one after a failed quarantine": (
-        "cutoff = min(failed, default=len(decoded))",
-        "cutoff = min((i + 1 for i in failed), default=len(decoded))",
+        "min(failed, default=len(decoded))",
+        "min((i + 1 for i in failed), default=len(decoded))",
     ),
     "cutoff one after a failed result": (
-        "cutoff = min(sink.write([r for r in results if r.index < cutoff]), default=cutoff)",
-        "cutoff = min((i + 1 for i in sink.write([r for r in results if r.index < cutoff])), default=cutoff)",
+        "min(sink.write([r for r in results if r.index < cutoff]), default=cutoff)",
+        "min((i + 1 for i in sink.write([r for r in results if r.index < cutoff])), default=cutoff)",
     ),
     "the cutoff is not moved back": (
         "while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import re
+import tracemalloc
 from typing import Any
 
 import pytest
 from inference.decode import decode_records, extract_input
 from inference.events import UnsupportedEventError, classify_event
+from inference.payload import PayloadOptions, options_from_env
 
 from testing.events import SAMPLE_TEXTS, dynamodb_update_event, kinesis_ddb_document, kinesis_event, kinesis_record
 from testing.events import dynamodb_record as ddb_record
@@ -409,3 +413,108 @@ def test_known_events_are_classified_by_their_first_recognised_record() -> None:
     assert classify_event({"Records": [*garbage, kinesis_record("{}", 1)]})[0] == "kinesis"
     ddb = dynamodb_update_event()["Records"][0]
     assert classify_event({"Records": [*garbage, ddb, kinesis_record("{}", 1)]})[0] == "dynamodb"
+
+
+# --- gzip payloads (PAYLOAD_COMPRESSION) ---------------------------------------------------
+
+
+def gzip_record(raw: bytes) -> dict:
+    return kinesis_record(raw, 1)
+
+
+def test_gzip_payload_is_decompressed_by_default() -> None:
+    d = decode_one(gzip_record(gzip.compress(json.dumps({"text": "hello"}).encode())))
+    assert (d.status, d.value) == ("input", "hello")
+    members = gzip.compress(b'{"text": ') + gzip.compress(b'"two members"}')  # RFC 1952 allows several
+    assert decode_one(gzip_record(members)).value == "two members"
+
+
+def test_gzip_payload_is_not_valid_utf8_with_compression_none() -> None:
+    [d] = decode_records([gzip_record(gzip.compress(b'{"text": "x"}'))], "kinesis", TEXT, PayloadOptions("none"))
+    assert (d.status, d.reason) == ("poison", "data is not valid UTF-8 (byte 1)")
+
+
+def test_a_gzip_user_record_inside_a_kpl_aggregate_is_decompressed() -> None:
+    from aws_kinesis_agg.aggregator import RecordAggregator
+
+    aggregator = RecordAggregator()
+    aggregator.add_user_record("k", gzip.compress(b'{"text": "zipped"}'))
+    aggregator.add_user_record("k", b'{"text": "plain"}')
+    _, _, data = aggregator.clear_and_get().get_contents()
+    assert [d.value for d in decode_records([kinesis_record(data, 1)], "kinesis", TEXT)] == ["zipped", "plain"]
+
+
+def _corrupt_crc(raw: bytes) -> bytes:
+    return raw[:-8] + bytes([raw[-8] ^ 1]) + raw[-7:]
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (gzip.compress(b'{"text": "x"}')[:-5], "gzip stream is truncated"),
+        (_corrupt_crc(gzip.compress(b'{"text": "x"}')), "data is not a valid gzip stream (Error -3"),
+        (b"\x1f\x8b\x00garbage", "data is not a valid gzip stream (Error -3"),
+        (gzip.compress(b'{"text": "x"}') + b"tail", "4 bytes after the gzip stream are not another gzip member"),
+        (gzip.compress(b"\xff\xfe"), "data is not valid UTF-8 (byte 0)"),
+    ],
+)
+def test_a_bad_gzip_stream_is_poison_with_a_reason(raw: bytes, reason: str) -> None:
+    d = decode_one(gzip_record(raw))
+    assert d.status == "poison" and d.reason.startswith(reason), d.reason
+
+
+def test_a_gzip_bomb_stops_at_the_cap_and_is_poison() -> None:
+    bomb = gzip.compress(b'{"text": "' + b"a" * (64 << 20) + b'"}', compresslevel=9)  # 64 MiB in ~64 KiB
+    tracemalloc.start()
+    try:
+        [d] = decode_records([gzip_record(bomb)], "kinesis", TEXT, PayloadOptions("auto", 1 << 20))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (d.status, d.reason) == (
+        "poison",
+        "gzip data decompresses to more than 1,048,576 bytes (PAYLOAD_MAX_DECOMPRESSED_BYTES)",
+    )
+    assert peak < 8 << 20  # decompression stopped near the cap: it never held the 64 MiB
+    exactly = gzip.compress(b'{"text": "' + b"a" * 100 + b'"}')
+    assert decode_one(gzip_record(exactly)).status == "input"
+    [at_cap] = decode_records([gzip_record(exactly)], "kinesis", TEXT, PayloadOptions("auto", 112))
+    assert at_cap.status == "input"  # the cap is inclusive: 112 bytes decompressed
+    [past] = decode_records([gzip_record(exactly)], "kinesis", TEXT, PayloadOptions("auto", 111))
+    assert past.status == "poison"
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({}, PayloadOptions("auto", 1_048_576)),
+        ({"PAYLOAD_COMPRESSION": "NONE"}, PayloadOptions("none", 1_048_576)),
+        ({"PAYLOAD_COMPRESSION": "auto", "PAYLOAD_MAX_DECOMPRESSED_BYTES": "4096"}, PayloadOptions("auto", 4096)),
+    ],
+)
+def test_payload_options_from_the_environment(env: dict, expected: PayloadOptions) -> None:
+    assert options_from_env(env) == expected
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"PAYLOAD_COMPRESSION": "gzip"}, "PAYLOAD_COMPRESSION='gzip' is not one of auto, none"),
+        ({"PAYLOAD_MAX_DECOMPRESSED_BYTES": "1MB"}, "PAYLOAD_MAX_DECOMPRESSED_BYTES='1MB' must be a positive whole"),
+        ({"PAYLOAD_MAX_DECOMPRESSED_BYTES": "0"}, "PAYLOAD_MAX_DECOMPRESSED_BYTES='0' must be a positive whole"),
+    ],
+)
+def test_bad_payload_settings_name_the_variable(env: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        options_from_env(env)
+
+
+def test_a_bad_payload_setting_stops_init_with_a_config_error(text_model_dir) -> None:
+    from inference.app import App, ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape("PAYLOAD_COMPRESSION='zstd' is not one of auto, none")):
+        App.from_env({"MODEL_DIR": str(text_model_dir), "PAYLOAD_COMPRESSION": "zstd"})
+    event = {"Records": [kinesis_record(gzip.compress(b'{"text": "x"}'), 1)]}
+    assert App.from_env({"MODEL_DIR": str(text_model_dir)}).handle(event)["predictions"] != {}
+    app = App.from_env({"MODEL_DIR": str(text_model_dir), "PAYLOAD_COMPRESSION": "none"})
+    assert app.handle(event)["predictions"] == {}  # quarantined, as the setting asks

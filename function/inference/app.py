@@ -13,10 +13,13 @@ Environment variables (all optional but ``MODEL_DIR`` has a default):
 ``QUARANTINE_PREFIX``       key prefix in ``QUARANTINE_BUCKET`` (default ``quarantine/``)
 ``METRICS_NAMESPACE``       CloudWatch namespace for EMF metrics (default ``StreamInference``)
 ``LOG_LEVEL``               ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``, ``CRITICAL``
+``PAYLOAD_COMPRESSION``     ``auto`` (default, gunzip data starting ``1f 8b``) or ``none``
 ==========================  ===========================================================
 
 At most one ``RESULTS_*`` destination and one ``QUARANTINE_*`` destination may be set.
 With no results destination the predictions are returned in the response.
+``PAYLOAD_MAX_DECOMPRESSED_BYTES`` caps one payload's decompressed size (default 1048576,
+:mod:`inference.payload`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 from .batch import process_batch
 from .events import StreamResponse
 from .model import LoadedModel, load_model
+from .payload import PayloadOptions, options_from_env
 from .quarantine import LogQuarantine, Quarantine, S3Quarantine, SQSQuarantine
 from .sinks import DynamoDBSink, KinesisSink, ResponseSink, ResultSink, S3Sink
 from .telemetry import emf_document, emit_metrics, setup_logging
@@ -79,6 +83,7 @@ class App:
     sink: ResultSink
     quarantine: Quarantine
     logger: logging.Logger
+    payload: PayloadOptions = PayloadOptions()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> App:
@@ -90,14 +95,18 @@ class App:
         logger = setup_logging(level)
         sink = make_sink(env)
         quarantine = make_quarantine(env)
+        try:
+            payload = options_from_env(env)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR))
         logger.info("model loaded", extra={"model_name": model.name, "model_version": model.version})
-        return cls(model, env, sink, quarantine, logger)
+        return cls(model, env, sink, quarantine, logger, payload)
 
     def handle(self, event: Any, context: Any = None) -> StreamResponse:
         """Score one stream event; log a summary and emit metrics."""
         sink = ResponseSink() if isinstance(self.sink, ResponseSink) else self.sink
-        response, report = process_batch(event, self.model, sink, self.quarantine)
+        response, report = process_batch(event, self.model, sink, self.quarantine, self.payload)
         request_id = getattr(context, "aws_request_id", None)
         counts = report.counts()
         self.logger.info(

@@ -16,6 +16,18 @@ reported sequence number and redelivers everything after it. So the first record
 whose result or quarantine could not be persisted is the *cutoff*: it and every
 record after it are reported, and sinks only get records before it.
 
+A KPL aggregate (one Kinesis record holding many user records, :mod:`inference.kpl`)
+is decoded into its user records, each scored, quarantined or skipped on its own and
+keyed by its own id (``<eventID>:<sub-sequence number>``). But Lambda can only resume
+at the aggregate's sequence number, so the aggregate is the unit of the cutoff: when
+any of its user records cannot be persisted, the cutoff moves back to its first user
+record, the aggregate's sequence number is reported, and every user record of it is
+delivered again; none counts as done. A quarantine failure keeps the whole aggregate
+(and all after it) from the sinks; after a sink's failure, results of the aggregate
+that the sink did write are overwritten on redelivery, being keyed by id. The
+report's lists then hold positions in the decoded list (one per user record), not the
+event's record indices.
+
 Quarantine is at least once, like the stream itself: poison records are sent before
 the results, so when a later write fails, poison records past the cutoff are sent
 again on redelivery (each carries its ``record_id``; the S3 destination overwrites).
@@ -36,9 +48,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .decode import DecodedRecord, decode_records
+from .decode import DecodedRecord, decode_records, source_record
 from .events import BatchItemFailure, StreamResponse, classify_event
 from .model import LoadedModel, Predictions
+from .payload import PayloadOptions
 from .quarantine import Quarantine, QuarantineItem
 from .sinks import ResponseSink, ResultItem, ResultSink
 
@@ -51,7 +64,9 @@ class ModelFailure(RuntimeError):
 
 @dataclass
 class BatchReport:
-    """What happened to each record of one batch (lists of record indices)."""
+    """What happened to each record of one batch: lists of positions in the decoded
+    list, which are the event's record indices unless a KPL aggregate holds several
+    user records (then ``size`` counts user records)."""
 
     size: int
     predicted: list[int] = field(default_factory=list)
@@ -118,11 +133,20 @@ def predict_isolating(
     return results, errors, calls
 
 
+def _unit_start(decoded: list[DecodedRecord], position: int) -> int:
+    """The first position of the stream record at ``position``: a KPL aggregate's user
+    records are retried together, from its first one (``len(decoded)`` stays as it is)."""
+    while 0 < position < len(decoded) and decoded[position - 1].record_index == decoded[position].record_index:
+        position -= 1
+    return position
+
+
 def process_batch(
     event: Any,
     model: LoadedModel,
     sink: ResultSink,
     quarantine: Quarantine,
+    payload: PayloadOptions | None = None,
 ) -> tuple[StreamResponse, BatchReport]:
     """Score one Lambda stream event.
 
@@ -136,6 +160,8 @@ def process_batch(
         Where results go; a :class:`~inference.sinks.ResponseSink` returns them.
     quarantine : Quarantine
         Where poison records go.
+    payload : PayloadOptions, optional
+        How Kinesis payloads are read (gzip); default ``PAYLOAD_COMPRESSION=auto``.
 
     Returns
     -------
@@ -151,7 +177,7 @@ def process_batch(
         The model raised on every input (see module docstring).
     """
     kind, records = classify_event(event)
-    decoded = decode_records(records, kind, model.manifest["input"])
+    decoded = decode_records(records, kind, model.manifest["input"], payload)
     report = BatchReport(size=len(decoded))
 
     pending = [d for d in decoded if d.status == "input"]
@@ -183,13 +209,15 @@ def process_batch(
     # Persist in stream order of priority: quarantine, then results before the cutoff.
     failed = quarantine.send(
         [
-            QuarantineItem(d.index, d.record_id, d.sequence_number, d.source_arn, d.reason, records[d.index], d.detail)
+            QuarantineItem(
+                d.index, d.record_id, d.sequence_number, d.source_arn, d.reason, source_record(records, d), d.detail
+            )
             for d in poison
         ]
     )
-    cutoff = min(failed, default=len(decoded))
+    cutoff = _unit_start(decoded, min(failed, default=len(decoded)))
     # A sink reports only indices of the items it was given, all before the cutoff.
-    cutoff = min(sink.write([r for r in results if r.index < cutoff]), default=cutoff)
+    cutoff = _unit_start(decoded, min(sink.write([r for r in results if r.index < cutoff]), default=cutoff))
 
     # Lambda can only resume at a record that has a sequence number.
     while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:
@@ -198,6 +226,7 @@ def process_batch(
         # No record at or before the failure can be named: fail the whole batch.
         report.failures = [{"itemIdentifier": ""}]
         cutoff = 0
+    cutoff = _unit_start(decoded, cutoff)  # stepping back may land on an aggregate's last user record
     for d in decoded:
         if d.index >= cutoff:
             report.retry.append(d.index)

@@ -3,6 +3,18 @@
 Decoding never raises for a bad record: every record comes back as exactly one
 :class:`DecodedRecord` whose ``status`` says what it is. Reasons name what is wrong
 (a field, a type, a byte offset), never the record's values: they are logged.
+
+A Kinesis record whose data is a KPL aggregate (:mod:`inference.kpl`) is the one
+exception to "one record in, one out": it comes back as one :class:`DecodedRecord` per
+user record, in order, each with its own ``record_id`` (the aggregate's ``eventID``
+plus ``:<sub-sequence number>``, e.g. ``shardId-000000000000:4959…:2``) and the
+aggregate's ``sequence_number`` (the only one Lambda can resume at). They share the
+aggregate's ``record_index``: :mod:`inference.batch` retries an aggregate as a whole.
+An aggregate with no user records is one ``skip``; one that is malformed (a bad MD5,
+broken protobuf) is one ``poison``, under the aggregate's own ``eventID``. Any other
+record decodes as before: the only cost the aggregate support adds to it is comparing
+its first four bytes. Gzip payloads are decompressed first, when the setting allows it
+(:mod:`inference.payload`).
 """
 
 from __future__ import annotations
@@ -16,17 +28,22 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from .events import DYNAMODB_SOURCE, KINESIS_SOURCE, DynamoDBChange, EventKind, KinesisData, describe_source
+from .kpl import MAGIC as KPL_MAGIC
+from .kpl import MalformedAggregate, UserRecord, deaggregate
 from .manifest import TabularInput, TextInput
+from .payload import GZIP_MAGIC, PayloadOptions, gunzip
 
 Status = Literal["input", "skip", "poison"]
 
 
 @dataclass(slots=True)
 class DecodedRecord:
-    """One record of the batch after decoding."""
+    """One record of the batch after decoding (one user record, for a KPL aggregate)."""
 
+    #: Position in the decoded list; the event's record index, unless a KPL aggregate came before.
     index: int
-    #: Stable identifier of the record (``eventID``); results are keyed by it.
+    #: Stable identifier of the record (``eventID``, with ``:<sub-sequence>`` for a KPL
+    #: user record); results are keyed by it.
     record_id: str
     #: What Lambda accepts as ``itemIdentifier``; ``None`` when the record has none.
     sequence_number: str | None
@@ -39,9 +56,18 @@ class DecodedRecord:
     #: More about a poison verdict that may quote the record (the model's error message):
     #: for the quarantine destination only, never logged.
     detail: str = ""
+    #: Position of the stream record in the event's ``Records`` (shared by the user records of an
+    #: aggregate). :func:`decode_records` always sets it (-1: not set, read as ``index``); it is passed
+    #: by position, as keywords cost more on the hot path.
+    record_index: int = -1
+    #: The KPL user record this is, or ``None`` for a record that is not an aggregate.
+    user_record: UserRecord | None = None
 
 
 _deserializer = None
+_DEFAULT_OPTIONS = PayloadOptions()
+#: First bytes of a KPL aggregate (``f3``) and of a gzip stream (``1f``); no JSON text starts with either.
+_WRAPPED_FIRST_BYTES = frozenset((KPL_MAGIC[0], GZIP_MAGIC[0]))
 
 
 def _deserialize_image(image: dict[str, Any], names: list[str]) -> dict[str, Any]:
@@ -128,8 +154,14 @@ def _from_change(
     return ("poison", None, f"NewImage: {reason}") if reason else ("input", value, "")
 
 
-def _decode_kinesis(body: KinesisData, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
-    """A Kinesis record's payload, from its ``kinesis`` object (a dict: it has a sequence number)."""
+def _decode_kinesis(
+    body: KinesisData, contract: TextInput | TabularInput, options: PayloadOptions
+) -> tuple[Status, Any, str] | list[UserRecord]:
+    """A Kinesis record's payload, from its ``kinesis`` object (a dict: it has a sequence number).
+
+    A KPL aggregate comes back as its list of user records, for :func:`decode_records`
+    to decode each with :func:`_decode_data`; a malformed one as a poison verdict.
+    """
     try:
         # base64.b64decode(data, validate=True) is exactly this call, behind two Python frames.
         raw = binascii.a2b_base64(body["data"], strict_mode=True)
@@ -137,6 +169,29 @@ def _decode_kinesis(body: KinesisData, contract: TextInput | TabularInput) -> tu
         return "poison", None, "data is not valid base64"
     except KeyError:
         return "poison", None, "record has no kinesis.data"
+    if raw and raw[0] in _WRAPPED_FIRST_BYTES:  # one test for a plain JSON payload; a closer look otherwise
+        if raw[:4] == KPL_MAGIC:
+            try:
+                users = deaggregate(raw)
+            except MalformedAggregate as exc:
+                return "poison", None, str(exc)
+            return users or ("skip", None, "KPL aggregate holds no user records")
+        return _decode_data(raw, contract, options)
+    return _decode_json(raw, contract)
+
+
+def _decode_data(raw: bytes, contract: TextInput | TabularInput, options: PayloadOptions) -> tuple[Status, Any, str]:
+    """A payload's bytes (a KPL user record's, or a plain record's that may be gzip): gzip, then JSON."""
+    if raw[:2] == GZIP_MAGIC and options.compression == "auto":
+        data, reason = gunzip(raw, options.max_decompressed_bytes)
+        if data is None:
+            return "poison", None, reason
+        raw = data
+    return _decode_json(raw, contract)
+
+
+def _decode_json(raw: bytes, contract: TextInput | TabularInput) -> tuple[Status, Any, str]:
+    """A payload's bytes, uncompressed: UTF-8, JSON, then the model input (or a DynamoDB change)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -169,21 +224,91 @@ def _content_id(record: Any, index: int) -> str:
     return f"unidentified-{digest[:16]}"
 
 
-def decode_records(records: list[Any], kind: EventKind, contract: TextInput | TabularInput) -> list[DecodedRecord]:
-    """Decode a whole batch; one :class:`DecodedRecord` per record, in order.
+def _user_records(
+    users: list[UserRecord],
+    start: int,
+    record_index: int,
+    record_id: str,
+    seq: str,
+    arn: str,
+    contract: TextInput | TabularInput,
+    options: PayloadOptions,
+) -> list[DecodedRecord]:
+    """One :class:`DecodedRecord` per user record of an aggregate, from position ``start`` on."""
+    out = []
+    for offset, user in enumerate(users):
+        status, value, reason = _decode_data(user.data, contract, options)
+        out.append(
+            DecodedRecord(
+                start + offset,
+                f"{record_id}:{user.sub_sequence}",
+                seq,
+                arn,
+                status,
+                value,
+                reason,
+                "",
+                record_index,
+                user,
+            )
+        )
+    return out
+
+
+def source_record(records: list[Any], decoded: DecodedRecord) -> Any:
+    """The stream record that ``decoded`` came from, as the quarantine keeps it.
+
+    For a KPL user record: a Kinesis record of its own, shaped like those the
+    ``aws-kinesis-agg`` deaggregator emits (the aggregate's record with ``eventID`` set
+    to the user record's id, and ``kinesis`` holding the user record's ``data``
+    base64-encoded, ``partitionKey``, ``explicitHashKey``, ``subSequenceNumber`` and
+    ``aggregated: true``): replayed through the function, it is scored under the same id.
+    """
+    record = records[decoded.record_index if decoded.record_index >= 0 else decoded.index]
+    user = decoded.user_record
+    if user is None:
+        return record
+    kinesis = {
+        **record["kinesis"],
+        "data": binascii.b2a_base64(user.data, newline=False).decode("ascii"),
+        "partitionKey": user.partition_key,
+        "explicitHashKey": user.explicit_hash_key,
+        "subSequenceNumber": user.sub_sequence,
+        "aggregated": True,
+    }
+    return {**record, "eventID": decoded.record_id, "kinesis": kinesis}
+
+
+def decode_records(
+    records: list[Any], kind: EventKind, contract: TextInput | TabularInput, options: PayloadOptions | None = None
+) -> list[DecodedRecord]:
+    """Decode a whole batch; one :class:`DecodedRecord` per record (per user record of a KPL
+    aggregate), in order.
 
     ``records`` are whatever the caller sent. Lambda sends
     :class:`~inference.events.KinesisStreamRecord` or
     :class:`~inference.events.DynamoDBStreamRecord` objects, but every field is tested
-    before it is used: a record that breaks the shape is poison.
+    before it is used: a record that breaks the shape is poison. ``options`` say how
+    Kinesis payloads are read (default: :class:`~inference.payload.PayloadOptions`'s).
     """
+    options = options or _DEFAULT_OPTIONS
     expected_source = KINESIS_SOURCE if kind == "kinesis" else DYNAMODB_SOURCE
-    out = []
+    out: list[DecodedRecord] = []
     status: Status
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             out.append(
-                DecodedRecord(index, _content_id(record, index), None, "", "poison", reason="record is not an object")
+                DecodedRecord(
+                    len(out),
+                    _content_id(record, index),
+                    None,
+                    "",
+                    "poison",
+                    None,
+                    "record is not an object",
+                    "",
+                    index,
+                )
             )
             continue
         # Any JSON value; read as KinesisData or DynamoDBChange only once it has a sequence number.
@@ -202,10 +327,14 @@ def decode_records(records: list[Any], kind: EventKind, contract: TextInput | Ta
             elif seq is None:
                 status, value, reason = "poison", None, "record has no sequence number"
             elif kind == "kinesis":
-                status, value, reason = _decode_kinesis(body, contract)
+                payload = _decode_kinesis(body, contract, options)
+                if isinstance(payload, list):  # a KPL aggregate (seq is a str here: tested above)
+                    out.extend(_user_records(payload, len(out), index, record_id, seq, arn, contract, options))
+                    continue
+                status, value, reason = payload
             else:
                 status, value, reason = _from_change(body, record.get("eventName"), contract)
         except Exception as exc:  # a shape nobody foresaw must still not sink the batch
             status, value, reason = "poison", None, f"undecodable record ({type(exc).__name__})"
-        out.append(DecodedRecord(index, record_id, seq, arn, status, value, reason))
+        out.append(DecodedRecord(len(out), record_id, seq, arn, status, value, reason, "", index))
     return out
