@@ -245,7 +245,7 @@ def test_a_mixed_batch_is_predicted_in_one_call(text_model) -> None:
             text_model.predict([TEXTS[0], *TEXTS[2:], TEXTS[1]]).labels,
         )
     )
-    assert {rid: item.label for rid, item in sink.store.items()} == expected
+    assert {rid: item.outputs["label"] for rid, item in sink.store.items()} == expected
     assert {item.sequence_number for rid, item in sink.store.items() if rid.startswith(agg["eventID"])} == {
         agg["kinesis"]["sequenceNumber"]
     }
