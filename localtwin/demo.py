@@ -36,8 +36,13 @@ def _stop_on_first_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _bar(total: int, desc: str) -> tqdm:
+    """A bar on stderr, redrawn at most twice a second, and only on a terminal (``disable=None``)."""
+    return tqdm(total=total, desc=desc, unit=" rec", file=sys.stderr, mininterval=0.5, disable=None)
+
+
 class _Bars:
-    """Two progress bars on stderr: writing the ingest, then replaying it."""
+    """Two progress bars on stderr: writing the ingest, then replaying it (nothing when stderr is not a terminal)."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -46,14 +51,14 @@ class _Bars:
 
     def written(self, n: int) -> None:
         if self.writing is None:
-            self.writing = tqdm(total=self.total, desc="writing the ingest", unit=" rec", file=sys.stderr)
+            self.writing = _bar(self.total, "writing the ingest")
         self.writing.update(n)
         if self.writing.n >= self.total:
             self.writing.close()
 
     def handled(self, n: int) -> None:
         if self.replaying is None:
-            self.replaying = tqdm(total=self.total, desc="replaying", unit=" rec", file=sys.stderr)
+            self.replaying = _bar(self.total, "replaying")
         self.replaying.update(n - self.replaying.n)
         if self.replaying.n >= self.total:
             self.replaying.close()
@@ -75,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--poison-share", type=float, default=0.01, help="share of malformed records (0.01)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="for results.csv and function.log (build/demo)")
+    parser.add_argument(
+        "--fast-moto",
+        action="store_true",
+        help="run the endpoint with moto's slow paths replaced (localtwin.moto_speedups); default: stock moto",
+    )
     args = parser.parse_args(argv)
     if args.records < 1 or not 1 <= args.shards <= 100 or not 0 <= args.poison_share <= 1:
         parser.error("--records must be >= 1, --shards 1-100 and --poison-share 0-1")
@@ -95,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         poison_share=args.poison_share,
         max_environments=args.environments,
         out_dir=args.out,
+        fast_moto=args.fast_moto,
     )
     result, status = replay_with_progress(options, settings, "demo")
     if result is None:

@@ -36,6 +36,10 @@ Decisions where AWS leaves room (see also :func:`localtwin.mapping.judge.judge_r
   whole-batch failure, which can only redeliver, never lose, records.
 * Retries go to the records already read (no re-read of the stream); new records of
   the shard wait behind them, as on Lambda.
+* Every invocation records Lambda's ``IteratorAge`` (:attr:`localtwin.mapping.stats.Invocation.iterator_age_ms`):
+  the age of the batch's last record (now minus its arrival time, on the injectable clock)
+  when the mapping hands the event to the invoker, as Lambda measures it when it sends a
+  batch to the function.
 * ``maximum_record_age_s`` is checked before every invocation against an injectable
   clock; the expired records at the head of the batch are given up on
   (``RecordAgeExceeded``) and the rest is invoked.
@@ -632,6 +636,8 @@ class EventSourceMapping:
                     return
                 batch = replace(batch, records=records)
         event = {"Records": [record.event for record in records]}
+        # Lambda's IteratorAge: the age of the batch's last record when the event is sent.
+        iterator_age_ms = max(0.0, (self.clock() - records[-1].arrival) * 1000)
         started = time.perf_counter()
         try:
             result = self.invoker.invoke(event)
@@ -660,6 +666,7 @@ class EventSourceMapping:
                     verdict,
                     wall_ms,
                     result,
+                    iterator_age_ms,
                 )
             )
             if verdict.kind == "partial":
