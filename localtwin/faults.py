@@ -37,6 +37,7 @@ import binascii
 import http.client
 import io
 import json
+import logging
 import random
 import threading
 import time
@@ -168,6 +169,9 @@ class SinkFaults:
         class NoDelayHandler(WSGIRequestHandler):
             disable_nagle_algorithm = True  # else a body waits ~40 ms for the delayed ACK of its headers
 
+        werkzeug = logging.getLogger("werkzeug")  # no access log line per request on this process's stderr
+        if werkzeug.level == logging.NOTSET or werkzeug.level < logging.WARNING:
+            werkzeug.setLevel(logging.WARNING)
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=NoDelayHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sink-faults", daemon=True)
         self._thread.start()

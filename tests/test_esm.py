@@ -508,6 +508,37 @@ def test_record_age_exceeded(aws: EmbeddedAWS, queue: tuple[str, str]) -> None:
     assert stats.records_expired == 5 and esm.checkpoints[written[0][0]] == str(written[-1][1])
 
 
+def test_iterator_age_is_the_last_records_age_when_the_batch_is_sent(aws: EmbeddedAWS, queue: tuple[str, str]) -> None:
+    arn, _ = kinesis_stream(aws, 25)
+    sent_at: list[float] = []
+    now = [0.0]
+
+    def clock() -> float:
+        return now[0]
+
+    def script(records: list[dict[str, Any]], index: int) -> Any:
+        sent_at.append(now[0])
+        now[0] += 30.0  # each invocation takes 30 s on this clock
+        return ok()
+
+    invoker = ScriptedInvoker(script)
+    records = aws.client("kinesis").get_records(
+        ShardIterator=aws.client("kinesis").get_shard_iterator(
+            StreamARN=arn, ShardId="shardId-000000000000", ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"],
+        StreamARN=arn,
+    )["Records"]
+    arrivals = [r["ApproximateArrivalTimestamp"].timestamp() for r in records]
+    now[0] = max(arrivals) + 5.0
+    esm = mapping(aws, invoker, arn, queue[1], clock=clock)
+    stats = esm.run_until_drained(25, timeout_s=20)
+    ages = [call.iterator_age_ms for call in stats.invocation_log]
+    lasts = [arrivals[min(i * 10 + 9, 24)] for i in range(3)]  # batches of 10, 10 and 5
+    assert ages == pytest.approx([(at - last) * 1000 for at, last in zip(sent_at, lasts)], abs=1)
+    assert 5000 <= ages[0] < 6000 and ages[2] > ages[1] + 29_000 > ages[0] + 58_000  # the backlog ages
+    assert stats.iterator_age_ms(100) == max(ages) and stats.iterator_age_ms(50) == sorted(ages)[1]
+
+
 # --- nothing lost, order kept -----------------------------------------------------------------------------
 
 

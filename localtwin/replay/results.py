@@ -116,3 +116,16 @@ def check_records(
         if logged != actual:
             problems.append(f"the function's metrics count {logged:,} {name}; {actual:,} found")
     return problems
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of an export written by :func:`export_csv`."""
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def differing_results(path_a: Path, path_b: Path) -> list[str]:
+    """Record ids whose rows differ between two exports (in any column, or present in one only)."""
+    rows_a = {row["record_id"]: row for row in read_csv(path_a)}
+    rows_b = {row["record_id"]: row for row in read_csv(path_b)}
+    return sorted(rid for rid in rows_a.keys() | rows_b.keys() if rows_a.get(rid) != rows_b.get(rid))

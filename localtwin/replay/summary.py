@@ -24,6 +24,7 @@ from pathlib import Path
 from localtwin.invoke import ROOT
 from localtwin.mapping.stats import MappingStats
 from localtwin.replay.meter import OperationTime
+from localtwin.replay.results import differing_results
 from localtwin.replay.run import SOURCE_NAME, ReplayResult
 from pricing.billing import MB_PER_GB, Usage, cost
 from pricing.prices import LAMBDA_PRICES
@@ -134,3 +135,19 @@ def format_summary(result: ReplayResult) -> str:
 
 def _top(operations: dict[str, OperationTime], n: int = 3) -> Iterator[tuple[str, OperationTime]]:
     yield from sorted(operations.items(), key=lambda item: -item[1].wall_s)[:n]
+
+
+def format_comparison(result: ReplayResult, other: ReplayResult) -> str:
+    """Two runs of one ingest, stock moto and moto sped up, side by side: throughput and every result item."""
+    runs = sorted((result, other), key=lambda r: r.options.fast_moto)
+    stock, fast = (r.stats.records_per_s for r in runs)
+    differ = differing_results(runs[0].csv_path, runs[1].csv_path)
+    items = f"{runs[0].predicted:,} and {runs[1].predicted:,} result items"
+    verdict = "identical in every column" if not differ else f"{len(differ):,} differ (e.g. {differ[:3]})"
+    return "\n".join(
+        [
+            f"  compared       stock moto {stock:,.0f} records/s, moto sped up (--fast-moto) {fast:,.0f} records/s "
+            f"({fast / stock if stock else float('nan'):.2f}x), the same ingest run back to back",
+            f"                 {items}: {verdict}",
+        ]
+    )
