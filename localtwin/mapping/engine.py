@@ -49,6 +49,9 @@ Decisions where AWS leaves room (see also :func:`localtwin.mapping.judge.judge_r
   ``responseContext`` ``{"statusCode": 0, "executedVersion": ""}`` (unverified).
 * An invoker that raises (a bug, or the runtime refusing an over-size payload) fails
   the batch like a function error (``errorType`` ``Local.InvokerError``).
+* Each shard is read ahead by up to one ``GetRecords`` limit (10,000 Kinesis records,
+  1,000 DynamoDB ones; at least two batches per lane), and read again once half of that
+  is left: fewer, larger reads (Lambda's pollers also read ahead; how far is not documented).
 * New shards (resharding) are picked up every ``shard_refresh_s`` and read after their
   parents are done, from TRIM_HORIZON; moto does not reshard faithfully, so this path
   is untested locally.
@@ -496,13 +499,16 @@ class EventSourceMapping:
         stream = self._stream
         assert stream is not None
         factor = self.source.parallelization_factor
-        high_water = max(2 * self.source.batch_size * factor, 1000)
+        # Read ahead up to one GetRecords' worth (at least two batches per lane), and read
+        # again only once half of it is taken: fewer, larger reads.
         limit_cap = GET_RECORDS_LIMIT[stream.kind]
+        high_water = max(2 * self.source.batch_size * factor, limit_cap)
+        low_water = high_water // 2
         iterator: str | None = None
         failures = 0
         while not self._stop.is_set():
             with shard.cond:
-                while shard.buffered() >= high_water and not self._stop.is_set():
+                while shard.buffered() > low_water and not self._stop.is_set():
                     shard.cond.wait(0.5)
                 room = high_water - shard.buffered()
             if self._stop.is_set():
