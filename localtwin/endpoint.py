@@ -20,9 +20,10 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
-from localtwin.replay.meter import MeteredApp
+from localtwin.replay.meter import RECEIVED_AT, MeteredApp
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         # werkzeug sends a response's headers and its body in two writes: with Nagle's
         # algorithm on, the body waits for the client's delayed ACK of the headers (~40 ms).
         disable_nagle_algorithm = True
+
+        def parse_request(self) -> bool:
+            # The request line has just been read: the request is here from now on.
+            self.received_at = time.perf_counter()
+            return bool(super().parse_request())
+
+        def make_environ(self) -> Any:
+            environ = super().make_environ()
+            environ[RECEIVED_AT] = getattr(self, "received_at", None)
+            return environ
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
     app = MeteredApp(DomainDispatcherApplication(create_backend_app))

@@ -197,9 +197,9 @@ class EventSourceMapping:
         ``FunctionResponseTypes=["ReportBatchItemFailures"]`` (the function relies on it).
     clock : callable
         Epoch seconds, for record ages and timestamps (inject one in tests).
-    poll_interval_s : float
-        Pause between GetRecords calls on a caught-up shard (Lambda: 1 s for Kinesis,
-        0.25 s for DynamoDB).
+    poll_interval_s : float, optional
+        Pause between GetRecords calls on a caught-up shard; default Lambda's base rates:
+        1 s for Kinesis (one read per shard per second), 0.25 s for DynamoDB (four).
     max_payload_bytes : int
         The invocation payload cap (6 MB).
     shard_refresh_s : float
@@ -222,7 +222,7 @@ class EventSourceMapping:
         executed_version: str = "$LATEST",
         report_batch_item_failures: bool = True,
         clock: Callable[[], float] = time.time,
-        poll_interval_s: float = 0.25,
+        poll_interval_s: float | None = None,
         max_payload_bytes: int = PAYLOAD_LIMIT_BYTES,
         shard_refresh_s: float = 30.0,
         progress: Callable[[int], None] | None = None,
@@ -247,6 +247,8 @@ class EventSourceMapping:
         self.executed_version = executed_version
         self.report_batch_item_failures = report_batch_item_failures
         self.clock = clock
+        if poll_interval_s is None:
+            poll_interval_s = 1.0 if self.source.type == "kinesis" else 0.25
         self.poll_interval_s = poll_interval_s
         self.max_payload_bytes = max_payload_bytes
         self.shard_refresh_s = shard_refresh_s

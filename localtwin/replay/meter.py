@@ -22,11 +22,19 @@ from typing import Any
 
 #: Where the metered server answers with its figures (not an AWS path).
 METER_PATH = "/_localtwin/meter"
+#: WSGI environ key: when the server read the request line (``time.perf_counter``), if it says.
+RECEIVED_AT = "localtwin.received_at"
 
 
 @dataclass
 class OperationTime:
-    """Requests of one operation that moto's server handled."""
+    """Requests of one operation that moto's server handled.
+
+    ``wall_s`` runs from the request's arrival (its request line read, when the server
+    notes it: :data:`RECEIVED_AT`; else the handler's start) to moto's answer, so it
+    includes the server's wait for a core and its lock; ``cpu_s`` is the handling
+    thread's CPU time in moto's handler.
+    """
 
     calls: int = 0
     wall_s: float = 0.0
@@ -61,7 +69,7 @@ class MeteredApp:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == METER_PATH:
             return self._answer_reading(start_response)
-        wall, cpu = time.perf_counter(), time.thread_time()
+        wall, cpu = environ.get(RECEIVED_AT) or time.perf_counter(), time.thread_time()
         try:
             return list(self.app(environ, start_response))
         finally:
