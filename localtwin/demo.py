@@ -11,8 +11,13 @@ Exit status: 0 when every record was predicted, skipped or quarantined and the c
 passed; 1 otherwise; 130 when interrupted (the endpoint and the workers are stopped
 either way).
 
+The endpoint is stock moto; ``--fast-moto`` runs it with :mod:`localtwin.moto_speedups`
+(in the endpoint's process only). ``--compare`` then replays the same ingest on the other
+one and prints both throughputs and whether every result item is the same (exit 1 if not):
+the benchmark beside its baseline in one run.
+
 Usage: ``python -m localtwin.demo [--records 50000] [--shards 4] [--batch-size N]
-[--source kinesis|dynamodb] [--environments N] [--out build/demo]``
+[--source kinesis|dynamodb] [--environments N] [--out build/demo] [--fast-moto] [--compare]``
 """
 
 from __future__ import annotations
@@ -20,13 +25,15 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from localtwin.replay.results import differing_results
 from localtwin.replay.run import OUT_DIR, ReplayOptions, ReplayResult, run_replay
-from localtwin.replay.summary import format_summary
+from localtwin.replay.summary import format_comparison, format_summary
 from release.settings import Settings, SettingsError, load_settings
 
 
@@ -36,8 +43,13 @@ def _stop_on_first_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _bar(total: int, desc: str) -> tqdm:
+    """A bar on stderr, redrawn at most twice a second, and only on a terminal (``disable=None``)."""
+    return tqdm(total=total, desc=desc, unit=" rec", file=sys.stderr, mininterval=0.5, disable=None)
+
+
 class _Bars:
-    """Two progress bars on stderr: writing the ingest, then replaying it."""
+    """Two progress bars on stderr: writing the ingest, then replaying it (nothing when stderr is not a terminal)."""
 
     def __init__(self, total: int) -> None:
         self.total = total
@@ -46,14 +58,14 @@ class _Bars:
 
     def written(self, n: int) -> None:
         if self.writing is None:
-            self.writing = tqdm(total=self.total, desc="writing the ingest", unit=" rec", file=sys.stderr)
+            self.writing = _bar(self.total, "writing the ingest")
         self.writing.update(n)
         if self.writing.n >= self.total:
             self.writing.close()
 
     def handled(self, n: int) -> None:
         if self.replaying is None:
-            self.replaying = tqdm(total=self.total, desc="replaying", unit=" rec", file=sys.stderr)
+            self.replaying = _bar(self.total, "replaying")
         self.replaying.update(n - self.replaying.n)
         if self.replaying.n >= self.total:
             self.replaying.close()
@@ -75,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--poison-share", type=float, default=0.01, help="share of malformed records (0.01)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="for results.csv and function.log (build/demo)")
+    parser.add_argument(
+        "--fast-moto",
+        action="store_true",
+        help="run the endpoint with moto's slow paths replaced (localtwin.moto_speedups); default: stock moto",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="then replay the same ingest on the other moto (stock / --fast-moto) and print both figures and "
+        "whether every result item is the same",
+    )
     args = parser.parse_args(argv)
     if args.records < 1 or not 1 <= args.shards <= 100 or not 0 <= args.poison_share <= 1:
         parser.error("--records must be >= 1, --shards 1-100 and --poison-share 0-1")
@@ -95,12 +118,23 @@ def main(argv: list[str] | None = None) -> int:
         poison_share=args.poison_share,
         max_environments=args.environments,
         out_dir=args.out,
+        fast_moto=args.fast_moto,
     )
     result, status = replay_with_progress(options, settings, "demo")
     if result is None:
         return status
-    print(format_summary(result))
-    return 0 if result.ok else 1
+    print(format_summary(result), flush=True)
+    if not args.compare:
+        return 0 if result.ok else 1
+    other_moto = "stock-moto" if args.fast_moto else "fast-moto"
+    other_options = replace(options, fast_moto=not args.fast_moto, out_dir=args.out / other_moto)
+    other, status = replay_with_progress(other_options, settings, "demo")
+    if other is None:
+        return status
+    print(f"\nThe same ingest on {other_moto.replace('-', ' ')}:\n" + format_summary(other))
+    print("\n" + format_comparison(result, other))
+    same = not differing_results(result.csv_path, other.csv_path)
+    return 0 if result.ok and other.ok and same else 1
 
 
 def replay_with_progress(options: ReplayOptions, settings: Settings, prog: str) -> tuple[ReplayResult | None, int]:

@@ -1,9 +1,10 @@
 """Faults injected into a local replay, as the field serves them (``make soak``).
 
-:class:`SinkFaults` sits in front of the embedded moto endpoint (it wraps moto's WSGI
-entry point, like :class:`localtwin.replay.meter.EndpointMeter`) and, for the DynamoDB
-``BatchWriteItem`` calls that write the results table, plays the part of a struggling
-table and a failing fleet:
+:class:`SinkFaults` is a small HTTP proxy on loopback, in the replay's process, in front
+of the twin's endpoint (moto's server, in a process of its own): the function's workers
+are pointed at it (``AWS_ENDPOINT_URL``), it forwards every request to the endpoint
+unchanged and, for the DynamoDB ``BatchWriteItem`` calls that write the results table,
+plays the part of a struggling table and a failing fleet:
 
 * **throttling**: a share of the calls is throttled, half of them with DynamoDB's
   ``ProvisionedThroughputExceededException`` (HTTP 400; the SDK's standard retry mode
@@ -33,11 +34,14 @@ the interleaving, and so the exact figures, still vary from run to run.
 from __future__ import annotations
 
 import binascii
+import http.client
 import io
 import json
+import logging
 import random
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -45,6 +49,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _BATCH_WRITE = "DynamoDB_20120810.BatchWriteItem"
+#: Headers of one connection, not forwarded (as ``HTTP_*`` WSGI keys without the prefix).
+_HOP_BY_HOP = {"CONNECTION", "KEEP_ALIVE", "TRANSFER_ENCODING", "TE", "TRAILER", "UPGRADE", "EXPECT", "HOST"}
 _THROTTLED = {
     "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
     "message": "The level of configured provisioned throughput for the table was exceeded. "
@@ -112,22 +118,30 @@ class FaultCounts:
 
 
 class SinkFaults:
-    """Inject :class:`FaultPlan` into the results table's writes (a context manager).
+    """Inject :class:`FaultPlan` into the results table's writes: a proxy, as a context manager.
 
     Parameters
     ----------
     plan : FaultPlan
     table : str
-        The results table; other tables' writes pass untouched.
+        The results table; other tables' writes, and every other call, pass untouched.
+    upstream : str
+        The endpoint the proxy forwards to (``http://127.0.0.1:PORT``).
     kill : callable, optional
         Kills one busy worker, returns whether it did; may be set after construction
         (``.kill = runtime.kill_invoking_environment``). No kills without it.
+
+    While active, :attr:`url` is the proxy's endpoint URL.
     """
 
-    def __init__(self, plan: FaultPlan, table: str, kill: Callable[[], bool] | None = None) -> None:
+    def __init__(self, plan: FaultPlan, table: str, upstream: str, kill: Callable[[], bool] | None = None) -> None:
         self.plan = plan
         self.table = table
+        self.upstream = urllib.parse.urlsplit(upstream)
         self.kill = kill
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._connections = threading.local()
         self.counts = FaultCounts()
         self._rng = random.Random(plan.seed)
         self._lock = threading.Lock()
@@ -142,25 +156,74 @@ class SinkFaults:
         self._holding = 0
         self._original: Any = None
 
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running proxy."""
+        if self._server is None:
+            raise RuntimeError("SinkFaults is not running; use it as a context manager")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
     def __enter__(self) -> SinkFaults:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+        from werkzeug.serving import WSGIRequestHandler, make_server
 
-        original = self._original = DomainDispatcherApplication.__call__
-        faults = self
+        class NoDelayHandler(WSGIRequestHandler):
+            disable_nagle_algorithm = True  # else a body waits ~40 ms for the delayed ACK of its headers
 
-        def faulty(app: Any, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-            if environ.get("HTTP_X_AMZ_TARGET") != _BATCH_WRITE:
-                response: Iterable[bytes] = original(app, environ, start_response)
-                return response
-            return faults._batch_write(lambda env, respond: original(app, env, respond), environ, start_response)
-
-        DomainDispatcherApplication.__call__ = faulty  # type: ignore[method-assign, assignment]
+        werkzeug = logging.getLogger("werkzeug")  # no access log line per request on this process's stderr
+        if werkzeug.level == logging.NOTSET or werkzeug.level < logging.WARNING:
+            werkzeug.setLevel(logging.WARNING)
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=NoDelayHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sink-faults", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
 
-        DomainDispatcherApplication.__call__ = self._original  # type: ignore[method-assign]
+    def _app(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET") != _BATCH_WRITE:
+            return self._forward(environ, start_response)
+        return self._batch_write(self._forward, environ, start_response)
+
+    def _forward(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        """Send the request to the upstream endpoint as it came; answer with its response."""
+        length = environ.get("CONTENT_LENGTH")
+        stream = environ["wsgi.input"]
+        body = stream.read(int(length)) if length else (stream.read() if environ.get("wsgi.input_terminated") else b"")
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and key[5:] not in _HOP_BY_HOP
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        headers["Content-Length"] = str(len(body))
+        path = environ.get("RAW_URI") or urllib.parse.quote(environ.get("PATH_INFO", "/"))
+        if "?" not in path and environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        for attempt in range(2):
+            connection = getattr(self._connections, "upstream", None)
+            if connection is None:
+                host, port = self.upstream.hostname or "127.0.0.1", self.upstream.port or 80
+                connection = self._connections.upstream = http.client.HTTPConnection(host, port, timeout=120)
+            try:
+                connection.request(environ["REQUEST_METHOD"], path, body, headers)
+                response = connection.getresponse()
+                data = response.read()
+                break
+            except (http.client.HTTPException, OSError):  # a kept-alive connection the server closed
+                connection.close()
+                self._connections.upstream = None
+                if attempt:
+                    raise
+        kept = [(k, v) for k, v in response.getheaders() if k.upper().replace("-", "_") not in _HOP_BY_HOP]
+        start_response(f"{response.status} {response.reason}", kept)
+        return [data]
 
     # --- one BatchWriteItem call
 

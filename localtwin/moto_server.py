@@ -2,9 +2,10 @@
 
 What a user points ``AWS_ENDPOINT_URL`` at to try the release commands without an account
 (``make local-aws``), and what the release tests run against end to end. Unlike
-:mod:`localtwin.embedded_aws` (moto in the demo's own process, sped up for the replay), this
+:mod:`moto.mock_aws` (moto in the caller's own process), this
 is moto exactly as released: nothing of it is replaced, and its state lives and dies with
-the process.
+the process. The twin's endpoint (:class:`localtwin.embedded_aws.EmbeddedAWS`) runs in such a
+process too, started with ``module="localtwin.endpoint"``: moto's application behind a meter.
 
 Usage::
 
@@ -27,6 +28,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import IO
 
@@ -52,11 +55,24 @@ class MotoServer:
         A free port is chosen when omitted.
     startup_timeout_s : float
         How long :meth:`start` waits for the server to answer before giving up.
+    module : str
+        The module run as the server (``python -m module -H HOST -p PORT *args``): stock moto's
+        ``moto.server`` by default.
+    args : sequence of str
+        More arguments for it.
     """
 
-    def __init__(self, port: int | None = None, startup_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        startup_timeout_s: float = 30.0,
+        module: str = "moto.server",
+        args: Sequence[str] = (),
+    ) -> None:
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
+        self.module = module
+        self.args = list(args)
         self.process: subprocess.Popen[bytes] | None = None
         #: The server's log (a line per request): a file, since a pipe nobody reads fills and stalls the server.
         self.log: IO[bytes] | None = None
@@ -84,10 +100,13 @@ class MotoServer:
             If the process exits or does not answer within ``startup_timeout_s``.
         """
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
+        root = str(Path(__file__).resolve().parents[1])  # for a module of this repository
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
+            [sys.executable, "-m", self.module, "-H", HOST, "-p", str(self.port), *self.args],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
+            env={**os.environ, "PYTHONPATH": path},
         )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:

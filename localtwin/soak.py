@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=int, default=5, help="the function's timeout during the soak (5 s)")
     parser.add_argument("--fuzz-cases", type=int, default=10_000, help="hostile events for the handler (10,000)")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--fast-moto", action="store_true", help="run the endpoint with localtwin.moto_speedups (default: stock moto)"
+    )
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="for results.csv and function.log (build/soak)")
     args = parser.parse_args(argv)
     if args.records < 1 or not 1 <= args.shards <= 100 or args.fuzz_cases < 0:
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         quarantine_queue=True,
         faults=plan,
+        fast_moto=args.fast_moto,
     )
     started = time.perf_counter()
     result, status = replay_with_progress(options, settings, "soak")

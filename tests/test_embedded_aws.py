@@ -1,8 +1,9 @@
-"""moto sped up (``speed_up_moto``) answers exactly as moto does: the DynamoDB write path,
-Scan and Kinesis PutRecords.
+"""The twin's endpoint: stock moto in a process of its own, and moto sped up
+(``localtwin.moto_speedups``, the endpoint's ``fast_moto``) answering exactly as moto does:
+the DynamoDB write path, Scan and Kinesis PutRecords.
 
-The same script of calls runs twice on fresh resources, once with the replacements in
-place and once with moto's own code, and every answer (as botocore parses it, without
+The same script of calls runs on two endpoints, one started with the replacements in
+place and one running stock moto, and every answer (as botocore parses it, without
 ``ResponseMetadata``) and every error must be the same. The script covers the plain
 case the replacements take a shortcut on and the cases they hand back to moto
 (binary, sets, maps, lists, a range key, filters), validation errors and the item size
@@ -21,7 +22,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from localtwin.embedded_aws import MOTO_ORIGINALS, EmbeddedAWS, restore_moto, speed_up_moto
+from localtwin.embedded_aws import EmbeddedAWS
+from localtwin.moto_speedups import MOTO_ORIGINALS, restore_moto, speed_up_moto
 
 pytestmark = pytest.mark.aws
 
@@ -29,6 +31,12 @@ pytestmark = pytest.mark.aws
 @pytest.fixture(scope="module")
 def aws() -> Iterator[EmbeddedAWS]:
     with EmbeddedAWS() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def fast_aws() -> Iterator[EmbeddedAWS]:
+    with EmbeddedAWS(fast_moto=True) as endpoint:
         yield endpoint
 
 
@@ -157,15 +165,9 @@ def exercise(aws: EmbeddedAWS, tag: str) -> list[Any]:
     )
 
 
-def test_sped_up_moto_writes_and_scans_answer_like_moto(aws: EmbeddedAWS) -> None:
-    assert speed_up_moto() and MOTO_ORIGINALS
-    fast = exercise(aws, uuid.uuid4().hex[:10])
-    restore_moto()
-    try:
-        assert not MOTO_ORIGINALS
-        slow = exercise(aws, uuid.uuid4().hex[:10])
-    finally:
-        speed_up_moto()
+def test_sped_up_moto_writes_and_scans_answer_like_moto(aws: EmbeddedAWS, fast_aws: EmbeddedAWS) -> None:
+    tag = uuid.uuid4().hex[:10]
+    fast, slow = exercise(fast_aws, tag), exercise(aws, tag)
     assert len(fast) == len(slow)
     for number, (with_patch, without) in enumerate(zip(fast, slow)):
         assert with_patch == without, f"answer #{number} differs"
@@ -175,17 +177,42 @@ def test_sped_up_moto_writes_and_scans_answer_like_moto(aws: EmbeddedAWS) -> Non
     assert sum(page["Count"] for page in scanned[:3]) > len(PLAIN)  # the pages of the first table's scans
 
 
-def test_cached_lookups_match_moto(aws: EmbeddedAWS) -> None:
-    """(With the endpoint running, so moto's own code is put back when the module ends.)"""
+def test_each_endpoint_is_a_process_of_its_own_with_its_own_state(aws: EmbeddedAWS, fast_aws: EmbeddedAWS) -> None:
+    name = f"own-{uuid.uuid4().hex[:8]}"
+    aws.create_queue(name)
+    assert aws.pid != fast_aws.pid
+    assert "QueueUrls" not in fast_aws.client("sqs").list_queues(QueueNamePrefix=name)
+    assert len(aws.client("sqs").list_queues(QueueNamePrefix=name)["QueueUrls"]) == 1
+
+
+def test_the_meter_counts_each_operation(aws: EmbeddedAWS) -> None:
+    name = f"metered-{uuid.uuid4().hex[:8]}"
+    before = aws.meter()
+    aws.create_queue(name)
+    aws.client("sqs").list_queues()
+    after = aws.meter()
+    new = {op: after.operations[op].calls - (before.operations[op].calls if op in before.operations else 0)
+           for op in after.operations}  # fmt: skip
+    assert new["AmazonSQS.CreateQueue"] == 1 and new["AmazonSQS.ListQueues"] == 1
+    assert after.process_cpu_s >= before.process_cpu_s > 0
+    assert all(op.wall_s >= 0 and op.cpu_s >= 0 for op in after.operations.values())
+
+
+def test_cached_lookups_match_moto() -> None:
+    """In this process, and moto's own code put back at the end."""
     import moto.backends
     import moto.core.responses
     from moto.dynamodb.responses import DynamoHandler
     from moto.kinesis.responses import KinesisResponse
 
     assert speed_up_moto()
-    listed = moto.backends.list_of_moto_modules()
-    names = [moto.core.responses.method_names_from_class(cls) for cls in (DynamoHandler, KinesisResponse)]
-    original_list = MOTO_ORIGINALS[(moto.backends, "list_of_moto_modules")]
-    original_names = MOTO_ORIGINALS[(moto.core.responses, "method_names_from_class")]
+    try:
+        listed = moto.backends.list_of_moto_modules()
+        names = [moto.core.responses.method_names_from_class(cls) for cls in (DynamoHandler, KinesisResponse)]
+        original_list = MOTO_ORIGINALS[(moto.backends, "list_of_moto_modules")]
+        original_names = MOTO_ORIGINALS[(moto.core.responses, "method_names_from_class")]
+    finally:
+        restore_moto()
+    assert not MOTO_ORIGINALS and moto.backends.list_of_moto_modules is original_list
     assert list(listed) == list(original_list())
     assert names == [original_names(cls) for cls in (DynamoHandler, KinesisResponse)]

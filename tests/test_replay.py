@@ -18,7 +18,7 @@ import pytest
 
 import localtwin.demo as demo
 from localtwin.replay.ingest import DELETE_TAG, DYNAMODB_POISON, KINESIS_POISON, dynamodb_ingest, kinesis_ingest
-from localtwin.replay.results import check_records
+from localtwin.replay.results import check_records, differing_results
 from localtwin.replay.run import ReplayOptions, ReplayResult, run_replay
 from localtwin.replay.tally import FunctionTally
 
@@ -83,13 +83,18 @@ def test_demo_kinesis_end_to_end(zips, monkeypatch: pytest.MonkeyPatch, capsys: 
     reasons = Counter(reason.split(" (")[0] for reason in result.function.quarantined.values())
     assert len(reasons) == len(KINESIS_POISON)  # every kind of malformed record, each with its reason
     assert result.stats.cold_starts == 2 and result.stats.invocations >= 6
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "\r" not in captured.err and "replaying" not in captured.err  # no progress bar off a terminal
     for pattern in (
         r"records in +600\n",
         r"lost +0 +OK",
         r"x86_64 \$0\.\d+, arm64 \$0\.\d+",
         r"\d+ items, one per good record",
         r"results\.csv",
+        r"iterator age +p50 [\d,]+ ms, p95 [\d,]+ ms, max [\d,]+ ms",
+        r"unaccounted +-?\d+\.\d core-s",
+        r"invocations +[\d.]+ s +summed",
     ):
         assert re.search(pattern, out), pattern
 
@@ -103,6 +108,20 @@ def test_dynamodb_stream_end_to_end(zips) -> None:
     assert result.source_arn.startswith("arn:aws:dynamodb:") and "/stream/" in result.source_arn
     kinds = Counter(reason.split(": ")[-1].split(",")[0] for reason in result.function.quarantined.values())
     assert len(kinds) == len(DYNAMODB_POISON)
+
+
+def test_stock_and_sped_up_moto_give_the_same_results(zips) -> None:
+    """The one place sped-up moto runs in the replay: the same ingest on both, every result item compared."""
+    stock = run_replay(options(zips, records=500, shards=2, poison_share=0.05))
+    fast = run_replay(replace(stock.options, fast_moto=True, out_dir=stock.options.out_dir / "fast-moto"))
+    assert_accounted(stock)
+    assert_accounted(fast)
+    stock_rows, fast_rows = csv_rows(stock.csv_path), csv_rows(fast.csv_path)
+    assert len(stock_rows) == stock.predicted > 400
+    key = lambda row: row["record_id"]  # noqa: E731
+    assert sorted(stock_rows, key=key) == sorted(fast_rows, key=key)  # every column of every item
+    assert not stock.options.fast_moto and fast.options.fast_moto
+    assert differing_results(stock.csv_path, fast.csv_path) == []
 
 
 # --- the ingest and the checks ---------------------------------------------------------------------

@@ -105,8 +105,8 @@ def _stored(aws: EmbeddedAWS, table: str) -> set[str]:
 def test_partial_throttling_writes_the_first_items_and_returns_the_rest(aws: EmbeddedAWS) -> None:
     table, ids = _table(aws), [f"r{i}" for i in range(20)]
     plan = replace(PLAN, throttle_share=0.999, kill_every=0, timeouts=0, bursts=0, seed=1)
-    client = aws.client("dynamodb", retries={"mode": "standard", "max_attempts": 1})
-    with SinkFaults(plan, table) as faults:
+    with SinkFaults(plan, table, aws.endpoint_url) as faults:
+        client = aws.client("dynamodb", faults.url, retries={"mode": "standard", "max_attempts": 1})
         outcomes = []
         for _ in range(12):
             try:
@@ -128,8 +128,8 @@ def test_partial_throttling_writes_the_first_items_and_returns_the_rest(aws: Emb
 def test_other_tables_and_calls_pass_untouched(aws: EmbeddedAWS) -> None:
     results, other = _table(aws), _table(aws)
     plan = replace(PLAN, throttle_share=0.999, kill_every=0, timeouts=0, bursts=0)
-    client = aws.client("dynamodb", retries={"mode": "standard", "max_attempts": 1})
-    with SinkFaults(plan, results) as faults:
+    with SinkFaults(plan, results, aws.endpoint_url) as faults:
+        client = aws.client("dynamodb", faults.url, retries={"mode": "standard", "max_attempts": 1})
         assert client.batch_write_item(RequestItems={other: _puts(["a", "b"])})["UnprocessedItems"] == {}
         client.put_item(TableName=results, Item={"record_id": {"S": "c"}})
     assert _stored(aws, other) == {"a", "b"} and _stored(aws, results) == {"c"}
@@ -141,8 +141,8 @@ def test_kills_come_every_kill_every_records_written(aws: EmbeddedAWS) -> None:
     table = _table(aws)
     kills: list[int] = []
     plan = replace(PLAN, throttle_share=0.0, kill_every=50, timeouts=0, bursts=0)
-    client = aws.client("dynamodb")
-    with SinkFaults(plan, table) as faults:
+    with SinkFaults(plan, table, aws.endpoint_url) as faults:
+        client = aws.client("dynamodb", faults.url)
         faults.kill = lambda: kills.append(sum(faults.counts.writes.values())) or True
         for n in range(10):
             client.batch_write_item(RequestItems={table: _puts([f"{n}-{i}" for i in range(25)])})

@@ -36,6 +36,10 @@ Decisions where AWS leaves room (see also :func:`localtwin.mapping.judge.judge_r
   whole-batch failure, which can only redeliver, never lose, records.
 * Retries go to the records already read (no re-read of the stream); new records of
   the shard wait behind them, as on Lambda.
+* Every invocation records Lambda's ``IteratorAge`` (:attr:`localtwin.mapping.stats.Invocation.iterator_age_ms`):
+  the age of the batch's last record (now minus its arrival time, on the injectable clock)
+  when the mapping hands the event to the invoker, as Lambda measures it when it sends a
+  batch to the function.
 * ``maximum_record_age_s`` is checked before every invocation against an injectable
   clock; the expired records at the head of the batch are given up on
   (``RecordAgeExceeded``) and the rest is invoked.
@@ -45,6 +49,9 @@ Decisions where AWS leaves room (see also :func:`localtwin.mapping.judge.judge_r
   ``responseContext`` ``{"statusCode": 0, "executedVersion": ""}`` (unverified).
 * An invoker that raises (a bug, or the runtime refusing an over-size payload) fails
   the batch like a function error (``errorType`` ``Local.InvokerError``).
+* Each shard is read ahead by up to one ``GetRecords`` limit (10,000 Kinesis records,
+  1,000 DynamoDB ones; at least two batches per lane), and read again once half of that
+  is left: fewer, larger reads (Lambda's pollers also read ahead; how far is not documented).
 * New shards (resharding) are picked up every ``shard_refresh_s`` and read after their
   parents are done, from TRIM_HORIZON; moto does not reshard faithfully, so this path
   is untested locally.
@@ -190,9 +197,9 @@ class EventSourceMapping:
         ``FunctionResponseTypes=["ReportBatchItemFailures"]`` (the function relies on it).
     clock : callable
         Epoch seconds, for record ages and timestamps (inject one in tests).
-    poll_interval_s : float
-        Pause between GetRecords calls on a caught-up shard (Lambda: 1 s for Kinesis,
-        0.25 s for DynamoDB).
+    poll_interval_s : float, optional
+        Pause between GetRecords calls on a caught-up shard; default Lambda's base rates:
+        1 s for Kinesis (one read per shard per second), 0.25 s for DynamoDB (four).
     max_payload_bytes : int
         The invocation payload cap (6 MB).
     shard_refresh_s : float
@@ -215,7 +222,7 @@ class EventSourceMapping:
         executed_version: str = "$LATEST",
         report_batch_item_failures: bool = True,
         clock: Callable[[], float] = time.time,
-        poll_interval_s: float = 0.25,
+        poll_interval_s: float | None = None,
         max_payload_bytes: int = PAYLOAD_LIMIT_BYTES,
         shard_refresh_s: float = 30.0,
         progress: Callable[[int], None] | None = None,
@@ -240,6 +247,8 @@ class EventSourceMapping:
         self.executed_version = executed_version
         self.report_batch_item_failures = report_batch_item_failures
         self.clock = clock
+        if poll_interval_s is None:
+            poll_interval_s = 1.0 if self.source.type == "kinesis" else 0.25
         self.poll_interval_s = poll_interval_s
         self.max_payload_bytes = max_payload_bytes
         self.shard_refresh_s = shard_refresh_s
@@ -492,13 +501,16 @@ class EventSourceMapping:
         stream = self._stream
         assert stream is not None
         factor = self.source.parallelization_factor
-        high_water = max(2 * self.source.batch_size * factor, 1000)
+        # Read ahead up to one GetRecords' worth (at least two batches per lane), and read
+        # again only once half of it is taken: fewer, larger reads.
         limit_cap = GET_RECORDS_LIMIT[stream.kind]
+        high_water = max(2 * self.source.batch_size * factor, limit_cap)
+        low_water = high_water // 2
         iterator: str | None = None
         failures = 0
         while not self._stop.is_set():
             with shard.cond:
-                while shard.buffered() >= high_water and not self._stop.is_set():
+                while shard.buffered() > low_water and not self._stop.is_set():
                     shard.cond.wait(0.5)
                 room = high_water - shard.buffered()
             if self._stop.is_set():
@@ -632,6 +644,8 @@ class EventSourceMapping:
                     return
                 batch = replace(batch, records=records)
         event = {"Records": [record.event for record in records]}
+        # Lambda's IteratorAge: the age of the batch's last record when the event is sent.
+        iterator_age_ms = max(0.0, (self.clock() - records[-1].arrival) * 1000)
         started = time.perf_counter()
         try:
             result = self.invoker.invoke(event)
@@ -660,6 +674,7 @@ class EventSourceMapping:
                     verdict,
                     wall_ms,
                     result,
+                    iterator_age_ms,
                 )
             )
             if verdict.kind == "partial":

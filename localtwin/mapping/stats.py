@@ -24,6 +24,8 @@ class Invocation:
     verdict: Verdict
     wall_ms: float
     result: InvokeResult
+    #: Lambda's ``IteratorAge`` for this batch: its last record's age when the event was sent (ms).
+    iterator_age_ms: float = 0.0
 
 
 @dataclass
@@ -86,6 +88,14 @@ class MappingStats:
     def duration_ms(self, percentile: float) -> float | None:
         """Nearest-rank percentile of the REPORT ``Duration`` over all invocations."""
         values = sorted(call.result.report.duration_ms for call in self.invocation_log)
+        if not values:
+            return None
+        rank = max(1, math.ceil(percentile / 100 * len(values)))
+        return values[min(rank, len(values)) - 1]
+
+    def iterator_age_ms(self, percentile: float) -> float | None:
+        """Nearest-rank percentile of the batches' ``IteratorAge`` (100: the maximum Lambda's alarm watches)."""
+        values = sorted(call.iterator_age_ms for call in self.invocation_log)
         if not values:
             return None
         rank = max(1, math.ceil(percentile / 100 * len(values)))

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from inference.events import KinesisStreamRecord
 
@@ -138,8 +138,12 @@ class _KinesisStream(Stream):
     def to_record(self, shard_id: str, raw: dict[str, Any]) -> Record:
         sequence, key = raw["SequenceNumber"], raw["PartitionKey"]
         arrival = _epoch(raw["ApproximateArrivalTimestamp"])
-        event = kinesis_record(
-            raw["Data"], sequence, shard_id, key, self.arn, round(arrival, 3), self.invoke_identity_arn, self.region
+        # The wire TypedDict, held as the plain dict every Record's event is.
+        event = cast(
+            dict[str, Any],
+            kinesis_record(
+                raw["Data"], sequence, shard_id, key, self.arn, round(arrival, 3), self.invoke_identity_arn, self.region
+            ),
         )
         return Record(sequence, int(sequence), key, arrival, event, len(json.dumps(event)))
 

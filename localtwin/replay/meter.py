@@ -1,61 +1,79 @@
-"""Metering the embedded endpoint: the time moto's server spends on each operation.
+"""Metering the AWS endpoint: the time moto's server spends on each operation.
 
-:class:`EndpointMeter` times every request moto's server handles (wall and the CPU time of
-the thread handling it), per operation; with the function's REPORT durations and this
-process's CPU time it shows where the replay's wall time goes.
+moto's server runs in a process of its own (:mod:`localtwin.endpoint`). There,
+:class:`MeteredApp` wraps moto's WSGI application and times every request it handles (wall,
+and the CPU time of the thread handling it), per operation (``DynamoDB.BatchWriteItem``,
+``Kinesis.GetRecords``, ...), and answers ``GET`` :data:`METER_PATH` with the figures so far
+and the server process's CPU time. In the replay's process, :func:`read_meter` fetches them;
+two readings subtracted (:func:`since`) give what one phase of the run cost the endpoint.
+With the function's REPORT durations and the CPU time of the other processes, they show
+where the replay's wall time goes.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from dataclasses import dataclass, replace
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
+
+#: Where the metered server answers with its figures (not an AWS path).
+METER_PATH = "/_localtwin/meter"
+#: WSGI environ key: when the server read the request line (``time.perf_counter``), if it says.
+RECEIVED_AT = "localtwin.received_at"
 
 
 @dataclass
 class OperationTime:
-    """Requests of one operation that moto's server handled."""
+    """Requests of one operation that moto's server handled.
+
+    ``wall_s`` runs from the request's arrival (its request line read, when the server
+    notes it: :data:`RECEIVED_AT`; else the handler's start) to moto's answer, so it
+    includes the server's wait for a core and its lock; ``cpu_s`` is the handling
+    thread's CPU time in moto's handler.
+    """
 
     calls: int = 0
     wall_s: float = 0.0
     cpu_s: float = 0.0
 
 
-class EndpointMeter:
-    """Times every request the in-process moto server handles, per operation.
+@dataclass
+class EndpointReading:
+    """The endpoint's figures at one moment: per operation, and the server process's CPU seconds."""
 
-    While active (a context manager), moto's WSGI entry point
-    (``DomainDispatcherApplication.__call__``) is wrapped: each request's wall time and
-    the CPU time of the thread handling it are added to its operation
-    (``DynamoDB.BatchWriteItem``, ``Kinesis.GetRecords``, ...).
+    operations: dict[str, OperationTime]
+    process_cpu_s: float
+
+
+WSGIApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+
+
+class MeteredApp:
+    """A WSGI middleware (in the server process) timing every request per operation.
+
+    Parameters
+    ----------
+    app : WSGI application
+        moto's (``DomainDispatcherApplication``), called unchanged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
         self.operations: dict[str, OperationTime] = {}
         self._lock = threading.Lock()
-        self._original: Any = None
 
-    def __enter__(self) -> EndpointMeter:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-        original = self._original = DomainDispatcherApplication.__call__
-        meter = self
-
-        def timed(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return list(original(app, environ, start_response))
-            finally:
-                meter._add(_operation(environ), time.perf_counter() - wall, time.thread_time() - cpu)
-
-        DomainDispatcherApplication.__call__ = timed  # type: ignore[method-assign, assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-        DomainDispatcherApplication.__call__ = self._original  # type: ignore[method-assign]
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == METER_PATH:
+            return self._answer_reading(start_response)
+        wall, cpu = environ.get(RECEIVED_AT) or time.perf_counter(), time.thread_time()
+        try:
+            return list(self.app(environ, start_response))
+        finally:
+            self._add(_operation(environ), time.perf_counter() - wall, time.thread_time() - cpu)
 
     def _add(self, operation: str, wall_s: float, cpu_s: float) -> None:
         with self._lock:
@@ -64,10 +82,31 @@ class EndpointMeter:
             entry.wall_s += wall_s
             entry.cpu_s += cpu_s
 
-    def snapshot(self) -> dict[str, OperationTime]:
-        """A copy of the figures so far."""
+    def _answer_reading(self, start_response: Any) -> list[bytes]:
         with self._lock:
-            return {name: replace(entry) for name, entry in self.operations.items()}
+            operations = {name: [op.calls, op.wall_s, op.cpu_s] for name, op in self.operations.items()}
+        body = json.dumps({"operations": operations, "process_cpu_s": time.process_time()}).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def read_meter(endpoint_url: str) -> EndpointReading:
+    """The figures of the metered server at ``endpoint_url`` so far.
+
+    Raises
+    ------
+    RuntimeError
+        If the server there is not metered (e.g. plain ``python -m moto.server``).
+    """
+    try:
+        with urllib.request.urlopen(endpoint_url + METER_PATH, timeout=10) as response:
+            doc = json.loads(response.read())
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"no meter at {endpoint_url}{METER_PATH} ({exc}): start it with localtwin.endpoint") from exc
+    return EndpointReading(
+        {name: OperationTime(int(c), float(w), float(u)) for name, (c, w, u) in doc["operations"].items()},
+        float(doc["process_cpu_s"]),
+    )
 
 
 def _operation(environ: dict[str, Any]) -> str:
@@ -79,7 +118,7 @@ def _operation(environ: dict[str, Any]) -> str:
 
 
 def since(now: dict[str, OperationTime], before: dict[str, OperationTime]) -> dict[str, OperationTime]:
-    """The requests of each operation handled between the snapshots ``before`` and ``now``."""
+    """The requests of each operation handled between the readings ``before`` and ``now``."""
     out = {}
     for name, entry in now.items():
         old = before.get(name, OperationTime())

@@ -2,7 +2,8 @@
 
 One run (:func:`run_replay`):
 
-1. starts the embedded AWS endpoint (:class:`localtwin.embedded_aws.EmbeddedAWS`);
+1. starts the AWS endpoint (:class:`localtwin.embedded_aws.EmbeddedAWS`: stock moto's server
+   in a process of its own; with ``fast_moto``, sped up there);
 2. creates the source (a Kinesis stream with ``shards`` shards, or a DynamoDB table
    with a stream), the results table (partition key ``record_id``, S) and the
    on-failure SQS queue;
@@ -16,17 +17,21 @@ One run (:func:`run_replay`):
    ``deploy.toml`` entry for the source type) until every record is handled;
 5. accounts for every record and exports the results table to CSV.
 
+With ``faults``, the function's workers reach the endpoint through the fault proxy
+(:class:`localtwin.faults.SinkFaults`); the mapping and the checks go to it directly.
+
 **Accounting.** Every record carries a tag saying what it was written as (the Kinesis
 partition key ``review-<n>``, the DynamoDB attribute ``op``), and the invoker wrapper
-notes the tag of each record id the function is handed. The results table (scanned)
-gives the ids that were predicted, the function's ``record quarantined`` log lines the
+notes the tag of each record id the function is handed. The results table (exported,
+:func:`localtwin.replay.results.export_results`) gives the ids that were predicted, the function's ``record quarantined`` log lines the
 ids it quarantined, its EMF documents the counts. The run is good when every good
 record has exactly one result, every malformed one was quarantined, every delete was
 skipped, the counts agree, and nothing is left over: ``lost`` = records written -
 predicted - skipped - quarantined - given up (sent to the on-failure queue) is 0.
 
-The cost and time figures of the summary are :mod:`localtwin.replay.summary`'s and
-:mod:`localtwin.replay.meter`'s.
+The cost and time figures of the summary are :mod:`localtwin.replay.summary`'s,
+:mod:`localtwin.replay.meter`'s (the endpoint, per operation) and :mod:`localtwin.replay.cpu`'s
+(every process's CPU over the replay).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,9 +52,10 @@ from localtwin.invoke import BUILD, DEFAULT_FUNCTION, INVOKE_LAYERS
 from localtwin.mapping.engine import EventSourceMapping
 from localtwin.mapping.stats import MappingStats
 from localtwin.mapping.streams import open_stream
+from localtwin.replay.cpu import CpuSplit, cpu_split, read_cpu
 from localtwin.replay.ingest import RecordingInvoker, dynamodb_ingest, kinesis_ingest, write_dynamodb, write_kinesis
-from localtwin.replay.meter import EndpointMeter, OperationTime, since
-from localtwin.replay.results import check_records, export_csv, scan_results
+from localtwin.replay.meter import OperationTime, since
+from localtwin.replay.results import check_records, export_csv, export_results
 from localtwin.replay.tally import FunctionTally, tally_logs
 from localtwin.runtime.pool import LocalLambda
 from release.settings import Settings, load_settings
@@ -59,6 +65,8 @@ SOURCE_NAME = "reviews"
 QUEUE_NAME = "stream-inference-failures"
 QUARANTINE_QUEUE_NAME = "stream-inference-quarantine"
 DEFAULT_RESULTS_TABLE = "stream-inference-results"
+#: The S3 bucket the results table is exported to at the end (on the local endpoint).
+EXPORT_BUCKET = "stream-inference-results-export"
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,9 @@ class ReplayOptions:
     faults : FaultPlan, optional
         Inject throttling, worker kills and timeouts into the results table's writes
         (:mod:`localtwin.faults`; ``make soak``).
+    fast_moto : bool
+        Run the endpoint with :mod:`localtwin.moto_speedups` (moto's slow paths replaced in
+        its process, same answers); stock moto otherwise.
     """
 
     records: int = 50_000
@@ -114,6 +125,7 @@ class ReplayOptions:
     timeout_s: float = 1800.0
     quarantine_queue: bool = False
     faults: FaultPlan | None = None
+    fast_moto: bool = False
 
 
 @dataclass
@@ -143,7 +155,8 @@ class ReplayResult:
     problems: list[str]
     write_s: float
     export_s: float
-    process_cpu_s: float
+    #: The cores' time while the mapping ran, by process.
+    cpu: CpuSplit
     ingest_requests: dict[str, OperationTime]
     replay_requests: dict[str, OperationTime]
     #: Per shard: the mapping's checkpoint at the end, and the shard's last sequence number.
@@ -201,7 +214,8 @@ def run_replay(
         expect, requests = dynamodb_ingest(options.records, options.poison_share, options.change_share, options.seed)
     step = write_progress or (lambda n: None)
 
-    with EmbeddedAWS() as aws, EndpointMeter() as meter:
+    with ExitStack() as stack:
+        aws = stack.enter_context(EmbeddedAWS(fast_moto=options.fast_moto))
         aws.create_table(results_table, key="record_id")
         queue_url, queue_arn = aws.create_queue(QUEUE_NAME + suffix)
         quarantine_env: dict[str, str] = {}
@@ -212,14 +226,14 @@ def run_replay(
             source_arn = aws.create_kinesis_stream(source_name, shards=options.shards)
         else:
             source_arn = aws.create_table_with_stream(source_name)
-        before = meter.snapshot()
+        before = aws.meter().operations
         started = time.perf_counter()
         if options.source == "kinesis":
             written_records = write_kinesis(aws, source_arn, pairs, step)
         else:
             written_records = write_dynamodb(aws, source_name, requests, step)
         write_s = time.perf_counter() - started
-        after_ingest = meter.snapshot()
+        after_ingest = aws.meter().operations
         ingest_requests = since(after_ingest, before)
 
         overrides: dict[str, Any] = {"source_arn": source_arn, "on_failure_destination_arn": queue_arn}
@@ -233,12 +247,16 @@ def run_replay(
         shards = len(stream.list_shards())
         environments = options.max_environments or shards * esm.source.parallelization_factor
         function = settings.function
+        faults = (
+            stack.enter_context(SinkFaults(options.faults, results_table, aws.endpoint_url)) if options.faults else None
+        )
         with LocalLambda(
             options.function_zip,
             list(options.layer_zips),
             environment={
                 **function.environment,
                 **aws.environment(),
+                **({"AWS_ENDPOINT_URL": faults.url} if faults is not None else {}),
                 "RESULTS_TABLE": results_table,
                 **quarantine_env,
             },
@@ -252,17 +270,15 @@ def run_replay(
             recorder.invoker = runtime
             if progress is not None:
                 progress(0)
-            faults = SinkFaults(options.faults, results_table) if options.faults else None
-            cpu = time.process_time()
-            with faults or nullcontext():
-                if faults is not None:
-                    rng = random.Random(faults.plan.seed)
-                    faults.kill = lambda: runtime.kill_invoking_environment(rng.choice)
-                stats = esm.run_until_drained(
-                    expected_records=options.records, timeout_s=options.timeout_s, progress=progress
-                )
-            process_cpu_s = time.process_time() - cpu
-        replay_requests = since(meter.snapshot(), after_ingest)
+            if faults is not None:
+                rng = random.Random(faults.plan.seed)
+                faults.kill = lambda: runtime.kill_invoking_environment(rng.choice)
+            cpu_before = read_cpu(aws.pid, runtime.workers_cpu_s)
+            stats = esm.run_until_drained(
+                expected_records=options.records, timeout_s=options.timeout_s, progress=progress
+            )
+            cpu = cpu_split(cpu_before, read_cpu(aws.pid, runtime.workers_cpu_s))
+            replay_requests = since(aws.meter().operations, after_ingest)
         checkpoints = esm.checkpoints
         shard_ends = {shard.shard_id: stream.last_sequence(shard.shard_id) for shard in stream.list_shards()}
         quarantine_messages = (
@@ -272,7 +288,7 @@ def run_replay(
         )
 
         started = time.perf_counter()
-        items = scan_results(aws, results_table)
+        items = export_results(aws, results_table, EXPORT_BUCKET + suffix)
         export_csv(items, csv_path)
         export_s = time.perf_counter() - started
         on_failure_messages = len(aws.receive_all(queue_url))
@@ -302,7 +318,7 @@ def run_replay(
         problems=check_records(expect, recorder.tags, result_ids, tally, written_records),
         write_s=write_s,
         export_s=export_s,
-        process_cpu_s=process_cpu_s,
+        cpu=cpu,
         ingest_requests=ingest_requests,
         replay_requests=replay_requests,
         checkpoints=checkpoints,

@@ -3,11 +3,23 @@
 **Cost.** Lambda's bill for this ingest at the durations measured here: the REPORT
 lines' *Billed Duration* x memory, plus requests, priced with :mod:`experiments.cost`
 (docs/aws-notes.md §5, no free tier). arm64 is priced at the same durations.
+
+**Where the time went.** Two views of the replay (the mapping's run, cold starts included):
+
+* the cores' time (``cores x wall``), by process (:mod:`localtwin.replay.cpu`): the
+  function's workers, the endpoint's process (per operation from :mod:`localtwin.replay.meter`),
+  this process, the machine's other jobs, idle;
+* the function's invocations, their REPORT durations summed: on a core (the worker's CPU
+  time), waiting for a core (its run-queue time), waiting while the endpoint handled its
+  ``BatchWriteItem`` calls (the server's time per request, from its arrival to moto's
+  answer), and the rest: requests queued for moto's interpreter lock before its server reads
+  them (moto's process serves the workers' calls and the mapping's on one lock), the answers
+  written back, the Runtime API exchange with this process, and sleeps between retries.
+  Without a results table (no AWS calls) that rest is 1-3 ms per invocation.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +27,7 @@ from pathlib import Path
 from localtwin.invoke import ROOT
 from localtwin.mapping.stats import MappingStats
 from localtwin.replay.meter import OperationTime
+from localtwin.replay.results import differing_results
 from localtwin.replay.run import SOURCE_NAME, ReplayResult
 from pricing.billing import MB_PER_GB, Usage, cost
 from pricing.prices import LAMBDA_PRICES
@@ -51,9 +64,14 @@ def format_summary(result: ReplayResult) -> str:
     wall = stats.wall_s or float("nan")
     busy_s = sum(report.duration_ms for report in reports) / 1000
     worker_cpu_s = sum(report.cpu_ms for report in reports) / 1000
+    worker_wait_s = sum(report.wait_ms for report in reports) / 1000
     moto, ingest = r.replay_requests, r.ingest_requests
-    moto_wall, moto_cpu = sum(op.wall_s for op in moto.values()), sum(op.cpu_s for op in moto.values())
     writes = moto.get("DynamoDB.BatchWriteItem", OperationTime())
+    function_rest_s = busy_s - worker_cpu_s - worker_wait_s - writes.wall_s
+    cpu = r.cpu
+    moto_ops_cpu = sum(op.cpu_s for op in moto.values())
+    ages = [stats.iterator_age_ms(p) or 0.0 for p in (50, 95, 100)]
+    alarm_ms = r.settings.monitoring.iterator_age_alarm_s * 1000
     plural = "s" if r.shards != 1 else ""
     lines = [
         f"Replayed {r.written:,} records: {source} ({r.shards} shard{plural}) -> {fn.name} "
@@ -85,20 +103,33 @@ def format_summary(result: ReplayResult) -> str:
         f"{int(usage.requests):,} requests, {usage.gb_seconds:,.1f} GB-s billed at the durations measured here "
         "(no free tier)",
         "",
-        f"  where the {wall:.1f} s went ({os.cpu_count()} CPU cores)",
-        f"    function     {busy_s:>6.1f} s  summed over the invocations, {busy_s / wall:.1f} in flight on average: "
-        f"predict {r.function.predict_s:.1f} s, moto answering its {writes.calls:,} BatchWriteItem calls "
-        f"{writes.wall_s:.1f} s, the rest {busy_s - r.function.predict_s - writes.wall_s:.1f} s",
-        f"    moto         {moto_wall:>6.1f} s  handling {sum(op.calls for op in moto.values()):,} requests: "
-        + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(moto, 2)),
-        f"    CPU          {r.process_cpu_s:>6.1f} s  in this process ({r.process_cpu_s / wall:.0%} of one core: moto "
-        f"{moto_cpu:.1f} s, the rest the mapping and the runtime's glue); workers {worker_cpu_s:.1f} s + inits",
+        f"  iterator age   p50 {ages[0]:,.0f} ms, p95 {ages[1]:,.0f} ms, max {ages[2]:,.0f} ms (IteratorAge: a batch's "
+        f"last record's age when it was sent; the template alarms on a maximum over {alarm_ms:,} ms)",
+        "",
+        f"  where the {cpu.wall_s:.1f} s went: {cpu.cores} cores x {cpu.wall_s:.1f} s = {cpu.capacity_s:.1f} core-s"
+        + (" (moto sped up: --fast-moto)" if r.options.fast_moto else " (stock moto)"),
+        f"    workers      {cpu.workers_s:>6.1f} core-s  the function: invocations {worker_cpu_s:.1f} "
+        f"(predict {r.function.predict_s:.1f} s wall), inits and idle {cpu.workers_s - worker_cpu_s:.1f}",
+        f"    endpoint     {cpu.endpoint_s:>6.1f} core-s  moto's process: "
+        + ", ".join(f"{name} {op.calls:,} x {op.cpu_s / op.calls * 1000:.1f} ms" for name, op in _top(moto, 2))
+        + f", other requests {moto_ops_cpu - sum(op.cpu_s for _, op in _top(moto, 2)):.1f}, "
+        f"outside the handlers {cpu.endpoint_s - moto_ops_cpu:.1f}",
+        f"    this process {cpu.this_process_s:>6.1f} core-s  the mapping, the runtime's glue, the progress bars",
+        f"    other jobs   {cpu.other_s:>6.1f} core-s  the machine's other processes",
+        f"    idle         {cpu.idle_s:>6.1f} core-s",
+        f"    unaccounted  {cpu.unaccounted_s:>6.1f} core-s  ({abs(cpu.unaccounted_s) / cpu.capacity_s:.0%}: "
+        "the readings' skew and clock ticks)",
+        f"  invocations  {busy_s:>8.1f} s  summed ({busy_s / wall:.1f} in flight on average): on a core "
+        f"{worker_cpu_s:.1f} s, waiting for a core {worker_wait_s:.1f} s, while moto handled their "
+        f"{writes.calls:,} BatchWriteItem calls {writes.wall_s:.1f} s, the rest {function_rest_s:.1f} s "
+        f"({function_rest_s / busy_s if busy_s else 0:.0%}: requests queued for moto's interpreter lock before its "
+        "server reads them, answers written back, the Runtime API exchange, retry sleeps)",
         f"    before       {r.write_s:>6.1f} s  writing the ingest: "
         + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(ingest, 1)),
         "",
         f"  results        DynamoDB table {r.results_table}: {r.predicted:,} items, "
         + ("one per good record" if not r.problems else "see the problems below")
-        + " (checked by a scan; on the embedded endpoint, gone when it stops)",
+        + " (read back by a table export to S3; on the local endpoint, gone when it stops)",
         f"                 {_rel(r.csv_path)} (the table, exported in {r.export_s:.1f} s)",
         f"  function log   {_rel(r.log_path)}",
     ]
@@ -108,3 +139,19 @@ def format_summary(result: ReplayResult) -> str:
 
 def _top(operations: dict[str, OperationTime], n: int = 3) -> Iterator[tuple[str, OperationTime]]:
     yield from sorted(operations.items(), key=lambda item: -item[1].wall_s)[:n]
+
+
+def format_comparison(result: ReplayResult, other: ReplayResult) -> str:
+    """Two runs of one ingest, stock moto and moto sped up, side by side: throughput and every result item."""
+    runs = sorted((result, other), key=lambda r: r.options.fast_moto)
+    stock, fast = (r.stats.records_per_s for r in runs)
+    differ = differing_results(runs[0].csv_path, runs[1].csv_path)
+    items = f"{runs[0].predicted:,} and {runs[1].predicted:,} result items"
+    verdict = "identical in every column" if not differ else f"{len(differ):,} differ (e.g. {differ[:3]})"
+    return "\n".join(
+        [
+            f"  compared       stock moto {stock:,.0f} records/s, moto sped up (--fast-moto) {fast:,.0f} records/s "
+            f"({fast / stock if stock else float('nan'):.2f}x), the same ingest run back to back",
+            f"                 {items}: {verdict}",
+        ]
+    )

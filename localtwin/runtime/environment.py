@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from localtwin.runtime.api import ApiEvent, Invocation, RuntimeAPIServer
-from localtwin.runtime.metering import cpu_seconds, peak_rss_kb
+from localtwin.runtime.metering import cpu_seconds, peak_rss_kb, run_queue_seconds
 
 #: Lambda's init phase limit (a longer timeout stretches it, as a suppressed init would).
 INIT_TIMEOUT_S = 10.0
@@ -102,6 +102,8 @@ class Outcome:
     dispatched_at: float | None = None
     finished_at: float = 0.0
     cpu_s: float = 0.0
+    #: Seconds the worker waited for a core (runnable, not running) during the invocation.
+    wait_s: float = 0.0
     exit_detail: str = ""
 
 
@@ -117,6 +119,9 @@ class ExecutionEnvironment:
         self._events: list[ApiEvent] = []
         self._events_lock = threading.Lock()
         self._cpu_at_dispatch = 0.0
+        self._wait_at_dispatch = 0.0
+        #: The worker's CPU seconds when it was killed (its ``/proc`` entry is gone after).
+        self.cpu_at_exit = 0.0
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -175,8 +180,15 @@ class ExecutionEnvironment:
             self._selector.register(stream.fileno(), selectors.EVENT_READ)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
 
+    def cpu_s(self) -> float:
+        """The worker's CPU seconds so far (all of its life; what it had when it was killed)."""
+        if self.proc is not None and self.proc.poll() is None:
+            return max(cpu_seconds(self.proc.pid), self.cpu_at_exit)
+        return self.cpu_at_exit
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.cpu_at_exit = max(self.cpu_at_exit, cpu_seconds(self.proc.pid))
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
@@ -199,6 +211,7 @@ class ExecutionEnvironment:
     def _on_api_event(self, event: ApiEvent) -> None:
         if event.kind == "dispatch" and self.proc is not None:
             self._cpu_at_dispatch = cpu_seconds(self.proc.pid)
+            self._wait_at_dispatch = run_queue_seconds(self.proc.pid)
         with self._events_lock:
             self._events.append(event)
         with contextlib.suppress(BlockingIOError, OSError):
@@ -251,7 +264,11 @@ class ExecutionEnvironment:
 
     def _finish(self, kind: str, at: float, dispatched_at: float | None, **kw: Any) -> Outcome:
         cpu = self._sample()[1] - self._cpu_at_dispatch if dispatched_at is not None else 0.0
-        return Outcome(kind, dispatched_at=dispatched_at, finished_at=at, cpu_s=max(cpu, 0.0), **kw)
+        assert self.proc is not None
+        wait = run_queue_seconds(self.proc.pid) - self._wait_at_dispatch if dispatched_at is not None else 0.0
+        return Outcome(
+            kind, dispatched_at=dispatched_at, finished_at=at, cpu_s=max(cpu, 0.0), wait_s=max(wait, 0.0), **kw
+        )
 
     def run(self, request_id: str, body: bytes, logs: list[str]) -> Outcome:
         """Hand the event to the runtime and wait for its outcome, its deadline or its death."""

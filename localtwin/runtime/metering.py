@@ -1,9 +1,11 @@
-"""Metering a worker process from ``/proc``: its peak resident memory and its CPU seconds.
+"""Metering a worker process from ``/proc``: its peak resident memory, its CPU seconds, its wait for a core.
 
 *Max Memory Used* is the peak RSS (``VmHWM``: a lifetime peak, as Lambda reports it per
 environment). CPU time is user + system over all the process's threads, from
-``/proc/<pid>/stat``, at the kernel's clock-tick resolution (usually 10 ms). Both read 0
-once the process is gone.
+``/proc/<pid>/stat``, at the kernel's clock-tick resolution (usually 10 ms). The time its
+threads spent runnable but waiting for a core (the scheduler's run queue) is summed from
+``/proc/<pid>/task/*/schedstat`` (nanoseconds; 0 where the kernel keeps no schedstats).
+All read 0 once the process is gone.
 """
 
 from __future__ import annotations
@@ -31,3 +33,18 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 (state) is index 0
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Seconds the threads of a live process have waited on a run queue for a core (0 once it is gone)."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    return total / 1e9

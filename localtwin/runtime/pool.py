@@ -121,6 +121,7 @@ class LocalLambda:
         self._cond = threading.Condition()
         self._idle: list[ExecutionEnvironment] = []
         self._all: set[ExecutionEnvironment] = set()
+        self._every: list[ExecutionEnvironment] = []  # every environment ever started, for its CPU time
         self._closed = False
         self._stats = dict.fromkeys(
             (
@@ -178,6 +179,16 @@ class LocalLambda:
         with self._cond:
             return {**self._stats, "environments": len(self._all)}
 
+    def workers_cpu_s(self) -> float:
+        """CPU seconds of every worker this pool started, inits and idle time included.
+
+        A worker's CPU time is read from ``/proc`` while it lives and just before it is
+        killed; one that exits by itself keeps what was last read of it.
+        """
+        with self._cond:
+            environments = list(self._every)
+        return sum(env.cpu_s() for env in environments)
+
     # --- pool
 
     def _acquire(self) -> ExecutionEnvironment:
@@ -200,6 +211,7 @@ class LocalLambda:
                     if len(self._all) < self.max_environments:
                         env = ExecutionEnvironment(self._spec, self._write)
                         self._all.add(env)
+                        self._every.append(env)
                         self._stats["environments_started"] += 1
                         break
                     self._cond.wait()
@@ -283,6 +295,7 @@ class LocalLambda:
             cpu_ms=outcome.cpu_s * 1000,
             status=status,
             error_type=error["errorType"] if error and not keep else None,
+            wait_ms=outcome.wait_s * 1000,
         )
         self._write(f"END RequestId: {request_id}")
         self._write(report.line())

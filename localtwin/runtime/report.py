@@ -3,7 +3,7 @@
 :class:`InvokeResult` holds the response (or Lambda's error document) and the
 :class:`Report`: the figures of Lambda's ``REPORT`` line (duration, billed duration,
 memory size, max memory used, init duration on a cold start, status and error type
-when the platform ended the invocation), plus the worker's CPU time. A call Lambda
+when the platform ended the invocation), plus the worker's CPU time and its wait for a core. A call Lambda
 would refuse (an event over :data:`PAYLOAD_LIMIT_BYTES`) raises
 :class:`PayloadTooLargeError` instead.
 """
@@ -39,6 +39,8 @@ class Report:
     cpu_ms: float
     status: str = "success"
     error_type: str | None = None
+    #: Milliseconds the worker waited for a core during the invocation (not on Lambda's line).
+    wait_ms: float = 0.0
 
     def line(self) -> str:
         """The ``REPORT RequestId: …`` line, tab-separated as Lambda writes it."""

@@ -1,0 +1,73 @@
+"""The twin's AWS endpoint process: moto's server application, metered (``python -m localtwin.endpoint``).
+
+Runs what ``python -m moto.server`` runs (moto's ``DomainDispatcherApplication`` over
+``create_backend_app``, served by werkzeug, a thread per connection; with ``TCP_NODELAY``,
+so that a response's body does not wait ~40 ms for the client's delayed ACK), wrapped in
+:class:`localtwin.replay.meter.MeteredApp`, which times every request per operation and
+answers ``GET /_localtwin/meter`` with the figures. The application itself is moto's,
+unchanged: with ``--fast-moto`` (the demo's and the soak's switch) only, and only in this
+process, :func:`localtwin.moto_speedups.speed_up_moto` replaces moto's slow paths first.
+:class:`localtwin.embedded_aws.EmbeddedAWS` starts it as a child process
+(:class:`localtwin.moto_server.MotoServer`); it runs until SIGTERM.
+
+Usage: ``python -m localtwin.endpoint -H 127.0.0.1 -p 5000 [--fast-moto]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from localtwin.replay.meter import RECEIVED_AT, MeteredApp
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--fast-moto", action="store_true", help="apply localtwin.moto_speedups in this process")
+    args = parser.parse_args(argv)
+    if args.fast_moto:
+        from localtwin.moto_speedups import speed_up_moto
+
+        if not speed_up_moto():
+            print("endpoint: --fast-moto: this moto lacks the methods the speed-ups replace", file=sys.stderr)
+            return 2
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class NoDelayHandler(WSGIRequestHandler):
+        # werkzeug sends a response's headers and its body in two writes: with Nagle's
+        # algorithm on, the body waits for the client's delayed ACK of the headers (~40 ms).
+        disable_nagle_algorithm = True
+
+        def parse_request(self) -> bool:
+            # The request line has just been read: the request is here from now on.
+            self.received_at = time.perf_counter()
+            return bool(super().parse_request())
+
+        def make_environ(self) -> Any:
+            environ = super().make_environ()
+            environ[RECEIVED_AT] = getattr(self, "received_at", None)
+            return environ
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
+    app = MeteredApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=NoDelayHandler)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(SystemExit, KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
