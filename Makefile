@@ -76,12 +76,16 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json (EVE
 	@test "$(EVENT)" = - || test -f "$(EVENT)" || $(PY) -m testing.events --out build/events > /dev/null
 	@$(PY) -m localtwin.invoke "$(EVENT)"
 
-demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb)
-	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE))
+# The demo and the soak run moto sped up (localtwin/moto_speedups.py, in moto's own process);
+# FAST_MOTO=0 runs stock moto, as the tests do (docs/moto-performance.md says why it is slow).
+FAST_MOTO ?= 1
+MOTO_OPT = $(if $(filter 1,$(FAST_MOTO)),--fast-moto)
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb FAST_MOTO=1)
+	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(MOTO_OPT)
 
 FUZZ_CASES ?= 10000
 soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's replay with throttling, killed workers and timeouts, then FUZZ_CASES=10000 hostile events; checks nothing is lost
-	$(PY) -m localtwin.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES)
+	$(PY) -m localtwin.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES) $(MOTO_OPT)
 
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)
