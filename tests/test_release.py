@@ -21,16 +21,18 @@ from release.deploy import deploy
 from release.descriptions import format_description, model_description, parse_description
 from release.errors import ReleaseError
 from release.history import read_history
+from release.listing import format_listing, releases
 from release.model_zip import verify_model_zip
 from release.publish import publish_deps_layer, publish_layer, publish_model_layer
-from release.relink import format_releases, releases, relink, rollback
+from release.relink import relink, rollback
 from release.settings import SettingsError, load_settings, parse_settings
+from release.transaction import abort
 from release.upload import code_sha256
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/stream-inference-role"
-MUTATING = ("create_", "update_", "publish_", "tag_", "delete_", "put_")
+MUTATING = ("create_", "update_", "publish_", "tag_", "untag_", "delete_", "put_")
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
@@ -350,10 +352,22 @@ def test_relink_to_an_older_version_then_rollback_goes_back_and_forth(env):
     again = relink(s, v1, clients=c)  # already live: nothing to do
     assert not again.changed and lam.get_alias(FunctionName="stream-inference", Name="live")["FunctionVersion"] == "5"
 
-    rows = releases(s, clients=c)
-    assert [(r["version"], r["model_version"], r["live"]) for r in rows] == [(2, "2.0.0", False), (1, "1.0.0", True)]
-    table = format_releases(rows)
+    listing = releases(s, clients=c)
+    assert [(r["version"], r["model_version"], r["live"]) for r in listing.layers] == [
+        (2, "2.0.0", ""),
+        (1, "1.0.0", "*"),
+    ]
+    assert [(r["version"], r["action"], r["model_version"], r["live"]) for r in listing.releases] == [
+        ("5", "rollback", "1.0.0", "*"),
+        ("4", "rollback", "2.0.0", ""),
+        ("3", "relink", "1.0.0", ""),
+        ("2", "publish-model-layer", "2.0.0", ""),
+        ("1", "deploy", "1.0.0", ""),
+    ]
+    assert listing.unfinished == []
+    table = format_listing(listing, s)
     assert "rotten-tomatoes-sentiment" in table and table.splitlines()[2].startswith("*")
+    assert "no unfinished release" in table
 
 
 def test_rollback_without_an_earlier_model_says_what_to_do(env):
@@ -491,7 +505,12 @@ def test_retries_are_bounded(env, monkeypatch):
     with pytest.raises(ReleaseError, match="still busy with another update after 5 tries"):
         relink(env["settings"], v1, clients=Clients(lam, env["clients"].s3))
     assert lam.calls.count("update_function_configuration") == 5
-    assert _state(env["clients"].lambda_) == before and _live_layers(env["clients"].lambda_) == [deps, v2]
+    after = _state(env["clients"].lambda_)
+    assert after["tags"].pop("release-pending") == "relink"  # the release is on record as unfinished
+    assert {k: v for k, v in after["tags"].items() if not k.startswith("release-pending")} == before["tags"]
+    assert {**after, "tags": before["tags"]} == before and _live_layers(env["clients"].lambda_) == [deps, v2]
+    abort(env["settings"], env["clients"])
+    assert _state(env["clients"].lambda_) == before
 
 
 def test_deploy_twice_changes_nothing_the_second_time(env):
@@ -514,10 +533,12 @@ def test_deploy_applies_only_what_changed(env):
     result = deploy(settings, env["function_zip"], clients=Clients(recorder, env["clients"].s3))
 
     assert [c for c in recorder.calls if c.startswith(MUTATING)] == [
+        "tag_resource",  # the release is pending ...
         "update_function_configuration",
         "publish_version",
         "update_alias",
-        "tag_resource",
+        "tag_resource",  # ... released
+        "untag_resource",
         "update_event_source_mapping",
     ]
     assert any("MemorySize: 1024 -> 2048" in change for change in result.function_changes)
