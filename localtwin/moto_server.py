@@ -23,10 +23,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from types import TracebackType
+from typing import Any
 
 HOST = "127.0.0.1"
 #: Fake credentials moto accepts; real ones are never needed (or sent anywhere else).
@@ -56,6 +58,9 @@ class MotoServer:
         self.port = port or free_port()
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
+        # The server logs every request to stderr: into a file, never a pipe nobody reads (it would fill
+        # up after some 64 KB and block the server).
+        self._log: Any = None
 
     @property
     def url(self) -> str:
@@ -79,15 +84,17 @@ class MotoServer:
         RuntimeError
             If the process exits or does not answer within ``startup_timeout_s``.
         """
+        self._log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
         )
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                self._log.seek(0)
+                err = self._log.read().decode(errors="replace")
                 raise RuntimeError(f"moto server exited with {self.process.returncode}: {err.strip()[-500:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1):
@@ -114,8 +121,9 @@ class MotoServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         self.process = None
 
     def __enter__(self) -> MotoServer:

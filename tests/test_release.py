@@ -703,3 +703,43 @@ def test_settings_defaults_and_record_age_minus_one():
     data["layers"]["dependencies_name"] = "m"
     with pytest.raises(SettingsError, match="model_name and dependencies_name must differ"):
         parse_settings(data, Path("deploy.toml"))
+
+
+def test_a_truncated_zip_is_named_by_the_layer_checks_not_a_bare_bad_zip_file(tmp_path):
+    from layers.checks import run_checks
+
+    good = _zip(tmp_path / "f.zip", {"lambda_function.py": b"x = 1\n"})
+    truncated = tmp_path / "deps-layer.zip"
+    truncated.write_bytes(deps_zip(tmp_path).read_bytes()[:200])
+    (finding,) = run_checks(function_zip=good, deps_zip=truncated, model_zip=good)
+    assert (
+        not finding.ok and f"not a readable zip (truncated or corrupt): {truncated} (make deps-layer" in finding.detail
+    )
+
+
+def test_an_interrupted_relink_is_reported_refused_elsewhere_finished_by_its_rerun(env, capsys):
+    """In process (the HTTP suite is tests/test_release_faults.py): the alias, not $LATEST, is what deploy keeps."""
+    lam, s, c = env["clients"].lambda_, env["settings"], env["clients"]
+    deps, v1 = _deployed(env)
+    v2 = publish_model_layer(s, model_zip(env["tmp"], "2.0.0"), clients=c).layer_arn
+
+    class Dead(Exception):
+        pass
+
+    def publish_version(**kwargs):
+        raise Dead("connection lost")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lam, "publish_version", publish_version)
+        with pytest.raises(Dead):
+            relink(s, v1, clients=c)
+    assert _live_layers(lam) == [deps, v2]
+    argv = ["--settings", str(env["toml"])]
+    assert main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=c) == 2
+    err = capsys.readouterr().err
+    assert "unfinished relink" in err and f"make relink LAYER_ARN={v1}" in err and _live_layers(lam) == [deps, v2]
+    assert main([*argv, "releases"], clients=c) == 0
+    assert "$LATEST changed, not published" in capsys.readouterr().out
+    assert relink(s, v1, clients=c).changed and _live_layers(lam) == [deps, v1]
+    assert main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=c) == 0
+    assert _live_layers(lam) == [deps, v1]
