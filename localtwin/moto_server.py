@@ -84,7 +84,7 @@ class MotoServer:
         RuntimeError
             If the process exits or does not answer within ``startup_timeout_s``.
         """
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (open as long as the process runs; closed in stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,

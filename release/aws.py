@@ -94,7 +94,7 @@ def client_config() -> Any:
     return Config(
         connect_timeout=_env_number(CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S, 0.1),
         read_timeout=_env_number(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S, 0.1),
-        retries={"mode": "standard", "max_attempts": int(_env_number(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS, 1))},
+        retries={"mode": "standard", "total_max_attempts": int(_env_number(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS, 1))},
     )
 
 
