@@ -18,9 +18,9 @@ from typing import Any
 from release.arns import LayerArn, find_layer, layer_arns, replace_layers
 from release.aws import Clients, call_with_retry, get_configuration, update_and_wait, wait_updated
 from release.compatibility import check_layer, deps_layer_fields
-from release.descriptions import library_mismatches, version_description
+from release.descriptions import library_mismatches, parse_description, version_description
 from release.errors import ReleaseError
-from release.history import Release, append_history, release_tags
+from release.history import Release, append_history, open_intents, release_tags
 from release.settings import FunctionSettings, Settings
 from release.state import FunctionState, refuse_if_unfinished
 from release.transaction import Transaction, configuration_of
@@ -208,6 +208,23 @@ def relink(settings: Settings, layer_arn: str, *, clients: Clients, action: str 
     return release_layer(settings, clients, Transaction(settings, clients, state, action, str(arn), resume), arn)
 
 
+def _rollback_completed_unconfirmed(settings: Settings, state: FunctionState) -> bool:
+    """Did this machine's last rollback fail only after AWS had finished it (the answer to its last call lost)?
+
+    AWS then holds no trace of anything unfinished, and a second rollback would roll the first back;
+    the local journal says it was tried, the release tags that it went through after that.
+    """
+    tried = [i for i in open_intents(settings.history.file, settings.function.name) if i.get("outcome")]
+    if not tried or tried[-1].get("command") != "rollback":
+        return False
+    tags = state.tags
+    return (
+        tags.get("release-action") == "rollback"
+        and tags.get("release-version") == state.alias_version
+        and tags.get("released-at", "") >= str(tried[-1].get("time", "~"))
+    )
+
+
 def rollback(settings: Settings, *, clients: Clients) -> Release:
     """Relink to the model layer that was live before the current one.
 
@@ -231,6 +248,13 @@ def rollback(settings: Settings, *, clients: Clients) -> Release:
     if state.latest is None or live is None or not live.isdigit():
         raise ReleaseError(f"alias {fn.alias} of {fn.name} does not point at a published version; nothing to roll back")
     resume = refuse_if_unfinished(state, settings, clients, "rollback", None)
+    if not resume and _rollback_completed_unconfirmed(settings, state):
+        served = state.live_layer(settings.layers.model_name) or ""
+        _, fields = parse_description(state.live.get("Description") if state.live else None)
+        return Release(
+            "rollback", fn.name, fn.alias, live, served, fields.get("model"), fields.get("version"),
+            live, served, changed=False,
+        )  # fmt: skip
     if resume and state.pending is not None:
         target = state.pending.target
     else:
