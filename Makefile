@@ -146,7 +146,7 @@ rollback: $(STAMP) ## Relink to the model layer version that was live before thi
 releases: $(STAMP) ## List the releases (model, layers, runtime, libraries, who, when), the model layer versions, and any unfinished release
 	$(RELEASE) releases
 
-release-abort: $(STAMP) ## Undo an unfinished release: alias, $$LATEST and versions back to where it started
+release-abort: $(STAMP) ## Undo an unfinished release: alias, $LATEST and versions back to where it started
 	$(RELEASE) abort
 
 deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_LAYER_ARN=, MODEL_LAYER_ARN= optional)
