@@ -457,6 +457,7 @@ def the_lab() -> Iterator[Lab]:
 @pytest.fixture
 def env(the_lab: Lab, tmp_path: Path) -> Iterator[Path]:
     with _client_env():
+        the_lab.reset()
         yield tmp_path
 
 
@@ -494,7 +495,11 @@ def test_a_fault_at_any_call_leaves_the_alias_alone_and_the_rerun_finishes(env, 
     assert proxy.fired == f"{call}#{nth}:{kind}"
     assert status == 1, err
     assert call.split(".")[1] in err and "make " in err and "Traceback" not in err, err
-    assert served() in (rec.before, rec.after)
+    # The alias serves what it served, or the release (a deploy's mappings come after it and may lag).
+    now = served()
+    assert now in (rec.before, rec.after) or (
+        name.endswith("deploy") and now is not None and now[:3] == rec.after[:3]
+    ), now
 
     proxy.heal()
     state = FunctionState.read(world.settings, lab().direct_clients)
