@@ -61,7 +61,13 @@ MODEL_LAYER_OPTS += $(if $(CLASS_PROBABILITIES),--class-probabilities) $(if $(SA
 model-layer: $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) | $(STAMP) ## Package MODEL_SRC (default: reference model) into the model layer zip
 	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
 
-$(FUNCTION_ZIP): $(shell find function -name '*.py' 2>/dev/null) | $(STAMP)
+# A zip is rebuilt when what it is built from changed, or when it is not a readable zip (a build
+# cut short): ZIP_BROKEN names FORCE then.
+ZIP_BROKEN = $(shell python3 -c 'import sys, zipfile; sys.exit(zipfile.is_zipfile(sys.argv[1]))' $(1) 2>/dev/null && echo FORCE)
+.PHONY: FORCE
+FORCE:
+
+$(FUNCTION_ZIP): $(shell find function -name '*.py' 2>/dev/null) layers/function_zip.py layers/zipping.py $(call ZIP_BROKEN,$(FUNCTION_ZIP)) | $(STAMP)
 	$(PY) -m layers.function_zip --out $(FUNCTION_ZIP)
 
 function-zip: $(FUNCTION_ZIP) ## Build the function zip (build/function.zip)
@@ -69,7 +75,7 @@ function-zip: $(FUNCTION_ZIP) ## Build the function zip (build/function.zip)
 events: $(STAMP) ## Write sample Kinesis, DynamoDB and API Gateway events to build/events/
 	$(PY) -m testing.events --out build/events
 
-$(MODEL_LAYER): $(REFERENCE_MODEL)
+$(MODEL_LAYER): $(REFERENCE_MODEL) layers/model_layer.py layers/zipping.py $(call ZIP_BROKEN,$(MODEL_LAYER))
 	$(MAKE) --no-print-directory model-layer
 
 invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json (EVENT=- : standard input) through the local Lambda runtime from the built zips (response on stdout)
@@ -90,7 +96,7 @@ soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's rep
 deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)
 
-$(DEPS_LAYER): Pipfile
+$(DEPS_LAYER): Pipfile layers/deps_layer.py layers/zipping.py $(call ZIP_BROKEN,$(DEPS_LAYER))
 	$(MAKE) --no-print-directory deps-layer
 
 check-layers: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Check size, binaries, versions, smoke test; print size and cold-init figures
@@ -121,12 +127,15 @@ clean: ## Remove build outputs (keeps .venv)
 # --- Releases: publish, relink, roll back, deploy (release/) ---------------
 # Settings: deploy.toml (or DEPLOY_SETTINGS=other.toml). AWS credentials and region
 # come from the usual places (AWS_PROFILE, AWS_DEFAULT_REGION, ~/.aws/config).
-.PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy
+# Each release command records its intent before its first AWS call and its outcome after its
+# last; an unfinished release is finished by re-running its command, or undone by release-abort
+# (docs/release-transactions.md).
+.PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy release-abort
 RELEASE := $(PY) -m release
 
 # Publishing runs the layer checks first; a failed check stops it. The deps layer zip is
-# rebuilt only when Pipfile changed (a zip for another RUNTIME/ARCH fails the checks);
-# the model layer is always repackaged from MODEL_SRC.
+# rebuilt when Pipfile or its build code changed, or it is unreadable (a zip for another
+# RUNTIME/ARCH fails the checks); the model layer is always repackaged from MODEL_SRC.
 LAYER_CHECKS := $(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH)
 
 publish-deps-layer: $(DEPS_LAYER) $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and publish build/layers/deps-layer.zip as a new dependencies layer version
@@ -144,8 +153,11 @@ relink: $(STAMP) ## Switch the model layer to LAYER_ARN=arn:aws:lambda:REGION:AC
 rollback: $(STAMP) ## Relink to the model layer version that was live before this one
 	$(RELEASE) rollback
 
-releases: $(STAMP) ## List the model layer versions, marking the live one
+releases: $(STAMP) ## List the releases (model, layers, runtime, libraries, who, when), the model layer versions, and any unfinished release
 	$(RELEASE) releases
+
+release-abort: $(STAMP) ## Undo an unfinished release: alias, $LATEST and versions back to where it started
+	$(RELEASE) abort
 
 deploy: $(FUNCTION_ZIP) ## Create/update function, alias, stream mappings (DEPS_LAYER_ARN=, MODEL_LAYER_ARN= optional)
 	$(RELEASE) deploy --function-zip $(FUNCTION_ZIP) \

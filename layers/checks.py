@@ -355,6 +355,13 @@ def run_checks(
     ]
     if missing:
         return [Finding("inputs", False, "missing: " + ", ".join(missing))]
+    broken = [
+        f"{path} (make {target}; `make` rebuilds it)"
+        for path, target in ((function_zip, "function-zip"), (deps_zip, "deps-layer"), (model_zip, "model-layer"))
+        if not zipfile.is_zipfile(path)
+    ]
+    if broken:
+        return [Finding("inputs", False, "not a readable zip (truncated or corrupt): " + ", ".join(broken))]
     return [
         check_size([function_zip, deps_zip, model_zip]),
         *check_binaries(deps_zip, runtime, arch),

@@ -2,16 +2,30 @@
 
 Every change to the function goes through :func:`call_with_retry`, which waits out
 ``ResourceConflictException`` (an earlier update still being applied) with back-off;
-:func:`wait_updated` and :func:`wait_active` block until Lambda has applied a change.
+:func:`wait_updated` and :func:`wait_active` block until Lambda has applied a change
+(showing progress on a terminal when that takes more than a few seconds).
+
+Clients are bounded (:func:`client_config`): an interactive command gives up on an endpoint
+it cannot reach within about ten seconds instead of retrying for a minute. CI can allow
+more through the environment:
+
+``RELEASE_CONNECT_TIMEOUT_S``  seconds to open a connection (default 2)
+``RELEASE_READ_TIMEOUT_S``     seconds to wait for an answer (default 60)
+``RELEASE_MAX_ATTEMPTS``       tries per call, the first included (default 3; botocore's standard retry mode)
+
+Every call a client makes is noted in :class:`CallLog` (botocore's ``before-call`` event), so an
+error can say which call failed and whether the function had been changed before it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from release.errors import ReleaseError
@@ -27,6 +41,83 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
+#: Environment variables that bound every client (see the module docstring), with their defaults.
+CONNECT_TIMEOUT_ENV, READ_TIMEOUT_ENV, MAX_ATTEMPTS_ENV = (
+    "RELEASE_CONNECT_TIMEOUT_S",
+    "RELEASE_READ_TIMEOUT_S",
+    "RELEASE_MAX_ATTEMPTS",
+)
+DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS = 2.0, 60.0, 3
+#: Lambda operations that change the function (not its layers): a failure after one of them
+#: leaves a release unfinished.
+FUNCTION_CHANGES = frozenset(
+    {
+        "CreateFunction",
+        "UpdateFunctionCode",
+        "UpdateFunctionConfiguration",
+        "PublishVersion",
+        "CreateAlias",
+        "UpdateAlias",
+        "DeleteAlias",
+        "DeleteFunction",
+        "TagResource",
+        "UntagResource",
+    }
+)
+#: Seconds a wait may take before progress is shown (on a terminal only).
+PROGRESS_AFTER_S = 3.0
+
+
+def _env_number(name: str, default: float, low: float) -> float:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ReleaseError(f"{name}={text!r} is not a number (default {default:g})") from None
+    if value < low:
+        raise ReleaseError(f"{name}={text!r} must be at least {low:g}")
+    return value
+
+
+def client_config() -> Any:
+    """The botocore ``Config`` of every release client: bounded timeouts and tries (module docstring).
+
+    Raises
+    ------
+    ReleaseError
+        If one of the environment variables is not a number in range.
+    """
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=_env_number(CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S, 0.1),
+        read_timeout=_env_number(READ_TIMEOUT_ENV, DEFAULT_READ_TIMEOUT_S, 0.1),
+        retries={"mode": "standard", "total_max_attempts": int(_env_number(MAX_ATTEMPTS_ENV, DEFAULT_MAX_ATTEMPTS, 1))},
+    )
+
+
+@dataclass
+class CallLog:
+    """The AWS calls a set of clients started, in order, as ``Service.Operation`` (``Lambda.PublishVersion``)."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def note(self, model: Any, **_: Any) -> None:
+        """botocore ``before-call`` handler."""
+        self.calls.append(f"{model.service_model.service_id}.{model.name}")
+
+    @property
+    def last(self) -> str | None:
+        """The most recent call (the one an error came from)."""
+        return self.calls[-1] if self.calls else None
+
+    def function_changed(self) -> bool:
+        """Whether a call that changes the function was started (it may have been applied)."""
+        return any(call.split(".", 1)[-1] in FUNCTION_CHANGES for call in self.calls if call.startswith("Lambda."))
+
+
 @dataclass(frozen=True)
 class Clients:
     """The boto3 clients a release needs.
@@ -38,20 +129,37 @@ class Clients:
     s3 : botocore client
         An ``s3`` client, used only to upload zips over
         :data:`release.upload.DIRECT_UPLOAD_LIMIT`.
+    sts : botocore client or None
+        An ``sts`` client for the caller's identity (recorded with each release); ``None``
+        records the caller as unknown.
+    log : CallLog
+        The calls made through clients built by :meth:`from_session`.
     """
 
     lambda_: Any
     s3: Any
+    sts: Any = None
+    log: CallLog = field(default_factory=CallLog)
 
     @classmethod
     def from_session(cls, session: Any = None) -> Clients:
-        """Clients from a boto3 session (default: credentials and region the usual way)."""
+        """Clients from a boto3 session (default: credentials and region the usual way), bounded by
+        :func:`client_config`, each call noted in :attr:`log`."""
         import boto3
-        from botocore.config import Config
 
         session = session or boto3.Session()
-        config = Config(retries={"mode": "standard", "max_attempts": 8})
-        return cls(session.client("lambda", config=config), session.client("s3", config=config))
+        config = client_config()
+        log = CallLog()
+        lam, s3, sts = (session.client(service, config=config) for service in ("lambda", "s3", "sts"))
+        for client in (lam, s3, sts):
+            client.meta.events.register("before-call", log.note)
+        return cls(lam, s3, sts, log)
+
+    def caller(self) -> str:
+        """The caller's ARN (STS ``GetCallerIdentity``), ``unknown`` without an STS client."""
+        if self.sts is None:
+            return "unknown"
+        return str(self.sts.get_caller_identity()["Arn"])
 
 
 def error_code(exc: BaseException) -> str | None:
@@ -71,6 +179,34 @@ def list_layer_versions(lam: Any, layer_name: str) -> Iterator[dict[str, Any]]:
     return paginate(lam, "list_layer_versions", "LayerVersions", LayerName=layer_name)
 
 
+@contextlib.contextmanager
+def progress(message: str, after_s: float = PROGRESS_AFTER_S) -> Iterator[None]:
+    """Show ``message`` and the seconds elapsed on stderr while the block runs longer than ``after_s``.
+
+    Only on a terminal: redirected output (CI, a log file) stays free of progress lines.
+    """
+    if not sys.stderr.isatty():
+        yield
+        return
+    done = threading.Event()
+    started = time.monotonic()
+
+    def tick() -> None:
+        if done.wait(after_s):
+            return
+        while not done.wait(1.0):
+            print(f"\r  {message} ... {time.monotonic() - started:.0f} s", end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def _none_if_not_found(call: Callable[..., Any], **kwargs: Any) -> Any:
     try:
         return call(**kwargs)
@@ -82,15 +218,22 @@ def _none_if_not_found(call: Callable[..., Any], **kwargs: Any) -> Any:
 
 def get_configuration(lam: Any, name: str, qualifier: str | None = None) -> dict[str, Any] | None:
     """The function's (or a version's / alias's) configuration, ``None`` if it does not exist."""
-    return _none_if_not_found(
+    found: dict[str, Any] | None = _none_if_not_found(
         lam.get_function_configuration, FunctionName=name, **({"Qualifier": qualifier} if qualifier else {})
     )
+    return found
+
+
+def get_alias(lam: Any, name: str, alias: str) -> dict[str, Any] | None:
+    """The alias (``FunctionVersion``, ``RoutingConfig``, ...), ``None`` if there is no such alias (or function)."""
+    found: dict[str, Any] | None = _none_if_not_found(lam.get_alias, FunctionName=name, Name=alias)
+    return found
 
 
 def get_alias_version(lam: Any, name: str, alias: str) -> str | None:
     """The version the alias points at, ``None`` if there is no such alias (or function)."""
-    found = _none_if_not_found(lam.get_alias, FunctionName=name, Name=alias)
-    return found["FunctionVersion"] if found is not None else None
+    found = get_alias(lam, name, alias)
+    return str(found["FunctionVersion"]) if found is not None else None
 
 
 def get_alias_configuration(lam: Any, name: str, alias: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -157,7 +300,10 @@ def _wait(lam: Any, name: str, waiter: str, reason_key: str, message: str) -> No
 
     preferred = f"{waiter}_v2"
     try:
-        lam.get_waiter(preferred if preferred in getattr(lam, "waiter_names", []) else waiter).wait(FunctionName=name)
+        with progress(f"waiting for Lambda to apply the change to {name}"):
+            lam.get_waiter(preferred if preferred in getattr(lam, "waiter_names", []) else waiter).wait(
+                FunctionName=name
+            )
     except WaiterError as exc:
         reason = (get_configuration(lam, name) or {}).get(reason_key, str(exc))
         raise ReleaseError(message.format(name=name, reason=reason)) from None

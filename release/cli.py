@@ -10,9 +10,16 @@ Usage (``make`` wraps each and sets ``PYTHONPATH=function:.``; settings come fro
     python -m release releases
     python -m release deploy [--function-zip build/function.zip]
                                    [--deps-layer-arn ARN] [--model-layer-arn ARN]
+    python -m release abort               # undo an unfinished release (make release-abort)
 
 Credentials and region come from boto3's usual chain (``AWS_PROFILE``,
-``AWS_DEFAULT_REGION``, ``~/.aws/config``, an SSO or instance role).
+``AWS_DEFAULT_REGION``, ``~/.aws/config``, an SSO or instance role); ``AWS_ENDPOINT_URL``
+points every call elsewhere (a moto server: ``make local-aws``).
+
+Every command but ``releases`` writes its intent to the history file before its first AWS
+call and its outcome after its last (:mod:`release.history`). Exit status: 0 done, 2 refused
+(a check, the settings, an unfinished release), 1 an AWS call failed (the message says what
+happened and what to run: :mod:`release.failures`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,13 +28,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from release.aws import Clients
+from release.aws import CallLog, Clients
 from release.deploy import DEFAULT_FUNCTION_ZIP, deploy
 from release.errors import ReleaseError
-from release.history import Release
+from release.failures import failure_message
+from release.history import Release, write_intent, write_outcome
+from release.listing import format_listing, releases
 from release.publish import DEFAULT_DEPS_ZIP, DEFAULT_MODEL_ZIP, publish_deps_layer, publish_model_layer
-from release.relink import format_releases, releases, relink, rollback
-from release.settings import SettingsError, load_settings
+from release.relink import relink, rollback
+from release.settings import Settings, SettingsError, load_settings
+from release.transaction import abort
+
+#: The make target of each command (``abort`` is ``make release-abort``).
+MAKE_TARGETS = {"abort": "release-abort"}
 
 
 def _print_release(release: Release) -> None:
@@ -58,8 +71,58 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("deploy", help="create or update the function, alias and event source mappings")
     p.add_argument("--function-zip", type=Path, default=DEFAULT_FUNCTION_ZIP)
     p.add_argument("--deps-layer-arn", help="default: newest dependencies layer version")
-    p.add_argument("--model-layer-arn", help="default: the model layer the function has, else the newest")
+    p.add_argument("--model-layer-arn", help="default: the model layer the alias serves, else the newest")
+    sub.add_parser("abort", help="undo an unfinished release: alias, $LATEST and versions back to where it started")
     return parser
+
+
+def _target(args: argparse.Namespace) -> str | None:
+    """What the command releases, for the journal."""
+    for name in ("layer_arn", "zip", "function_zip"):
+        if getattr(args, name, None) is not None:
+            return str(getattr(args, name))
+    return None
+
+
+def rerun_command(args: argparse.Namespace) -> str:
+    """The make command that runs ``args`` again."""
+    make = f"make {MAKE_TARGETS.get(args.command, args.command)}"
+    if args.command == "relink":
+        make += f" LAYER_ARN={args.layer_arn}"
+    return make
+
+
+def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    if args.command == "publish-deps-layer":
+        result = publish_deps_layer(settings, args.zip, clients=clients)
+        print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
+        print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
+    elif args.command == "publish-model-layer":
+        result = publish_model_layer(settings, args.zip, clients=clients)
+        print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
+        if result.release is None:
+            print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
+        else:
+            _print_release(result.release)
+    elif args.command == "relink":
+        _print_release(relink(settings, args.layer_arn, clients=clients))
+    elif args.command == "rollback":
+        _print_release(rollback(settings, clients=clients))
+    elif args.command == "releases":
+        print(format_listing(releases(settings, clients=clients), settings))
+    elif args.command == "abort":
+        for line in abort(settings, clients):
+            print(line)
+    elif args.command == "deploy":
+        deployed = deploy(settings, args.function_zip, args.deps_layer_arn, args.model_layer_arn, clients=clients)
+        for line in deployed.function_changes + deployed.mapping_changes:
+            print(f"  {line}")
+        for line in deployed.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if deployed.version:
+            print(f"{settings.function.name}:{settings.function.alias} -> version {deployed.version}")
+        if not deployed.changed:
+            print(f"{settings.function.name} is up to date; nothing changed")
 
 
 def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
@@ -81,49 +144,46 @@ def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
 
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
+    settings: Settings | None = None
+    intent: str | None = None
+    log = clients.log if clients is not None else CallLog()
+    status, error = 0, None
     try:
         settings = load_settings(args.settings)
+        if args.command != "releases":
+            intent = write_intent(settings.history.file, args.command, _target(args), settings.function.name)
         clients = clients or Clients.from_session()
-        if args.command == "publish-deps-layer":
-            result = publish_deps_layer(settings, args.zip, clients=clients)
-            print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
-            print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
-        elif args.command == "publish-model-layer":
-            result = publish_model_layer(settings, args.zip, clients=clients)
-            print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
-            if result.release is None:
-                print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
-            else:
-                _print_release(result.release)
-        elif args.command == "relink":
-            _print_release(relink(settings, args.layer_arn, clients=clients))
-        elif args.command == "rollback":
-            _print_release(rollback(settings, clients=clients))
-        elif args.command == "releases":
-            print(format_releases(releases(settings, clients=clients)))
-        elif args.command == "deploy":
-            deployed = deploy(settings, args.function_zip, args.deps_layer_arn, args.model_layer_arn, clients=clients)
-            for line in deployed.function_changes + deployed.mapping_changes:
-                print(f"  {line}")
-            for line in deployed.warnings:
-                print(f"warning: {line}", file=sys.stderr)
-            if deployed.version:
-                print(f"{settings.function.name}:{settings.function.alias} -> version {deployed.version}")
-            if not deployed.changed:
-                print(f"{settings.function.name} is up to date; nothing changed")
+        log = clients.log
+        _run(args, settings, clients)
     except (ReleaseError, SettingsError) as exc:
-        print(f"{args.command}: {exc}", file=sys.stderr)
-        return 2
+        status, error = 2, f"{args.command}: {exc}"
     except NoRegionError:
-        print(
+        status, error = (
+            2,
             f"{args.command}: no AWS region configured; set AWS_DEFAULT_REGION, or region in your AWS profile",
-            file=sys.stderr,
         )
-        return 2
     except NoCredentialsError:
-        print(f"{args.command}: no AWS credentials found; set AWS_PROFILE or run `aws configure`", file=sys.stderr)
-        return 2
+        status, error = 2, f"{args.command}: no AWS credentials found; set AWS_PROFILE or run `aws configure`"
     except (ClientError, BotoCoreError) as exc:
-        print(f"{args.command}: AWS refused: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        status, error = 1, failure_message(args.command, exc, log, rerun_command(args))
+    except KeyboardInterrupt:
+        status = 130
+        error = f"{args.command}: interrupted during {log.last or 'its start'}; " + (
+            f"the release is unfinished: `make releases` shows what AWS holds; run `{rerun_command(args)}` "
+            "again to finish it, or `make release-abort` to undo it"
+            if log.function_changed()
+            else "nothing on the function was changed"
+        )
+    if error:
+        print(error, file=sys.stderr)
+    if settings is not None and intent is not None:
+        result = {0: "ok", 130: "interrupted"}.get(status, "failed")
+        write_outcome(
+            settings.history.file,
+            intent,
+            result,
+            error=error,
+            last_call=log.last,
+            function_changed=log.function_changed(),
+        )
+    return status

@@ -29,7 +29,8 @@ def get_layer_version(lam: Any, arn: LayerArn) -> dict[str, Any]:
         If the version does not exist or may not be read.
     """
     try:
-        return lam.get_layer_version(LayerName=arn.layer_arn, VersionNumber=arn.version)
+        found: dict[str, Any] = lam.get_layer_version(LayerName=arn.layer_arn, VersionNumber=arn.version)
+        return found
     except Exception as exc:
         code = error_code(exc)
         if code == "ResourceNotFoundException":

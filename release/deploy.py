@@ -3,9 +3,13 @@
 Deploy creates the function if it is absent, otherwise changes only what differs (code
 sha256, runtime, architecture, memory, timeout, role, environment, layers), then
 publishes a version and moves the alias only if something changed. It keeps the model
-layer the function already has (releases move it, :mod:`release.relink`),
-attaches the newest dependencies layer, and creates or updates one event source mapping
-per ``[[event_sources]]`` entry on the alias. It never deletes mappings.
+layer the alias serves (releases move it, :mod:`release.relink`; never the one ``$LATEST``
+happens to hold, which an unfinished release may have staged), starts from the live
+version's layer list, attaches the newest dependencies layer, and creates or updates one
+event source mapping per ``[[event_sources]]`` entry on the alias. It never deletes mappings.
+
+A deploy is a release like the others (:class:`release.transaction.Transaction`): it refuses
+while another release is unfinished, and finishes a deploy that did not.
 """
 
 from __future__ import annotations
@@ -18,11 +22,9 @@ from typing import Any
 from inference.manifest import sha256_file
 
 from layers.function_zip import DEFAULT_OUT as DEFAULT_FUNCTION_ZIP
-from release.arns import LayerArn, find_layer, layer_arns, replace_layers
+from release.arns import LayerArn, layer_arns, replace_layers
 from release.aws import (
     Clients,
-    get_alias_configuration,
-    get_configuration,
     list_layer_versions,
     paginate,
     update_and_wait,
@@ -35,7 +37,11 @@ from release.descriptions import library_mismatches
 from release.errors import ReleaseError
 from release.relink import release_model
 from release.settings import EventSource, Settings
+from release.state import FunctionState, refuse_if_unfinished
+from release.transaction import Transaction
 from release.upload import base64_sha256, code_location
+
+__all__ = ["DEFAULT_FUNCTION_ZIP", "DeployResult", "deploy", "deploy_mappings", "desired_configuration"]
 
 
 @dataclass
@@ -185,8 +191,8 @@ def deploy(
     deps_layer_arn : str, optional
         Default: the newest version of ``[layers] dependencies_name``.
     model_layer_arn : str, optional
-        Default: the model layer the function already has (releases move it, not
-        deploy), else the newest version of ``[layers] model_name``.
+        Default: the model layer the alias serves (releases move it, not deploy),
+        else (nothing live yet) the newest version of ``[layers] model_name``.
     clients : Clients
 
     Returns
@@ -206,9 +212,12 @@ def deploy(
         raise ReleaseError(f"{function_zip} does not exist; build it with `make function-zip`")
     zip_sha256 = sha256_file(function_zip)
     code_sha = base64_sha256(zip_sha256)
-    config = get_configuration(lam, fn.name)
+    state = FunctionState.read(settings, clients)
+    resume = state.latest is not None and refuse_if_unfinished(state, settings, clients, "deploy", None)
+    config, live = state.latest, state.live
 
-    model_arn = model_layer_arn or find_layer(config, settings.layers.model_name)
+    pending_model = state.pending.target if resume and state.pending is not None else None
+    model_arn = model_layer_arn or pending_model or state.live_layer(settings.layers.model_name)
     model_arn = model_arn or _latest_layer_version(lam, settings.layers.model_name)
     deps_arn = deps_layer_arn or _latest_layer_version(lam, settings.layers.dependencies_name)
     if deps_arn is None:
@@ -225,8 +234,9 @@ def deploy(
             f"model layer {model_arn} cannot run on dependencies layer {deps_arn}: " + "; ".join(problems)
         )
 
+    # The live version's layer list (never $LATEST's) with the two layers of ours swapped.
     layers = replace_layers(
-        layer_arns(config), {settings.layers.dependencies_name: deps_arn, settings.layers.model_name: model_arn}
+        layer_arns(live), {settings.layers.dependencies_name: deps_arn, settings.layers.model_name: model_arn}
     )
     desired = desired_configuration(settings, layers)
     # Uploads the zip to S3 first when it is over the direct upload limit.
@@ -238,36 +248,43 @@ def deploy(
         clients.s3,
         "function zip",
     )
+    txn = Transaction(settings, clients, state, "deploy", model_arn, resume)
     changes: list[str] = []
     if config is None:
-        lam.create_function(
+        created = lam.create_function(
             FunctionName=fn.name,
             Code=function_code(),
             Architectures=[fn.architecture],
             Description="stream inference (make deploy)",
             Publish=False,
+            Tags=txn.creation_tags(),
             **desired,
         )
+        function_arn = str(created["FunctionArn"])
         wait_active(lam, fn.name)
         changes.append(f"created function {fn.name}")
     else:
-        wait_updated(lam, fn.name)
+        function_arn = state.function_arn
         code_changes = _code_diff(config, code_sha, fn.architecture)
+        config_changes = _configuration_diff(config, desired)
+        if code_changes or config_changes:
+            txn.begin()
+            if config.get("LastUpdateStatus") == "InProgress":
+                wait_updated(lam, fn.name)
         if code_changes:
             update_and_wait(lam, "update_function_code", fn.name, Architectures=[fn.architecture], **function_code())
             changes += code_changes
-        config_changes = _configuration_diff(config, desired)
         if config_changes:
             update_and_wait(lam, "update_function_configuration", fn.name, **desired)
             changes += config_changes
 
-    _, live_config = get_alias_configuration(lam, fn.name, fn.alias)
-    stale = live_config is None or bool(
-        _code_diff(live_config, code_sha, fn.architecture) or _configuration_diff(live_config, desired)
-    )
+    stale = live is None or bool(_code_diff(live, code_sha, fn.architecture) or _configuration_diff(live, desired))
     version = None
-    if changes or stale:
-        version = release_model(settings, clients, action="deploy", model_arn=model_arn, model=model).version
-    function_arn = (get_configuration(lam, fn.name) or {})["FunctionArn"]
+    if changes or stale or txn.started:
+        txn.begin()
+        release = release_model(
+            settings, clients, txn, model_arn=model_arn, model=model, code_sha=code_sha, function_arn=function_arn
+        )
+        version = release.version
     mapping_changes, warnings = deploy_mappings(settings, f"{function_arn}:{fn.alias}", clients=clients)
     return DeployResult(changes, version, mapping_changes, warnings)

@@ -2,8 +2,11 @@
 
 Each layer version's description records what it holds (library versions, the model's
 name and version, the zip's sha256; :mod:`release.descriptions`), so publishing
-the same zip twice reuses the first version. A model layer is released on publishing
-when the function exists (:func:`release.relink.relink`).
+the same zip twice reuses the first version: a publish cut short is finished by running it
+again. A model layer is released on publishing when the function exists
+(:func:`release.relink.release_layer`), as one transaction whose target is the zip's sha256
+(:mod:`release.transaction`): the function is tagged as under release before the layer is
+published.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from inference.manifest import sha256_file
 from layers.deps_layer import DEFAULT_OUT as DEFAULT_DEPS_ZIP
 from layers.deps_zip import LayerZipError, inspect_deps_zip
 from layers.model_layer import DEFAULT_OUT as DEFAULT_MODEL_ZIP
-from release.aws import Clients, get_configuration, list_layer_versions
+from release.arns import LayerArn
+from release.aws import Clients, list_layer_versions
 from release.compatibility import deps_layer_fields
 from release.descriptions import (
     DESCRIPTION_LIMIT,
@@ -29,9 +33,20 @@ from release.descriptions import (
 from release.errors import ReleaseError
 from release.history import Release
 from release.model_zip import verify_model_zip
-from release.relink import relink
+from release.relink import release_layer
 from release.settings import Settings
+from release.state import FunctionState, refuse_if_unfinished
+from release.transaction import Transaction
 from release.upload import base64_sha256, code_location
+
+__all__ = [
+    "DEFAULT_DEPS_ZIP",
+    "DEFAULT_MODEL_ZIP",
+    "PublishResult",
+    "publish_deps_layer",
+    "publish_layer",
+    "publish_model_layer",
+]
 
 
 @dataclass
@@ -112,7 +127,21 @@ def publish_layer(
             f"Lambda stored {response['LayerVersionArn']} with CodeSha256 {stored}, but {zip_path} has {expected}; "
             "delete that version (aws lambda delete-layer-version) and publish again"
         )
-    return response
+    published: dict[str, Any] = response
+    return published
+
+
+def _find_published(settings: Settings, layer_name: str, description: str, clients: Clients) -> str | None:
+    """The version of ``layer_name`` with exactly this description, runtime and architecture, if any."""
+    fn = settings.function
+    for version in list_layer_versions(clients.lambda_, layer_name):
+        if (
+            version.get("Description") == description
+            and fn.runtime in version.get("CompatibleRuntimes", [])
+            and fn.architecture in version.get("CompatibleArchitectures", [])
+        ):
+            return str(version["LayerVersionArn"])
+    return None
 
 
 def _publish_once(
@@ -125,13 +154,9 @@ def _publish_once(
     first version instead of adding an identical one.
     """
     fn = settings.function
-    for version in list_layer_versions(clients.lambda_, layer_name):
-        if (
-            version.get("Description") == description
-            and fn.runtime in version.get("CompatibleRuntimes", [])
-            and fn.architecture in version.get("CompatibleArchitectures", [])
-        ):
-            return PublishResult(version["LayerVersionArn"], reused=True)
+    existing = _find_published(settings, layer_name, description, clients)
+    if existing is not None:
+        return PublishResult(existing, reused=True)
     response = publish_layer(
         zip_path,
         layer_name,
@@ -193,21 +218,42 @@ def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, 
     Raises
     ------
     ReleaseError
-        On an unverified zip, a library mismatch, or a failed release step.
+        On an unverified zip, a library mismatch, another unfinished release, or a failed
+        release step.
     """
     lam, fn = clients.lambda_, settings.function
     manifest = verify_model_zip(zip_path)
-    description = model_description(manifest, sha256_file(zip_path))
-    config = get_configuration(lam, fn.name)
-    if config is not None:
-        problems = library_mismatches(parse_description(description)[1], deps_layer_fields(settings, config, lam))
-        if problems:
-            raise ReleaseError(
-                f"model {manifest['name']} {manifest['version']} cannot run on function {fn.name}'s dependencies "
-                "layer: " + "; ".join(problems) + ". Retrain with the pinned requirements, or publish and deploy "
-                "a dependencies layer built from the model's versions"
-            )
-    result = _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
-    if config is not None:
-        result.release = relink(settings, result.layer_arn, clients=clients, action="publish-model-layer")
+    zip_sha256 = sha256_file(zip_path)
+    description = model_description(manifest, zip_sha256)
+    state = FunctionState.read(settings, clients)
+    if state.latest is None:
+        return _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
+    target = f"sha256={zip_sha256}"
+    resume = refuse_if_unfinished(state, settings, clients, "publish-model-layer", target)
+    base = state.live or state.latest
+    problems = library_mismatches(parse_description(description)[1], deps_layer_fields(settings, base, lam))
+    if problems:
+        raise ReleaseError(
+            f"model {manifest['name']} {manifest['version']} cannot run on function {fn.name}'s dependencies "
+            "layer: " + "; ".join(problems) + ". Retrain with the pinned requirements, or publish and deploy "
+            "a dependencies layer built from the model's versions"
+        )
+    txn = Transaction(settings, clients, state, "publish-model-layer", target, resume)
+    existing = _find_published(settings, settings.layers.model_name, description, clients)
+    if existing is None or existing != state.live_layer(settings.layers.model_name):
+        txn.begin()  # before the layer is published: an interrupted publish is visible in AWS
+    if existing is not None:
+        result = PublishResult(existing, reused=True)
+    else:
+        published = publish_layer(
+            zip_path,
+            settings.layers.model_name,
+            description,
+            fn.runtime,
+            fn.architecture,
+            settings.layers.artifact_bucket,
+            clients=clients,
+        )
+        result = PublishResult(str(published["LayerVersionArn"]))
+    result.release = release_layer(settings, clients, txn, LayerArn.parse(result.layer_arn))
     return result

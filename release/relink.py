@@ -1,10 +1,14 @@
-"""Releases: move the function and its alias to a model layer version, forward or back; list them.
+"""Releases: move the function and its alias to a model layer version, forward or back.
 
-A release rewrites the function's layer list with only the model layer's ARN replaced,
-waits until Lambda has applied it, publishes a function version, moves the alias
-(``[function] alias``, which the event source mappings invoke) to it and tags the
-function (:mod:`release.history`). Rollback reads the published versions, not
-the local history file, so it works from any machine.
+What is live is the alias's version, never ``$LATEST``. A release starts from the live
+version's configuration (its layer list above all), replaces only the model layer's ARN,
+stages that in ``$LATEST``, waits until Lambda has applied it, publishes a function version
+(``CodeSha256`` of the live code: Lambda refuses if other code was staged meanwhile), moves the
+alias (``[function] alias``, which the event source mappings invoke) to it and tags the
+function (:mod:`release.history`). Each release is a :class:`release.transaction.Transaction`:
+another release left unfinished is finished by re-running it, or undone, never released by
+this one (:func:`release.state.refuse_if_unfinished`). Rollback reads the published versions,
+not the local history file, so it works from any machine.
 """
 
 from __future__ import annotations
@@ -12,22 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from release.arns import LayerArn, find_layer, layer_arns, replace_layers
-from release.aws import (
-    Clients,
-    call_with_retry,
-    get_alias_configuration,
-    get_alias_version,
-    get_configuration,
-    list_layer_versions,
-    paginate,
-    update_and_wait,
-    wait_updated,
-)
+from release.aws import Clients, call_with_retry, get_configuration, update_and_wait, wait_updated
 from release.compatibility import check_layer, deps_layer_fields
 from release.descriptions import library_mismatches, parse_description, version_description
 from release.errors import ReleaseError
-from release.history import Release, append_history, release_tags
+from release.history import Release, append_history, open_intents, release_tags
 from release.settings import FunctionSettings, Settings
+from release.state import FunctionState, refuse_if_unfinished
+from release.transaction import Transaction, configuration_of
 
 
 def _model_layer(lam: Any, settings: Settings, version: str | None) -> str | None:
@@ -37,29 +33,39 @@ def _model_layer(lam: Any, settings: Settings, version: str | None) -> str | Non
     return find_layer(get_configuration(lam, settings.function.name, version), settings.layers.model_name)
 
 
-def move_alias(lam: Any, fn: FunctionSettings, version: str, description: str) -> None:
+def move_alias(lam: Any, fn: FunctionSettings, version: str, description: str, *, exists: bool) -> None:
     """Point ``[function] alias`` at ``version``, creating the alias if it does not exist yet."""
-    if get_alias_version(lam, fn.name, fn.alias) is None:
-        lam.create_alias(FunctionName=fn.name, Name=fn.alias, FunctionVersion=version, Description=description)
-    else:
-        lam.update_alias(FunctionName=fn.name, Name=fn.alias, FunctionVersion=version, Description=description)
+    call = lam.update_alias if exists else lam.create_alias
+    call(FunctionName=fn.name, Name=fn.alias, FunctionVersion=version, Description=description)
 
 
 def release_model(
-    settings: Settings, clients: Clients, *, action: str, model_arn: str, model: dict[str, str]
+    settings: Settings,
+    clients: Clients,
+    txn: Transaction,
+    *,
+    model_arn: str,
+    model: dict[str, str],
+    code_sha: str | None,
+    function_arn: str,
 ) -> Release:
-    """Publish a version of the settled function, move the alias to it, tag the function, log it.
+    """Publish a version of the settled ``$LATEST``, move the alias to it, tag the function, log it.
 
     Parameters
     ----------
     settings : Settings
     clients : Clients
-    action : str
-        Recorded in the version description, the tags and the history.
+    txn : Transaction
+        The release under way (begun); its action is recorded in the version description,
+        the tags and the history, and it is finished here.
     model_arn : str
-        The model layer version the function now has.
+        The model layer version ``$LATEST`` now has.
     model : dict of str to str
         That layer's description fields (``name``, ``version``).
+    code_sha : str or None
+        The ``CodeSha256`` the version must have (Lambda refuses to publish other code).
+    function_arn : str
+        The function's unqualified ARN (tagged).
 
     Returns
     -------
@@ -67,29 +73,99 @@ def release_model(
         The new version, and the version and model layer ARN the alias had before;
         also appended to the history file.
     """
-    lam, fn = clients.lambda_, settings.function
-    previous = get_alias_version(lam, fn.name, fn.alias)
-    previous_model = _model_layer(lam, settings, previous)
-    latest = get_configuration(lam, fn.name) or {}
-    description = version_description(action, model, model_arn)
+    lam, fn, state = clients.lambda_, settings.function, txn.state
+    previous = txn.from_version
+    previous_model = (
+        state.live_layer(settings.layers.model_name)
+        if previous == state.alias_version
+        else _model_layer(lam, settings, previous)
+    )
+    description = version_description(txn.action, model, model_arn)
     published = call_with_retry(
-        lam,
-        "publish_version",
-        fn.name,
-        Description=description,
-        **({"CodeSha256": latest["CodeSha256"]} if latest.get("CodeSha256") else {}),
+        lam, "publish_version", fn.name, Description=description, **({"CodeSha256": code_sha} if code_sha else {})
     )
-    version = published["Version"]
-    move_alias(lam, fn, version, description)
-    lam.tag_resource(
-        Resource=latest.get("FunctionArn") or published["FunctionArn"].rsplit(":", 1)[0],
-        Tags=release_tags(action, version, model_arn, model),
-    )
+    version = str(published["Version"])
+    move_alias(lam, fn, version, description, exists=state.alias is not None)
+    txn.finish(function_arn, release_tags(txn.action, version, model_arn, model, txn.caller))
     release = Release(
-        action, fn.name, fn.alias, version, model_arn, model.get("name"), model.get("version"), previous, previous_model
+        txn.action,
+        fn.name,
+        fn.alias,
+        version,
+        model_arn,
+        model.get("name"),
+        model.get("version"),
+        previous,
+        previous_model,
+        caller=txn.caller,
     )
     append_history(settings.history.file, release)
     return release
+
+
+def check_model_layer(settings: Settings, base: dict[str, Any], arn: LayerArn, lam: Any) -> dict[str, str]:
+    """Check a model layer version against the function as ``base`` configures it; its description fields.
+
+    Raises
+    ------
+    ReleaseError
+        If it does not fit, or its library versions differ from the dependencies layer's in ``base``.
+    """
+    _, model = check_layer(settings, base, arn, kind="model", lam=lam)
+    problems = library_mismatches(model, deps_layer_fields(settings, base, lam))
+    if problems:
+        raise ReleaseError(
+            f"layer version {arn} cannot serve with the function's dependencies layer: " + "; ".join(problems)
+        )
+    return model
+
+
+def release_layer(settings: Settings, clients: Clients, txn: Transaction, arn: LayerArn) -> Release:
+    """Release model layer version ``arn`` on top of the live version (module docstring).
+
+    Changes nothing when the alias already serves it and ``$LATEST`` equals the live version,
+    unless ``txn`` is finishing an unfinished release.
+
+    Raises
+    ------
+    ReleaseError
+        If the layer does not fit, or ``$LATEST`` holds code the alias does not serve.
+    """
+    lam, fn, state = clients.lambda_, settings.function, txn.state
+    if state.latest is None:
+        raise ReleaseError(f"function {fn.name} does not exist; create it with `make deploy`")
+    base = state.live or state.latest
+    model = check_model_layer(settings, base, arn, lam)
+    new_layers = replace_layers(layer_arns(base), {settings.layers.model_name: str(arn)})
+    if not txn.started and state.live is not None and layer_arns(state.live) == new_layers:
+        return Release(
+            txn.action,
+            fn.name,
+            fn.alias,
+            state.alias_version or "",
+            str(arn),
+            model.get("name"),
+            model.get("version"),
+            state.alias_version,
+            str(arn),
+            changed=False,
+        )
+    code_sha = base.get("CodeSha256")
+    if state.latest.get("CodeSha256") != code_sha:
+        raise ReleaseError(
+            f"$LATEST of {fn.name} holds code {state.latest.get('CodeSha256')}, but the live version "
+            f"{state.alias_version} runs {code_sha}: a deploy did not finish. Run `make deploy` to release the code "
+            "in build/function.zip, then release the model; nothing was changed"
+        )
+    desired = {**configuration_of(base), "Layers": new_layers}
+    txn.begin()
+    if configuration_of(state.latest) != desired:
+        if state.latest.get("LastUpdateStatus") == "InProgress":
+            wait_updated(lam, fn.name)
+        update_and_wait(lam, "update_function_configuration", fn.name, **desired)
+    return release_model(
+        settings, clients, txn, model_arn=str(arn), model=model, code_sha=code_sha, function_arn=state.function_arn
+    )
 
 
 def relink(settings: Settings, layer_arn: str, *, clients: Clients, action: str = "relink") -> Release:
@@ -97,10 +173,12 @@ def relink(settings: Settings, layer_arn: str, *, clients: Clients, action: str 
 
     Checks first, changing nothing on failure: the ARN's format, that the version
     exists, that it is the model layer, that it lists the function's runtime and
-    architecture, and that its library versions (scikit-learn above all) equal those
-    of the dependencies layer attached to the function. Then rewrites the layer list
-    (only the model layer's ARN changes), waits for the update, publishes a version,
-    moves the alias, tags the function and appends to the history file.
+    architecture, that its library versions (scikit-learn above all) equal those
+    of the dependencies layer the live version has, and that no other release is
+    unfinished. Then stages the live version's configuration with only the model
+    layer's ARN replaced, waits for the update, publishes a version, moves the alias,
+    tags the function and appends to the history file. Re-running a relink that did
+    not finish finishes it.
 
     Parameters
     ----------
@@ -119,39 +197,32 @@ def relink(settings: Settings, layer_arn: str, *, clients: Clients, action: str 
     Raises
     ------
     ReleaseError
-        Why the layer cannot be used, or why the function cannot be updated.
+        Why the layer cannot be used, or why the function cannot be updated
+        (:class:`release.state.UnfinishedRelease` when another release is unfinished).
     """
-    lam, fn = clients.lambda_, settings.function
     arn = LayerArn.parse(layer_arn)
-    config = get_configuration(lam, fn.name)
-    if config is None:
-        raise ReleaseError(f"function {fn.name} does not exist; create it with `make deploy`")
-    _, model = check_layer(settings, config, arn, kind="model", lam=lam)
-    problems = library_mismatches(model, deps_layer_fields(settings, config, lam))
-    if problems:
-        raise ReleaseError(
-            f"layer version {arn} cannot serve with the function's dependencies layer: " + "; ".join(problems)
-        )
-    live_version, live_config = get_alias_configuration(lam, fn.name, fn.alias)
-    current_layers = layer_arns(config)
-    new_layers = replace_layers(current_layers, {settings.layers.model_name: str(arn)})
-    if live_config is not None and new_layers == current_layers == layer_arns(live_config):
-        return Release(
-            action,
-            fn.name,
-            fn.alias,
-            live_version or "",
-            str(arn),
-            model.get("name"),
-            model.get("version"),
-            live_version,
-            str(arn),
-            changed=False,
-        )
-    wait_updated(lam, fn.name)
-    if new_layers != current_layers:
-        update_and_wait(lam, "update_function_configuration", fn.name, Layers=new_layers)
-    return release_model(settings, clients, action=action, model_arn=str(arn), model=model)
+    state = FunctionState.read(settings, clients)
+    if state.latest is None:
+        raise ReleaseError(f"function {settings.function.name} does not exist; create it with `make deploy`")
+    resume = refuse_if_unfinished(state, settings, clients, action, str(arn))
+    return release_layer(settings, clients, Transaction(settings, clients, state, action, str(arn), resume), arn)
+
+
+def _rollback_completed_unconfirmed(settings: Settings, state: FunctionState) -> bool:
+    """Did this machine's last rollback fail only after AWS had finished it (the answer to its last call lost)?
+
+    AWS then holds no trace of anything unfinished, and a second rollback would roll the first back;
+    the local journal says it was tried, the release tags that it went through after that.
+    """
+    tried = [i for i in open_intents(settings.history.file, settings.function.name) if i.get("outcome")]
+    if not tried or tried[-1].get("command") != "rollback":
+        return False
+    tags = state.tags
+    return (
+        tags.get("release-action") == "rollback"
+        and tags.get("release-version") == state.alias_version
+        and tags.get("released-at", "") >= str(tried[-1].get("time", "~"))
+    )
 
 
 def rollback(settings: Settings, *, clients: Clients) -> Release:
@@ -162,69 +233,40 @@ def rollback(settings: Settings, *, clients: Clients) -> Release:
     in publication order. Starting below the version the alias points at, the first
     version whose model layer differs from the live one is the previous release;
     its layer version is relinked (and checked) like any other. Rolling back twice
-    therefore returns to where you started.
+    therefore returns to where you started. A rollback that did not finish is finished
+    by running it again: it goes to the layer it set out for, not one further back.
 
     Raises
     ------
     ReleaseError
-        If nothing is live, or no earlier version used another model layer.
+        If nothing is live, no earlier version used another model layer, or another
+        release is unfinished.
     """
-    lam, fn = clients.lambda_, settings.function
-    live = get_alias_version(lam, fn.name, fn.alias)
-    if live is None or not live.isdigit():
+    fn = settings.function
+    state = FunctionState.read(settings, clients, versions=True)
+    live = state.alias_version
+    if state.latest is None or live is None or not live.isdigit():
         raise ReleaseError(f"alias {fn.alias} of {fn.name} does not point at a published version; nothing to roll back")
-    live_model = _model_layer(lam, settings, live)
-    versions = [
-        v
-        for v in paginate(lam, "list_versions_by_function", "Versions", FunctionName=fn.name)
-        if v["Version"].isdigit() and int(v["Version"]) < int(live)
-    ]
-    for version in sorted(versions, key=lambda v: int(v["Version"]), reverse=True):
-        earlier = find_layer(version, settings.layers.model_name)
-        if earlier and earlier != live_model:
-            return relink(settings, earlier, clients=clients, action="rollback")
-    raise ReleaseError(
-        f"no version of {fn.name} before {live} used another model layer than {live_model}; "
-        "relink explicitly: make relink LAYER_ARN=... (see make releases)"
-    )
-
-
-def releases(settings: Settings, *, clients: Clients) -> list[dict[str, Any]]:
-    """Every model layer version, newest first, marking the one the alias serves.
-
-    Returns
-    -------
-    list of dict
-        ``version``, ``arn``, ``created``, ``model``, ``model_version``,
-        ``scikit-learn``, ``sha256`` (first 12 hex digits), ``live`` (bool).
-    """
-    lam, fn = clients.lambda_, settings.function
-    live_arn = _model_layer(lam, settings, get_alias_version(lam, fn.name, fn.alias))
-    rows = []
-    for layer in list_layer_versions(lam, settings.layers.model_name):
-        _, fields = parse_description(layer.get("Description"))
-        rows.append(
-            {
-                "version": layer["Version"],
-                "arn": layer["LayerVersionArn"],
-                "created": str(layer.get("CreatedDate", ""))[:19],
-                "model": fields.get("name", "?"),
-                "model_version": fields.get("version", "?"),
-                "scikit-learn": fields.get("scikit-learn", "?"),
-                "sha256": fields.get("sha256", "?")[:12],
-                "live": layer["LayerVersionArn"] == live_arn,
-            }
-        )
-    return sorted(rows, key=lambda row: row["version"], reverse=True)
-
-
-def format_releases(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of :func:`releases`; the live row is marked ``*``."""
-    if not rows:
-        return "no model layer versions published yet (make publish-model-layer)"
-    columns = ("live", "version", "model", "model_version", "scikit-learn", "sha256", "created", "arn")
-    cells = [[("*" if row["live"] else "") if c == "live" else str(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
+    resume = refuse_if_unfinished(state, settings, clients, "rollback", None)
+    if not resume and _rollback_completed_unconfirmed(settings, state):
+        served = state.live_layer(settings.layers.model_name) or ""
+        _, fields = parse_description(state.live.get("Description") if state.live else None)
+        return Release(
+            "rollback", fn.name, fn.alias, live, served, fields.get("model"), fields.get("version"),
+            live, served, changed=False,
+        )  # fmt: skip
+    if resume and state.pending is not None:
+        target = state.pending.target
+    else:
+        live_model = state.live_layer(settings.layers.model_name)
+        earlier = [v for v in state.versions or [] if int(v["Version"]) < int(live)]
+        found = (find_layer(v, settings.layers.model_name) for v in sorted(earlier, key=lambda v: -int(v["Version"])))
+        previous = next((arn for arn in found if arn and arn != live_model), None)
+        if previous is None:
+            raise ReleaseError(
+                f"no version of {fn.name} before {live} used another model layer than {live_model}; "
+                "relink explicitly: make relink LAYER_ARN=... (see make releases)"
+            )
+        target = previous
+    txn = Transaction(settings, clients, state, "rollback", target, resume)
+    return release_layer(settings, clients, txn, LayerArn.parse(target))

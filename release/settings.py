@@ -195,20 +195,20 @@ class _Table:
         return value
 
     def choice(self, key: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
-        value = self.get(key, str, default)
+        value: str = self.get(key, str, default)
         if value not in choices:
             self.fail(f"{self.where} {key} = {value!r} is not allowed; use one of: {', '.join(choices)}")
         return value
 
     def integer(self, key: str, low: int, high: int, default: int, unit: str = "", also: int | None = None) -> int:
-        value = self.get(key, int, default)
+        value: int = self.get(key, int, default)
         if not low <= value <= high and value != also:
             allowed = f"{low}-{high}{unit}" + (f", or {also}" if also is not None else "")
             self.fail(f"{self.where} {key} = {value} is out of range; allowed: {allowed}")
         return value
 
     def pattern(self, key: str, regex: re.Pattern[str], what: str, default: Any = _MISSING) -> str:
-        value = self.get(key, str, default)
+        value: str = self.get(key, str, default)
         if not regex.match(value):
             self.fail(f"{self.where} {key} = {value!r} is not {what}")
         return value

@@ -25,14 +25,42 @@ def code_sha256(path: Path) -> str:
 
 
 def upload_to_s3(path: Path, bucket: str, key: str, s3: Any) -> None:
-    """Upload a file to ``s3://bucket/key``, showing a progress bar."""
+    """Upload a file to ``s3://bucket/key``, showing a progress bar on a terminal.
+
+    Raises
+    ------
+    ReleaseError
+        If the bucket does not exist (naming the setting and the command that creates it).
+    botocore.exceptions.ClientError
+        If S3 refused the upload otherwise.
+    """
+    from boto3.exceptions import S3UploadFailedError
     from tqdm import tqdm
 
     size = path.stat().st_size
     with tqdm(
-        total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"upload {path.name}", mininterval=0.5
+        total=size,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"upload {path.name}",
+        mininterval=0.5,
+        disable=None,  # no bar unless stderr is a terminal
     ) as bar:
-        s3.upload_file(str(path), bucket, key, Callback=bar.update)
+        try:
+            s3.upload_file(str(path), bucket, key, Callback=bar.update)
+        except S3UploadFailedError as exc:
+            cause = exc.__context__
+            code = getattr(cause, "response", {}).get("Error", {}).get("Code")
+            if code == "NoSuchBucket":
+                raise ReleaseError(
+                    f"S3 bucket {bucket!r} does not exist ([layers] artifact_bucket in deploy.toml), so {path} "
+                    "cannot be uploaded; create it with `make bootstrap`, or set artifact_bucket to an existing "
+                    "bucket in the function's region"
+                ) from None
+            if cause is not None:
+                raise cause from None
+            raise
 
 
 def code_location(path: Path, bucket: str | None, key: str, s3: Any, what: str) -> dict[str, Any]:

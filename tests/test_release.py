@@ -21,10 +21,12 @@ from release.deploy import deploy
 from release.descriptions import format_description, model_description, parse_description
 from release.errors import ReleaseError
 from release.history import read_history
+from release.listing import format_listing, releases
 from release.model_zip import verify_model_zip
 from release.publish import publish_deps_layer, publish_layer, publish_model_layer
-from release.relink import format_releases, releases, relink, rollback
+from release.relink import relink, rollback
 from release.settings import SettingsError, load_settings, parse_settings
+from release.transaction import abort
 from release.upload import code_sha256
 
 pytestmark = pytest.mark.aws
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.aws
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/stream-inference-role"
-MUTATING = ("create_", "update_", "publish_", "tag_", "delete_", "put_")
+MUTATING = ("create_", "update_", "publish_", "tag_", "untag_", "delete_", "put_")
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
@@ -352,10 +354,22 @@ def test_relink_to_an_older_version_then_rollback_goes_back_and_forth(env):
     again = relink(s, v1, clients=c)  # already live: nothing to do
     assert not again.changed and lam.get_alias(FunctionName="stream-inference", Name="live")["FunctionVersion"] == "5"
 
-    rows = releases(s, clients=c)
-    assert [(r["version"], r["model_version"], r["live"]) for r in rows] == [(2, "2.0.0", False), (1, "1.0.0", True)]
-    table = format_releases(rows)
+    listing = releases(s, clients=c)
+    assert [(r["version"], r["model_version"], r["live"]) for r in listing.layers] == [
+        (2, "2.0.0", ""),
+        (1, "1.0.0", "*"),
+    ]
+    assert [(r["version"], r["action"], r["model_version"], r["live"]) for r in listing.releases] == [
+        ("5", "rollback", "1.0.0", "*"),
+        ("4", "rollback", "2.0.0", ""),
+        ("3", "relink", "1.0.0", ""),
+        ("2", "publish-model-layer", "2.0.0", ""),
+        ("1", "deploy", "1.0.0", ""),
+    ]
+    assert listing.unfinished == []
+    table = format_listing(listing, s)
     assert "rotten-tomatoes-sentiment" in table and table.splitlines()[2].startswith("*")
+    assert "no unfinished release" in table
 
 
 def test_rollback_without_an_earlier_model_says_what_to_do(env):
@@ -493,7 +507,12 @@ def test_retries_are_bounded(env, monkeypatch):
     with pytest.raises(ReleaseError, match="still busy with another update after 5 tries"):
         relink(env["settings"], v1, clients=Clients(lam, env["clients"].s3))
     assert lam.calls.count("update_function_configuration") == 5
-    assert _state(env["clients"].lambda_) == before and _live_layers(env["clients"].lambda_) == [deps, v2]
+    after = _state(env["clients"].lambda_)
+    assert after["tags"].pop("release-pending") == "relink"  # the release is on record as unfinished
+    assert {k: v for k, v in after["tags"].items() if not k.startswith("release-pending")} == before["tags"]
+    assert {**after, "tags": before["tags"]} == before and _live_layers(env["clients"].lambda_) == [deps, v2]
+    abort(env["settings"], env["clients"])
+    assert _state(env["clients"].lambda_) == before
 
 
 def test_deploy_twice_changes_nothing_the_second_time(env):
@@ -516,10 +535,12 @@ def test_deploy_applies_only_what_changed(env):
     result = deploy(settings, env["function_zip"], clients=Clients(recorder, env["clients"].s3))
 
     assert [c for c in recorder.calls if c.startswith(MUTATING)] == [
+        "tag_resource",  # the release is pending ...
         "update_function_configuration",
         "publish_version",
         "update_alias",
-        "tag_resource",
+        "tag_resource",  # ... released
+        "untag_resource",
         "update_event_source_mapping",
     ]
     assert any("MemorySize: 1024 -> 2048" in change for change in result.function_changes)
@@ -684,3 +705,43 @@ def test_settings_defaults_and_record_age_minus_one():
     data["layers"]["dependencies_name"] = "m"
     with pytest.raises(SettingsError, match="model_name and dependencies_name must differ"):
         parse_settings(data, Path("deploy.toml"))
+
+
+def test_a_truncated_zip_is_named_by_the_layer_checks_not_a_bare_bad_zip_file(tmp_path):
+    from layers.checks import run_checks
+
+    good = _zip(tmp_path / "f.zip", {"lambda_function.py": b"x = 1\n"})
+    truncated = tmp_path / "deps-layer.zip"
+    truncated.write_bytes(deps_zip(tmp_path).read_bytes()[:200])
+    (finding,) = run_checks(function_zip=good, deps_zip=truncated, model_zip=good)
+    assert (
+        not finding.ok and f"not a readable zip (truncated or corrupt): {truncated} (make deps-layer" in finding.detail
+    )
+
+
+def test_an_interrupted_relink_is_reported_refused_elsewhere_finished_by_its_rerun(env, capsys):
+    """In process (the HTTP suite is tests/test_release_faults.py): the alias, not $LATEST, is what deploy keeps."""
+    lam, s, c = env["clients"].lambda_, env["settings"], env["clients"]
+    deps, v1 = _deployed(env)
+    v2 = publish_model_layer(s, model_zip(env["tmp"], "2.0.0"), clients=c).layer_arn
+
+    class Dead(Exception):
+        pass
+
+    def publish_version(**kwargs):
+        raise Dead("connection lost")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lam, "publish_version", publish_version)
+        with pytest.raises(Dead):
+            relink(s, v1, clients=c)
+    assert _live_layers(lam) == [deps, v2]
+    argv = ["--settings", str(env["toml"])]
+    assert main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=c) == 2
+    err = capsys.readouterr().err
+    assert "unfinished relink" in err and f"make relink LAYER_ARN={v1}" in err and _live_layers(lam) == [deps, v2]
+    assert main([*argv, "releases"], clients=c) == 0
+    assert "$LATEST changed, not published" in capsys.readouterr().out
+    assert relink(s, v1, clients=c).changed and _live_layers(lam) == [deps, v1]
+    assert main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=c) == 0
+    assert _live_layers(lam) == [deps, v1]
