@@ -30,7 +30,7 @@ MODEL_LAYER := build/layers/model-layer.zip
 REFERENCE_MODEL := build/model/manifest.json
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train model-layer function-zip events invoke demo soak bench test test-fast lint format clean deps-layer check-layers
+.PHONY: help venv train model-layer function-zip events invoke demo soak bench test test-fast test-faults lint format clean deps-layer check-layers
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler
 # The zips are built first so that the tests that run them from the layers run too.
 test: lint $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the whole test suite (every tier: unit, aws, twin, slow)
 	$(PY) -m pytest -q
+
+test-faults: $(STAMP) ## The release fault suite with every fault kind at every AWS call (make test runs drop and timeout)
+	RELEASE_FAULT_KINDS=all $(PY) -m pytest -q tests/test_release_faults.py
 
 test-fast: $(STAMP) ## Run the quick tests only: no local twin, no built zips, nothing slow (-m "not twin and not slow")
 	$(PY) -m pytest -q -m "not twin and not slow"

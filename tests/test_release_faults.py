@@ -43,7 +43,7 @@ from release.settings import load_settings
 from release.state import FunctionState
 from testing.fault_proxy import FAULTS, FaultProxy
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.slow]
 
 ACCOUNT = "123456789012"
 FUNCTION = "stream-inference"
@@ -429,11 +429,32 @@ class _client_env:
         release.upload.DIRECT_UPLOAD_LIMIT = self.limit
 
 
+#: The faults every call gets in ``make test``: the two states a dying connection leaves behind, a
+#: request that never reached AWS (``drop``) and one AWS applied whose answer was lost (``timeout``).
+#: The service's own errors (``http-500``, ``http-503``, ``throttle``) leave the state ``drop`` leaves,
+#: through another error path; ``make test-faults`` (``RELEASE_FAULT_KINDS=all``) runs every kind.
+DEFAULT_KINDS = ("drop", "timeout")
+
+
+def fault_kinds() -> tuple[str, ...]:
+    """The kinds of ``RELEASE_FAULT_KINDS`` (``all``, or names separated by commas), else :data:`DEFAULT_KINDS`."""
+    import os
+
+    chosen = os.environ.get("RELEASE_FAULT_KINDS", "")
+    if chosen == "all":
+        return FAULTS
+    kinds = tuple(k.strip() for k in chosen.split(",") if k.strip()) or DEFAULT_KINDS
+    unknown = sorted(set(kinds) - set(FAULTS))
+    if unknown:
+        raise pytest.UsageError(f"RELEASE_FAULT_KINDS: unknown {unknown}; use 'all' or some of {FAULTS}")
+    return kinds
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fault_case" not in metafunc.fixturenames:
         return
     abort = metafunc.function.__name__ == "test_abort_after_a_lost_answer"
-    kinds = ("timeout",) if abort else FAULTS
+    kinds = ("timeout",) if abort else fault_kinds()
     cases, ids = [], []
     for name in COMMANDS:
         calls = numbered(recording(name).calls)
