@@ -27,8 +27,8 @@ source stream                 ``[[event_sources]] source_arn``       only with `
                                                                      chosen by AWS, so it is never created here
 ============================  =====================================  ==========================================
 
-A new IAM role can take a few seconds to reach Lambda: if the ``make deploy`` right after
-says the role cannot be assumed, run it again.
+A new IAM role can take a few seconds to reach Lambda; the ``make deploy`` right after retries
+``CreateFunction`` meanwhile (:func:`release.deploy.create_function_when_role_ready`).
 
 Usage::
 
@@ -497,9 +497,7 @@ def main(
             for item, arn in create_missing(items):
                 print(f"created {item.kind} {item.name}: {arn}")
             if any(i.kind == "IAM role" for i in todo):
-                print(
-                    "a new IAM role can take ~10 s to reach Lambda: if `make deploy` says it cannot be assumed, rerun it"
-                )
+                print("a new IAM role can take ~10 s to reach Lambda: the first `make deploy` waits for it")
         else:
             print("bootstrap: nothing to create")
         for item in items:

@@ -14,6 +14,9 @@ while another release is unfinished, and finishes a deploy that did not.
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -25,6 +28,7 @@ from layers.function_zip import DEFAULT_OUT as DEFAULT_FUNCTION_ZIP
 from release.arns import LayerArn, layer_arns, replace_layers
 from release.aws import (
     Clients,
+    error_code,
     list_layer_versions,
     paginate,
     update_and_wait,
@@ -173,6 +177,34 @@ def deploy_mappings(settings: Settings, alias_arn: str, *, clients: Clients) -> 
     return changes, warnings
 
 
+#: How often, and how long apart (seconds), CreateFunction is tried while IAM still propagates a new role.
+ROLE_PROPAGATION_DELAYS_S = (2.0, 4.0, 8.0, 16.0)
+
+
+def create_function_when_role_ready(
+    lam: Any, *, sleep: Callable[[float], None] = time.sleep, **request: Any
+) -> dict[str, Any]:
+    """``CreateFunction``, tried again while Lambda cannot assume a role IAM created moments ago.
+
+    A role made by ``make bootstrap`` takes a few seconds to reach Lambda, which meanwhile answers
+    ``InvalidParameterValueException`` ("The role defined for the function cannot be assumed by
+    Lambda"). That one error is retried after each of :data:`ROLE_PROPAGATION_DELAYS_S` (30 s in all);
+    any other error, or that one after the last delay, is raised.
+    """
+    for delay in (*ROLE_PROPAGATION_DELAYS_S, None):
+        try:
+            return dict(lam.create_function(**request))
+        except Exception as exc:
+            propagating = error_code(exc) == "InvalidParameterValueException" and "cannot be assumed" in str(exc)
+            if not propagating or delay is None:
+                raise
+            print(
+                f"  the role cannot be assumed by Lambda yet (IAM propagation); retrying in {delay:g}s", file=sys.stderr
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def deploy(
     settings: Settings,
     function_zip: Path = DEFAULT_FUNCTION_ZIP,
@@ -251,7 +283,8 @@ def deploy(
     txn = Transaction(settings, clients, state, "deploy", model_arn, resume)
     changes: list[str] = []
     if config is None:
-        created = lam.create_function(
+        created = create_function_when_role_ready(
+            lam,
             FunctionName=fn.name,
             Code=function_code(),
             Architectures=[fn.architecture],

@@ -11,13 +11,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from inference.manifest import sha256_bytes, sha256_file
 
 from release.arns import LayerArn, replace_layers
 from release.aws import Clients, get_configuration
 from release.cli import main
-from release.deploy import deploy
+from release.deploy import ROLE_PROPAGATION_DELAYS_S, create_function_when_role_ready, deploy
 from release.descriptions import format_description, model_description, parse_description
 from release.errors import ReleaseError
 from release.history import read_history
@@ -745,3 +748,41 @@ def test_an_interrupted_relink_is_reported_refused_elsewhere_finished_by_its_rer
     assert relink(s, v1, clients=c).changed and _live_layers(lam) == [deps, v1]
     assert main([*argv, "deploy", "--function-zip", str(env["function_zip"])], clients=c) == 0
     assert _live_layers(lam) == [deps, v1]
+
+
+def test_create_function_waits_for_a_new_role_to_reach_lambda_and_no_longer():
+    """IAM propagation: "cannot be assumed" is retried, with the delays printed; other errors are not."""
+    lam = boto3.client("lambda", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    request = {
+        "FunctionName": "fn",
+        "Role": "arn:aws:iam::123456789012:role/new-role",
+        "Code": {"ZipFile": b"zip"},
+        "Runtime": "python3.12",
+        "Handler": "lambda_function.lambda_handler",
+    }
+    assumed = "The role defined for the function cannot be assumed by Lambda."
+    slept: list[float] = []
+    with Stubber(lam) as stub:
+        for _ in range(2):
+            stub.add_client_error(
+                "create_function", "InvalidParameterValueException", assumed, 400, expected_params=request
+            )
+        stub.add_response("create_function", {"FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:fn"})
+        created = create_function_when_role_ready(lam, sleep=slept.append, **request)
+        stub.assert_no_pending_responses()
+    assert created["FunctionArn"].endswith(":function:fn")
+    assert slept == list(ROLE_PROPAGATION_DELAYS_S[:2])
+
+    with Stubber(lam) as stub:
+        for _ in range(len(ROLE_PROPAGATION_DELAYS_S) + 1):
+            stub.add_client_error(
+                "create_function", "InvalidParameterValueException", assumed, 400, expected_params=request
+            )
+        with pytest.raises(ClientError, match="cannot be assumed"):
+            create_function_when_role_ready(lam, sleep=lambda s: None, **request)
+
+    with Stubber(lam) as stub:
+        stub.add_client_error("create_function", "InvalidParameterValueException", "Runtime is not supported", 400)
+        with pytest.raises(ClientError, match="Runtime"):
+            create_function_when_role_ready(lam, sleep=slept.append, **request)
+    assert len(slept) == 2
