@@ -16,6 +16,10 @@ Records
     through Kinesis), :func:`b64`.
 The built function
     :func:`make_invoke` runs ``make invoke``.
+Fake layer zips for the release tests
+    :func:`write_zip`, :func:`fake_deps_zip` (dist-info folders and one extension module name: what
+    the release code reads of a dependencies layer), :func:`fake_model_zip` (a manifest and its
+    artifacts with their sha256); :data:`FAKE_LIBRARIES` are their library versions.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import json
 import os
 import random
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inference.manifest import sha256_bytes
 
 from layers.deps_layer import DEFAULT_OUT as DEPS_LAYER
 from layers.model_layer import DEFAULT_OUT as MODEL_LAYER
@@ -38,17 +44,21 @@ from testing.events import kinesis_ddb_document, kinesis_record
 
 __all__ = [
     "DEPS_LAYER",
+    "FAKE_LIBRARIES",
     "MODEL_LAYER",
     "REFERENCE_MODEL",
     "ROOT",
     "TEXT_FIELD",
     "TEXT_PIPELINE",
     "b64",
+    "fake_deps_zip",
+    "fake_model_zip",
     "kinesis_ddb_record",
     "kinesis_raw",
     "make_invoke",
     "make_text_model",
     "synthetic_reviews",
+    "write_zip",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,3 +152,77 @@ def make_invoke(event_path: Path) -> dict[str, Any]:
     start = proc.stdout.find("{\n")
     assert start >= 0, proc.stdout
     return json.loads(proc.stdout[start:])
+
+
+# --------------------------------------------------------------------------- fake layer zips
+
+#: The library versions of the fake layers (what the release code compares between them).
+FAKE_LIBRARIES = {"numpy": "2.2.6", "scipy": "1.16.3", "scikit-learn": "1.7.2", "joblib": "1.6.0"}
+
+
+def write_zip(path: Path, files: dict[str, bytes]) -> Path:
+    """A zip of ``name -> bytes`` with fixed timestamps (the same files give the same sha256)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    return path
+
+
+def fake_deps_zip(
+    path: Path,
+    *,
+    libraries: dict[str, str] = FAKE_LIBRARIES,
+    extension_tag: str = "cpython-312-x86_64",
+    padding: bytes = b"",
+) -> Path:
+    """A dependencies layer as the release code sees one: ``*.dist-info`` folders naming ``libraries``
+    and one extension module named for ``extension_tag`` (its Python and CPU); ``padding`` makes it bigger."""
+    files = {
+        f"python/{lib.replace('-', '_')}-{v}.dist-info/METADATA": f"Name: {lib}\nVersion: {v}\n".encode()
+        for lib, v in libraries.items()
+    }
+    files[f"python/sklearn/_fake.{extension_tag}-linux-gnu.so"] = b"\x7fELF"
+    if padding:
+        files["python/padding.bin"] = padding
+    return write_zip(path, files)
+
+
+def fake_model_zip(
+    path: Path,
+    version: str,
+    *,
+    libraries: dict[str, str] = FAKE_LIBRARIES,
+    python: str = "3.12.8",
+    artifacts: tuple[str, ...] = ("vectorizer", "classifier"),
+    tamper: bool = False,
+    extra: dict[str, bytes] | None = None,
+) -> Path:
+    """A model layer of the reference model's name: a manifest listing ``artifacts`` (the last is the
+    classifier) with their sha256, built with ``libraries`` on ``python``. ``tamper`` changes the
+    classifier's bytes after hashing; ``extra`` adds files the manifest does not list."""
+    data = {f"{name}.joblib": f"{name[:3]} {version}".encode() for name in artifacts}
+    manifest = {
+        "schema_version": 1,
+        "name": "rotten-tomatoes-sentiment",
+        "version": version,
+        "created_at": "2026-11-21T09:25:36+00:00",
+        "pipeline": [
+            {
+                "name": name,
+                "file": f"{name}.joblib",
+                "role": "classifier" if i == len(artifacts) - 1 else "preprocessor",
+                "sha256": sha256_bytes(data[f"{name}.joblib"]),
+            }
+            for i, name in enumerate(artifacts)
+        ],
+        "input": {"kind": "text", "field": "text"},
+        "classes": ["fresh", "rotten"],
+        "libraries": {"python": python, **libraries},
+        "metrics": {},
+    }
+    if tamper:
+        data[f"{artifacts[-1]}.joblib"] += b" swapped"
+    files = {"model/manifest.json": json.dumps(manifest).encode()}
+    files.update({f"model/{name}": content for name, content in data.items()})
+    files.update(extra or {})
+    return write_zip(path, files)

@@ -19,15 +19,14 @@ import socket
 import subprocess
 import sys
 import tomllib
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from inference.manifest import sha256_bytes
 
 from release.settings import DEFAULT_PATH, ROOT, load_settings
+from tests.helpers import fake_deps_zip, fake_model_zip, write_zip
 
 pytestmark = pytest.mark.aws
 
@@ -94,49 +93,16 @@ def test_the_local_settings_copy_keeps_everything_but_the_history_file(tmp_path,
 # --------------------------------------------------------------------------- fake zips
 
 
-def _zip(path: Path, files: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    return path
-
-
-LIBRARIES = {"numpy": "2.2.6", "scipy": "1.16.3", "scikit-learn": "1.7.2", "joblib": "1.6.0"}
-
-
 def _deps_zip(tmp: Path) -> Path:
     """A dependencies layer for deploy.toml's runtime and architecture: dist-info folders, one extension name."""
-    files = {
-        f"python/{lib.replace('-', '_')}-{v}.dist-info/METADATA": f"Name: {lib}\nVersion: {v}\n".encode()
-        for lib, v in LIBRARIES.items()
-    }
     arch = {"arm64": "aarch64"}.get(SETTINGS.function.architecture, SETTINGS.function.architecture)
-    files[f"python/sklearn/_fake.cpython-{PYTHON_TAG}-{arch}-linux-gnu.so"] = b"\x7fELF"
-    return _zip(tmp / "deps-layer.zip", files)
+    return fake_deps_zip(tmp / "deps-layer.zip", extension_tag=f"cpython-{PYTHON_TAG}-{arch}")
 
 
 def _model_zip(tmp: Path, version: str) -> Path:
     """A model layer whose manifest lists its two artifacts with their sha256, built for the same libraries."""
-    artifacts = {"vectorizer.joblib": f"vec {version}".encode(), "classifier.joblib": f"clf {version}".encode()}
-    manifest = {
-        "schema_version": 1,
-        "name": "rotten-tomatoes-sentiment",
-        "version": version,
-        "created_at": "2026-11-21T09:25:36+00:00",
-        "pipeline": [
-            {"name": "vectorizer", "file": "vectorizer.joblib", "role": "preprocessor"},
-            {"name": "classifier", "file": "classifier.joblib", "role": "classifier"},
-        ],
-        "input": {"kind": "text", "field": "text"},
-        "classes": ["fresh", "rotten"],
-        "libraries": {"python": f"{SETTINGS.function.runtime.removeprefix('python')}.1", **LIBRARIES},
-        "metrics": {},
-    }
-    for step in manifest["pipeline"]:
-        step["sha256"] = sha256_bytes(artifacts[step["file"]])
-    files = {"model/manifest.json": json.dumps(manifest).encode()}
-    files.update({f"model/{name}": data for name, data in artifacts.items()})
-    return _zip(tmp / f"model-layer-{version}.zip", files)
+    python = f"{SETTINGS.function.runtime.removeprefix('python')}.1"
+    return fake_model_zip(tmp / f"model-layer-{version}.zip", version, python=python)
 
 
 # --------------------------------------------------------------------------- make local-aws
@@ -235,7 +201,7 @@ def test_the_first_deploy_page_against_local_aws(local_aws, tmp_path, monkeypatc
     stream = session.client("kinesis").describe_stream_summary(StreamName="reviews")["StreamDescriptionSummary"]
     assert stream["StreamARN"] == SETTINGS.event_sources[0].source_arn
 
-    function_zip = _zip(
+    function_zip = write_zip(
         tmp_path / "function.zip", {"lambda_function.py": b"def lambda_handler(e, c):\n    return {}\n"}
     )
     model_zips = iter([_model_zip(tmp_path, "1.0.0"), _model_zip(tmp_path, "1.1.0")])

@@ -7,7 +7,6 @@ everything else is the real boto3 API served by ``moto.mock_aws``.
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
-from inference.manifest import sha256_bytes, sha256_file
+from inference.manifest import sha256_file
 
 from release.arns import LayerArn, replace_layers
 from release.aws import Clients, get_configuration
@@ -31,6 +30,7 @@ from release.relink import relink, rollback
 from release.settings import SettingsError, load_settings, parse_settings
 from release.transaction import abort
 from release.upload import code_sha256
+from tests.helpers import FAKE_LIBRARIES, fake_deps_zip, fake_model_zip, write_zip
 
 pytestmark = pytest.mark.aws
 
@@ -125,7 +125,7 @@ def env(clients, tmp_path):
     boto3.client("s3", region_name=REGION).create_bucket(Bucket="artifacts-bucket")
     sources = [_source("kinesis", stream_arn, queue_arn), _source("dynamodb", table_stream_arn, queue_arn)]
     toml = _write_toml(tmp_path / "deploy.toml", sources)
-    function_zip = _zip(
+    function_zip = write_zip(
         tmp_path / "function.zip", {"lambda_function.py": b"def lambda_handler(e, c):\n    return {}\n"}
     )
     return {
@@ -139,59 +139,19 @@ def env(clients, tmp_path):
     }
 
 
-def _zip(path: Path, files: dict[str, bytes]) -> Path:
-    """Same files, same bytes: a fixed timestamp (writestr with a name stamps the current time,
-    so two builds a second apart would differ and defeat the reuse-by-sha256 tests)."""
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    return path
-
-
 def deps_zip(tmp: Path, sklearn: str = "1.7.2", tag: str = "cpython-311-x86_64") -> Path:
-    """A fake dependencies layer: dist-info folders and one extension module name."""
-    versions = {"numpy": "2.2.6", "scipy": "1.16.3", "scikit_learn": sklearn, "joblib": "1.6.0"}
-    files = {
-        f"python/{name}-{v}.dist-info/METADATA": f"Name: {name}\nVersion: {v}\n".encode()
-        for name, v in versions.items()
-    }
-    files[f"python/sklearn/_fake.{tag}-linux-gnu.so"] = b"\x7fELF"
-    return _zip(tmp / f"deps-{sklearn}-{tag}.zip", files)
+    """A fake dependencies layer with that scikit-learn, for that Python and CPU."""
+    libraries = {**FAKE_LIBRARIES, "scikit-learn": sklearn}
+    return fake_deps_zip(tmp / f"deps-{sklearn}-{tag}.zip", libraries=libraries, extension_tag=tag)
 
 
 def model_zip(
     tmp: Path, version: str, sklearn: str = "1.7.2", tamper: bool = False, extra: dict[str, bytes] | None = None
 ) -> Path:
     """A fake model layer whose manifest lists two artifacts with their sha256."""
-    artifacts = {"vectorizer.joblib": f"vec {version}".encode(), "classifier.joblib": f"clf {version}".encode()}
-    manifest = {
-        "schema_version": 1,
-        "name": "rotten-tomatoes-sentiment",
-        "version": version,
-        "created_at": "2026-11-21T09:25:36+00:00",
-        "pipeline": [
-            {"name": "vectorizer", "file": "vectorizer.joblib", "role": "preprocessor", "sha256": ""},
-            {"name": "classifier", "file": "classifier.joblib", "role": "classifier", "sha256": ""},
-        ],
-        "input": {"kind": "text", "field": "text"},
-        "classes": ["fresh", "rotten"],
-        "libraries": {
-            "python": "3.11.7",
-            "numpy": "2.2.6",
-            "scipy": "1.16.3",
-            "scikit-learn": sklearn,
-            "joblib": "1.6.0",
-        },
-        "metrics": {},
-    }
-    for step in manifest["pipeline"]:
-        step["sha256"] = sha256_bytes(artifacts[step["file"]])
-    if tamper:
-        artifacts["classifier.joblib"] += b" swapped"
-    files = {"model/manifest.json": json.dumps(manifest).encode()}
-    files.update({f"model/{name}": data for name, data in artifacts.items()})
-    files.update(extra or {})
-    return _zip(tmp / f"model-{version}-{sklearn}{'-bad' if tamper or extra else ''}.zip", files)
+    name = tmp / f"model-{version}-{sklearn}{'-bad' if tamper or extra else ''}.zip"
+    libraries = {**FAKE_LIBRARIES, "scikit-learn": sklearn}
+    return fake_model_zip(name, version, libraries=libraries, python="3.11.7", tamper=tamper, extra=extra)
 
 
 class Recorder:
@@ -713,7 +673,7 @@ def test_settings_defaults_and_record_age_minus_one():
 def test_a_truncated_zip_is_named_by_the_layer_checks_not_a_bare_bad_zip_file(tmp_path):
     from layers.checks import run_checks
 
-    good = _zip(tmp_path / "f.zip", {"lambda_function.py": b"x = 1\n"})
+    good = write_zip(tmp_path / "f.zip", {"lambda_function.py": b"x = 1\n"})
     truncated = tmp_path / "deps-layer.zip"
     truncated.write_bytes(deps_zip(tmp_path).read_bytes()[:200])
     (finding,) = run_checks(function_zip=good, deps_zip=truncated, model_zip=good)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import atexit
 import io
 import json
-import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from release.descriptions import parse_description
 from release.settings import load_settings
 from release.state import FunctionState
 from testing.fault_proxy import FAULTS, FaultProxy
+from tests.helpers import fake_deps_zip, fake_model_zip, write_zip
 
 pytestmark = [pytest.mark.aws, pytest.mark.slow]
 
@@ -56,56 +56,18 @@ CLIENT_ENV = {"RELEASE_MAX_ATTEMPTS": "1", "RELEASE_CONNECT_TIMEOUT_S": "1", "RE
 # --------------------------------------------------------------------------- zips and settings
 
 
-def _zip(path: Path, files: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in files.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
-    return path
-
-
-LIBRARIES = {"numpy": "2.2.6", "scipy": "1.16.3", "scikit-learn": "1.7.2", "joblib": "1.6.0"}
-
-
 def deps_zip(tmp: Path, build: str) -> Path:
     """A fake dependencies layer for python3.12/x86_64, over :data:`UPLOAD_LIMIT` (so it goes through S3)."""
-    files = {
-        f"python/{name.replace('-', '_')}-{v}.dist-info/METADATA": f"Name: {name}\nVersion: {v}\n".encode()
-        for name, v in LIBRARIES.items()
-    }
-    files["python/sklearn/_fake.cpython-312-x86_64-linux-gnu.so"] = b"\x7fELF"
-    files["python/padding.bin"] = sha256_bytes(build.encode()).encode() * 200  # incompressible enough
-    return _zip(tmp / f"deps-{build}.zip", files)
+    padding = sha256_bytes(build.encode()).encode() * 200  # incompressible enough
+    return fake_deps_zip(tmp / f"deps-{build}.zip", padding=padding)
 
 
 def model_zip(tmp: Path, version: str) -> Path:
-    artifacts = {"classifier.joblib": f"clf {version}".encode()}
-    manifest = {
-        "schema_version": 1,
-        "name": "rotten-tomatoes-sentiment",
-        "version": version,
-        "created_at": "2026-11-21T09:25:36+00:00",
-        "pipeline": [
-            {
-                "name": "classifier",
-                "file": "classifier.joblib",
-                "role": "classifier",
-                "sha256": sha256_bytes(artifacts["classifier.joblib"]),
-            }
-        ],
-        "input": {"kind": "text", "field": "text"},
-        "classes": ["fresh", "rotten"],
-        "libraries": {"python": "3.12.8", **LIBRARIES},
-        "metrics": {},
-    }
-    files = {
-        "model/manifest.json": json.dumps(manifest).encode(),
-        "model/classifier.joblib": artifacts["classifier.joblib"],
-    }
-    return _zip(tmp / f"model-{version}.zip", files)
+    return fake_model_zip(tmp / f"model-{version}.zip", version, artifacts=("classifier",))
 
 
 def function_zip(tmp: Path, code: str) -> Path:
-    return _zip(
+    return write_zip(
         tmp / f"function-{code}.zip",
         {"lambda_function.py": f"def lambda_handler(e, c):\n    return {code!r}\n".encode()},
     )
