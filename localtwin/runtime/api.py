@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from testing.http_body import read_request_body
+
 PREFIX = "/2018-06-01/runtime"
 _OUTCOME = re.compile(rf"^{PREFIX}/invocation/(?P<id>[^/]+)/(?P<kind>response|error)$")
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -72,17 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence the default per-request access log."""
 
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        return read_request_body(self)
 
     def _reply(
         self, status: int, doc: dict[str, Any], headers: dict[str, str] | None = None, body: bytes | None = None
