@@ -236,12 +236,6 @@ def get_alias_version(lam: Any, name: str, alias: str) -> str | None:
     return str(found["FunctionVersion"]) if found is not None else None
 
 
-def get_alias_configuration(lam: Any, name: str, alias: str) -> tuple[str | None, dict[str, Any] | None]:
-    """The version the alias points at and that version's configuration; ``None`` for each without an alias."""
-    version = get_alias_version(lam, name, alias)
-    return version, get_configuration(lam, name, version) if version else None
-
-
 def call_with_retry(lam: Any, operation: str, name: str, **kwargs: Any) -> Any:
     """Call ``lam.<operation>(FunctionName=name, ...)``, retrying while another update is in progress.
 

@@ -57,11 +57,6 @@ class UserRecord:
     data: bytes
 
 
-def is_aggregate(raw: bytes) -> bool:
-    """Whether ``raw`` (a Kinesis record's decoded data) starts with the KPL magic bytes."""
-    return raw[:4] == MAGIC
-
-
 def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     """The varint at ``pos`` and the position after it (at most 10 bytes, 64 bits)."""
     result = shift = 0
@@ -124,7 +119,7 @@ def deaggregate(raw: bytes) -> list[UserRecord]:
     Parameters
     ----------
     raw : bytes
-        A Kinesis record's decoded data, starting with :data:`MAGIC` (:func:`is_aggregate`).
+        A Kinesis record's decoded data, starting with :data:`MAGIC` (:mod:`inference.decode` checks).
 
     Raises
     ------
