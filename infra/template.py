@@ -13,7 +13,11 @@ one event source mapping per ``[[event_sources]]`` entry, with the very options
   function writes as EMF (``RecordsQuarantined``, dimension ``Service``) and on messages
   in the on-failure queue;
 * an HTTP API (``GET /models``, ``GET /models/{name}/metadata``,
-  ``POST /models/{name}/predict``) and a function URL, both with IAM auth.
+  ``POST /models/{name}/predict``) and a function URL, both with IAM auth; the HTTP API logs
+  every request as one JSON line (:data:`ACCESS_LOG_FORMAT`) to its own log group, kept for
+  ``[monitoring] log_retention_days``;
+* ``[function] reserved_concurrency`` as the function's ``ReservedConcurrentExecutions``
+  (what ``make deploy`` puts with ``PutFunctionConcurrency``).
 
 Both layers are parameters holding layer *version* ARNs (``DepsLayerArn``,
 ``ModelLayerArn``): layers are published by ``make publish-deps-layer`` /
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import re
 import sys
 from pathlib import Path
@@ -55,6 +60,25 @@ HTTP_ROUTES = (
     ("Predict", "POST", "/models/{name}/predict"),
 )
 FUNCTION_ID = "Function"
+ACCESS_LOG_GROUP_ID = "HttpApiAccessLogGroup"
+#: One JSON object per HTTP API request (``$context`` variables of HTTP APIs). Every value is quoted:
+#: a variable with no value is written as ``-``, which would not be JSON unquoted.
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "extendedRequestId": "$context.extendedRequestId",
+    "requestTime": "$context.requestTime",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "protocol": "$context.protocol",
+    "sourceIp": "$context.identity.sourceIp",
+    "caller": "$context.identity.userArn",
+    "responseLength": "$context.responseLength",
+    "latency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationError": "$context.integrationErrorMessage",
+    "error": "$context.error.message",
+}
 HEADER = """\
 # GENERATED from deploy.toml by `make template` (python -m infra.template). Do not edit:
 # change deploy.toml (or infra/template.py) and regenerate; `make test` fails on a difference.
@@ -211,6 +235,8 @@ def _function(settings: Settings, events: Json) -> Json:
     }
     if fn.environment:
         properties["Environment"] = {"Variables": dict(fn.environment)}
+    if fn.reserved_concurrency is not None:
+        properties["ReservedConcurrentExecutions"] = fn.reserved_concurrency
     # The log group must exist (with its retention) before Lambda would create one without.
     return {"Type": "AWS::Serverless::Function", "DependsOn": ["LogGroup"], "Properties": properties}
 
@@ -297,6 +323,37 @@ def _alarms(settings: Settings, queues: list[str]) -> Json:
     return out
 
 
+def _access_log_group(settings: Settings) -> Json:
+    """The HTTP API's access log group, with the function's retention (``[monitoring] log_retention_days``)."""
+    return {
+        "Type": "AWS::Logs::LogGroup",
+        # The record of who asked for what; kept like the function's logs.
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "LogGroupName": f"/aws/apigateway/{settings.function.name}-http-api",
+            "RetentionInDays": settings.monitoring.log_retention_days,
+        },
+    }
+
+
+def _http_api(settings: Settings) -> Json:
+    """The HTTP API: IAM auth on every route, an access log line per request in its own log group."""
+    return {
+        "Type": "AWS::Serverless::HttpApi",
+        "Properties": {
+            "Description": f"Synchronous predictions from {settings.function.name} (api/openapi.yaml); "
+            "SigV4-signed requests only",
+            "FailOnWarnings": True,
+            "Auth": {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"},
+            "AccessLogSettings": {
+                "DestinationArn": _getatt(ACCESS_LOG_GROUP_ID, "Arn"),
+                "Format": json.dumps(ACCESS_LOG_FORMAT, separators=(",", ":")),
+            },
+        },
+    }
+
+
 def _layer_parameter(kind: str, name: str, make_target: str) -> Json:
     return {
         "Type": "String",
@@ -334,6 +391,7 @@ def build_template(settings: Settings) -> Json:
             "Parameter Store and read it at run time"
         )
     used_ids = {FUNCTION_ID, "FunctionRole", "LogGroup", "HttpApi", "DepsLayerArn", "ModelLayerArn"}
+    used_ids.add(ACCESS_LOG_GROUP_ID)
     destinations = _Destinations(used_ids)
     events: Json = {}
     event_ids: set[str] = set()
@@ -368,14 +426,8 @@ def build_template(settings: Settings) -> Json:
                 },
             },
             **destinations.resources(),
-            "HttpApi": {
-                "Type": "AWS::Serverless::HttpApi",
-                "Properties": {
-                    "Description": f"Synchronous predictions from {fn.name} (api/openapi.yaml); SigV4-signed requests only",
-                    "FailOnWarnings": True,
-                    "Auth": {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"},
-                },
-            },
+            "HttpApi": _http_api(settings),
+            ACCESS_LOG_GROUP_ID: _access_log_group(settings),
             **_alarms(settings, list(destinations.queues.values())),
         },
         "Outputs": {

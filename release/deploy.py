@@ -2,7 +2,8 @@
 
 Deploy creates the function if it is absent, otherwise changes only what differs (code
 sha256, runtime, architecture, memory, timeout, role, environment, layers), then
-publishes a version and moves the alias only if something changed. It keeps the model
+publishes a version and moves the alias only if something changed. It puts or removes the
+function's reserved concurrency (:mod:`release.concurrency`). It keeps the model
 layer the alias serves (releases move it, :mod:`release.relink`; never the one ``$LATEST``
 happens to hold, which an unfinished release may have staged), starts from the live
 version's layer list, attaches the newest dependencies layer, and creates or updates one
@@ -37,6 +38,7 @@ from release.aws import (
     wait_updated,
 )
 from release.compatibility import check_layer
+from release.concurrency import apply_reserved_concurrency
 from release.descriptions import library_mismatches
 from release.errors import ReleaseError
 from release.relink import release_model
@@ -319,5 +321,7 @@ def deploy(
             settings, clients, txn, model_arn=model_arn, model=model, code_sha=code_sha, function_arn=function_arn
         )
         version = release.version
+    # Function-wide, not part of a version: applied before the mappings so that a new stream starts under the cap.
+    changes += apply_reserved_concurrency(lam, fn.name, fn.reserved_concurrency)
     mapping_changes, warnings = deploy_mappings(settings, f"{function_arn}:{fn.alias}", clients=clients)
     return DeployResult(changes, version, mapping_changes, warnings)

@@ -62,6 +62,8 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
+#: Highest ``reserved_concurrency`` accepted here; Lambda refuses more than the account's limit less 100.
+RESERVED_CONCURRENCY_MAX = 100000
 #: Lambda's limit on the total size of a function's environment variables.
 ENVIRONMENT_LIMIT_BYTES = 4096
 
@@ -97,6 +99,8 @@ class FunctionSettings:
     timeout_s: int = 60
     alias: str = "live"
     environment: dict[str, str] = field(default_factory=dict)
+    #: Concurrent executions reserved for (and capping) the function; ``None``: none reserved.
+    reserved_concurrency: int | None = None
     #: Fixed by the function zip's layout (``function/lambda_function.py``).
     handler: str = "lambda_function.lambda_handler"
 
@@ -239,7 +243,16 @@ def _function(data: Any, path: Path) -> FunctionSettings:
         timeout_s=t.integer("timeout_s", 1, 900, 60, " seconds"),
         alias=t.pattern("alias", _ALIAS, "an alias name (letters, digits, '-' or '_', not only digits)", "live"),
         environment=dict(environment),
+        reserved_concurrency=_reserved_concurrency(t),
     )
+
+
+def _reserved_concurrency(t: _Table) -> int | None:
+    """``[function] reserved_concurrency``: absent for none; 0 (which throttles every invocation) is refused."""
+    if "reserved_concurrency" not in t.data:
+        return None
+    what = " (0 would throttle every invocation: pause a stream with enabled = false instead)"
+    return t.integer("reserved_concurrency", 1, RESERVED_CONCURRENCY_MAX, 0, what)
 
 
 def _layers(data: Any, path: Path) -> LayerSettings:
@@ -315,6 +328,17 @@ def _monitoring(data: Any, path: Path) -> MonitoringSettings:
     )
 
 
+def _check_stream_concurrency(top: _Table, function: FunctionSettings, sources: tuple[EventSource, ...]) -> None:
+    """A reservation below what the streams need at the least (one shard each) would stall one of them."""
+    floor = sum(source.parallelization_factor for source in sources)
+    if function.reserved_concurrency is not None and function.reserved_concurrency < floor:
+        top.fail(
+            f"[function] reserved_concurrency = {function.reserved_concurrency} is below the {floor} concurrent "
+            "batches the streams take with one shard each (the sum of their parallelization_factor); reserve "
+            "shards x parallelization_factor per stream, plus the HTTP peak (docs/infrastructure.md#concurrency)"
+        )
+
+
 def parse_settings(data: dict[str, Any], path: Path) -> Settings:
     """Validate an already-parsed ``deploy.toml`` document.
 
@@ -344,9 +368,11 @@ def parse_settings(data: dict[str, Any], path: Path) -> Settings:
         seen.add(source.source_arn)
     history = _Table(top.get("history", dict, {}), "[history]", path, ("file",))
     history_file = Path(history.get("file", str, "build/releases.jsonl"))
+    function = _function(top.get("function", dict), path)
+    _check_stream_concurrency(top, function, event_sources)
     return Settings(
         path=path,
-        function=_function(top.get("function", dict), path),
+        function=function,
         layers=_layers(top.get("layers", dict), path),
         event_sources=event_sources,
         history=HistorySettings(history_file if history_file.is_absolute() else path.parent / history_file),

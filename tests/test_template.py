@@ -8,7 +8,8 @@ policies, the HTTP routes.
 
 Every check runs on the repository's deploy.toml and on a second settings file that
 exercises what it does not (a DynamoDB stream, AT_TIMESTAMP, SNS and S3 on-failure
-destinations, S3 results, an SQS quarantine, an alarm topic, another metrics namespace).
+destinations, S3 results, an SQS quarantine, an alarm topic, another metrics namespace, reserved
+concurrency).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from inference.app import App
 from inference.quarantine import LogQuarantine
 from inference.sinks import ResponseSink
 
-from infra.template import FUNCTION_ID, QUARANTINE_METRIC, TemplateError, build_template, main, render
+from infra.template import (
+    ACCESS_LOG_GROUP_ID,
+    FUNCTION_ID,
+    QUARANTINE_METRIC,
+    TemplateError,
+    build_template,
+    main,
+    render,
+)
 from release.deploy import desired_configuration, mapping_options
 from release.settings import DEFAULT_PATH, ROOT, Settings, SettingsError, load_settings
 from testing.events import kinesis_record
@@ -52,6 +61,7 @@ memory_mb = 2048
 timeout_s = 120
 role_arn = "arn:aws:iam::210987654321:role/scorer"
 alias = "prod"
+reserved_concurrency = 40
 
 [function.environment]
 RESULTS_BUCKET = "scores-bucket"
@@ -268,8 +278,9 @@ def test_on_failure_queues_are_created_and_kept(case: Case) -> None:
 
 
 def test_log_group_has_the_retention_and_comes_first(case: Case) -> None:
-    (name, group), *others = case.of_type("AWS::Logs::LogGroup").items()
-    assert not others
+    groups = case.of_type("AWS::Logs::LogGroup")
+    assert sorted(groups) == sorted(["LogGroup", ACCESS_LOG_GROUP_ID])
+    name, group = "LogGroup", groups["LogGroup"]
     assert group["Properties"] == {
         "LogGroupName": f"/aws/lambda/{case.settings.function.name}",
         "RetentionInDays": case.settings.monitoring.log_retention_days,
@@ -384,6 +395,26 @@ def test_http_api_serves_the_openapi_routes_with_iam_auth(case: Case) -> None:
     for permission in case.of_type("AWS::Lambda::Permission").values():
         assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
         assert "FunctionUrlAuthType" not in permission["Properties"]
+
+
+def test_http_api_logs_every_request_as_json_to_its_own_log_group(case: Case) -> None:
+    (stage,) = case.of_type("AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["AccessLogSettings"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": [ACCESS_LOG_GROUP_ID, "Arn"]}
+    line = json.loads(settings["Format"])  # the format is a JSON object ...
+    for key in ("requestId", "status", "latency", "integrationError"):
+        assert line[key].startswith("$context."), key
+    # ... of quoted $context variables only: API Gateway writes "-" for a missing value.
+    assert all(isinstance(value, str) and value.startswith("$context.") for value in line.values())
+    group = case.resources[ACCESS_LOG_GROUP_ID]
+    assert group["Properties"]["RetentionInDays"] == case.settings.monitoring.log_retention_days
+    assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert group["Properties"]["LogGroupName"] != case.resources["LogGroup"]["Properties"]["LogGroupName"]
+
+
+def test_reserved_concurrency_is_what_make_deploy_puts(case: Case) -> None:
+    (function,) = case.of_type("AWS::Lambda::Function").values()
+    assert function["Properties"].get("ReservedConcurrentExecutions") == case.settings.function.reserved_concurrency
 
 
 # --- alarms watch what the function emits --------------------------------------------------
