@@ -429,6 +429,7 @@ def test_report_from_synthetic_local_measurements(tmp_path: Path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "$0.00620" in report and "3,800 ms" in report and "classic / ours" in report
     assert "## Serving options" in report and "SnapStart" in report and "ml.c6i.large" in report
+    assert "invocations saved" in report  # what event filtering saves
     assert results.choice is not None and results.headline is not None
     assert "✗" in report  # 128 MB cannot hold the 1000-record batch's 134 MB
     assert results.recommended is not None and results.recommended.estimate.max_memory_mb <= 0.9 * 512

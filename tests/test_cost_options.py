@@ -159,3 +159,12 @@ def test_the_cold_start_rate_that_keeps_the_target() -> None:
         assert again is not None
         at_rate = again.on_demand if cold is line.on_demand else again.snapstart
         assert again.ratio(at_rate) == pytest.approx(CLASSIC_TARGET_RATIO, rel=0.01)
+
+
+def test_the_endpoints_duration_without_a_full_vcpu_estimate_undoes_the_cpu_share() -> None:
+    from experiments.cost.options import full_vcpu_duration
+
+    rows = [estimate(128, 100, duration=1382.0), estimate(1024, 100, duration=172.75)]
+    assert full_vcpu_duration(rows, 100, "x86_64") == pytest.approx(172.75 / (1769 / 1024))
+    assert full_vcpu_duration([*rows, estimate(3008, 100, duration=90.0)], 100, "x86_64") == 90.0
+    assert full_vcpu_duration(rows, 10, "x86_64") is None

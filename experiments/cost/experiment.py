@@ -25,7 +25,14 @@ from experiments.cost.measurement import (
     read_measurements,
 )
 from experiments.cost.options import Choice, Headline, OptionCost, compare_options, headline
-from experiments.cost.project import FULL_VCPU_MB, CheckRow, Estimate, check_rows, project_estimates
+from experiments.cost.project import (
+    FULL_VCPU_MB,
+    CheckRow,
+    Estimate,
+    check_rows,
+    project_duration,
+    project_estimates,
+)
 from experiments.cost.quota import DEFAULT_PERIOD_US, QuotaUnavailableError
 from experiments.cost.recommend import (
     BreakEven,
@@ -244,6 +251,11 @@ def analyse(
     if recommended is not None and recommended not in best:
         best.append(recommended)
     payload = {w.batch_size: w.payload_bytes for w in works}
+    full_vcpu = {
+        batch: project_duration(p.cpu.median, p.off_cpu.median, FULL_VCPU_MB)
+        for (_, batch), p in profiles.items()
+        if cfg.target == "local" and p.cpu is not None and p.off_cpu is not None
+    }
     options, choice = compare_options(
         estimates,
         payload,
@@ -255,6 +267,7 @@ def analyse(
         (main_arch, *[a for a in cfg.architectures if a != main_arch]),
         cfg.restore_ms,
         cfg.provisioned_environments,
+        full_vcpu,
     )
     return Results(
         config=cfg,

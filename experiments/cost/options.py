@@ -40,7 +40,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from experiments.cost.project import FULL_VCPU_MB, Estimate
+from experiments.cost.project import FULL_VCPU_MB, Estimate, cpu_scale
 from experiments.cost.recommend import LatencyTarget, has_headroom
 from pricing.billing import MB_PER_GB, Usage, billed_ms, cost, expected_billed_ms, invocations_per_ingest
 from pricing.prices import (
@@ -250,13 +250,16 @@ def sagemaker_serverless(
 
 
 def full_vcpu_duration(estimates: Iterable[Estimate], batch_size: int, architecture: str) -> float | None:
-    """A batch's warm duration on one full vCPU (the estimate at 1,769 MB or more), for the endpoints."""
-    durations = [
-        e.duration_ms
-        for e in estimates
-        if e.batch_size == batch_size and e.architecture == architecture and e.memory_mb >= FULL_VCPU_MB
-    ]
-    return min(durations) if durations else None
+    """A batch's warm duration on one full vCPU, for the endpoints: the estimate at 1,769 MB or more, else
+    the largest memory size's with its CPU share undone as if it were all CPU work (a lower bound)."""
+    rows = [e for e in estimates if e.batch_size == batch_size and e.architecture == architecture]
+    full = [e.duration_ms for e in rows if e.memory_mb >= FULL_VCPU_MB]
+    if full:
+        return min(full)
+    if not rows:
+        return None
+    largest = max(rows, key=lambda e: e.memory_mb)
+    return largest.duration_ms / cpu_scale(largest.memory_mb)
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,7 @@ def compare_options(
     architectures: tuple[str, ...] = ("x86_64",),
     restore_ms: float | None = None,
     environments: int = 1,
+    full_vcpu_ms: dict[int, float] | None = None,
 ) -> tuple[list[OptionCost], Choice]:
     """Every option at every memory size (with ``headroom`` free), batch size and architecture, and the
     recommendation among them. The endpoints' duration is the first architecture's at one full vCPU.
@@ -343,12 +347,15 @@ def compare_options(
     ----------
     payload_bytes : dict
         Batch size -> the JSON bytes of one event of that size (SageMaker's data processing).
+    full_vcpu_ms : dict, optional
+        Batch size -> a batch's duration on one full vCPU (the endpoints'); default
+        :func:`full_vcpu_duration` of the estimates.
     """
     restore = ASSUMED_RESTORE_MS if restore_ms is None else restore_ms
     options: list[OptionCost] = []
     batches = sorted({e.batch_size for e in estimates if e.architecture in architectures})
     for batch in batches:
-        full = full_vcpu_duration(estimates, batch, architectures[0])
+        full = (full_vcpu_ms or {}).get(batch) or full_vcpu_duration(estimates, batch, architectures[0])
         calls = invocations_per_ingest(records, batch)
         ingest_bytes = payload_bytes.get(batch, 0) * calls
         for est in estimates:
