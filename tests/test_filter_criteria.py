@@ -245,3 +245,12 @@ def test_the_local_dynamodb_mapping_drops_remove_events_by_default(twin_aws: Emb
 @pytest.mark.unit
 def test_settings_file_example_parses() -> None:
     load_settings(ROOT / "deploy.toml")
+
+
+@pytest.mark.unit
+def test_a_mapping_of_another_type_than_its_entry_gets_that_types_default_filter() -> None:
+    settings = settings_with([{"filter_criteria": [RATED]}])
+    esm = EventSourceMapping.from_settings(Recorder(), settings, source_type="dynamodb", source_arn=DDB_ARN)
+    assert esm.source.type == "dynamodb" and esm.patterns == (DROP_REMOVE_EVENTS,)
+    same = EventSourceMapping.from_settings(Recorder(), settings, source_type="kinesis")
+    assert same.patterns == (RATED,)

@@ -295,7 +295,8 @@ class EventSourceMapping:
             Which entry; by default the first one of ``source_type`` (or the first).
         source_type : {"kinesis", "dynamodb"}, optional
             Pick the first entry of this type; when none exists, the first entry is
-            used with ``type`` overridden (give ``source_arn`` then).
+            used with ``type`` overridden (give ``source_arn`` then) and that type's default
+            filter (``filter_criteria`` unset) unless ``filter_criteria`` is given.
         **kwargs
             Constructor options and ``EventSource`` overrides.
 
@@ -312,6 +313,8 @@ class EventSourceMapping:
             source = matching[0] if matching else settings.event_sources[0]
         if source_type is not None and source.type != source_type:
             kwargs.setdefault("type", source_type)
+            # Another type's patterns name other fields: use the new type's default unless given.
+            kwargs.setdefault("filter_criteria", None)
         region, account = (kwargs.get("source_arn") or source.source_arn).split(":")[3:5]
         function = settings.function
         kwargs.setdefault(
