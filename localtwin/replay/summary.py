@@ -108,8 +108,8 @@ def format_summary(result: ReplayResult) -> str:
         f"  retried        {r.function.metrics['RecordsRetried']:>9,}   reported in batchItemFailures, redelivered",
         f"  filtered out   {filtered:>9,}   "
         + (
-            f"dropped by the mapping's filter before invocation, never billed: ~{saved_calls:,.0f} invocations and "
-            f"x86_64 ${saved['x86_64']:.5f} saved at this run's rates"
+            f"dropped by the mapping's filter before invocation, never billed: ~{saved_calls:,.1f} invocations and "
+            f"x86_64 ${saved['x86_64']:.7f} saved at this run's rates"
             if filtered
             else "(no filter pattern dropped a record)"
         ),
