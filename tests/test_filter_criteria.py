@@ -254,3 +254,20 @@ def test_a_mapping_of_another_type_than_its_entry_gets_that_types_default_filter
     assert esm.source.type == "dynamodb" and esm.patterns == (DROP_REMOVE_EVENTS,)
     same = EventSourceMapping.from_settings(Recorder(), settings, source_type="kinesis")
     assert same.patterns == (RATED,)
+
+
+@pytest.mark.unit
+def test_the_demo_prices_what_the_filter_saved_at_the_runs_rates() -> None:
+    from localtwin.mapping.judge import Verdict
+    from localtwin.mapping.stats import Invocation, MappingStats
+    from localtwin.replay.summary import filtering_savings, ingest_cost
+
+    stats = MappingStats(records_filtered=50)
+    for i in range(4):  # 4 invocations of 100 records, 10 ms billed each
+        result = InvokeResult({}, None, Report(f"r{i}", 10.0, 10, 1024, 90, None, 5.0), cold=False)
+        stats.invocation_log.append(Invocation("s", 0, "1", "2", 100, 1000, 0, Verdict("success"), 10.0, result))
+    records, invocations, saved = filtering_savings(stats, 1024)
+    _, prices = ingest_cost(stats, 1024)
+    assert records == 50 and invocations == pytest.approx(4 * 50 / 400)
+    assert saved["x86_64"] == pytest.approx(prices["x86_64"] * 50 / 400)
+    assert filtering_savings(MappingStats(), 1024)[1:] == (0.0, {"x86_64": 0.0, "arm64": 0.0})
