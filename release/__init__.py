@@ -40,6 +40,7 @@ Modules, each with one job:
 ``publish``        publishing the dependencies and model layers.
 ``deploy``         the function, its alias and its event source mappings, from ``deploy.toml``.
 ``settings``       ``deploy.toml``, read and validated.
+``filter_patterns`` Lambda's event filter patterns: validated, and matched as Lambda matches them.
 ``role_policy``    the execution role's trust and least-privilege policy (also ``template.yaml``'s).
 ``bootstrap``      creating what a first deploy needs (``make bootstrap``).
 ``cli``            the command line.

@@ -15,6 +15,7 @@ while another release is unfinished, and finishes a deploy that did not.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from release.compatibility import check_layer
 from release.concurrency import apply_reserved_concurrency
 from release.descriptions import library_mismatches
 from release.errors import ReleaseError
+from release.filter_patterns import pattern_json
 from release.relink import release_model
 from release.settings import EventSource, Settings
 from release.state import FunctionState, refuse_if_unfinished
@@ -105,7 +107,8 @@ def _code_diff(config: dict[str, Any], code_sha: str, arch: str) -> list[str]:
 
 
 def mapping_options(source: EventSource) -> dict[str, Any]:
-    return {
+    """The mapping's options as ``create_event_source_mapping`` takes them (``FilterCriteria`` only with patterns)."""
+    options: dict[str, Any] = {
         "BatchSize": source.batch_size,
         "MaximumBatchingWindowInSeconds": source.maximum_batching_window_s,
         "ParallelizationFactor": source.parallelization_factor,
@@ -116,6 +119,21 @@ def mapping_options(source: EventSource) -> dict[str, Any]:
         "DestinationConfig": {"OnFailure": {"Destination": source.on_failure_destination_arn}},
         "Enabled": source.enabled,
     }
+    if source.patterns:
+        options["FilterCriteria"] = filter_criteria(source)
+    return options
+
+
+def filter_criteria(source: EventSource) -> dict[str, Any]:
+    """The mapping's ``FilterCriteria``: ``{"Filters": [{"Pattern": json}, ...]}``, or ``{}`` for no filter
+    (``{}`` is how ``UpdateEventSourceMapping`` removes filters; docs/aws-notes.md §2)."""
+    patterns = source.patterns
+    return {"Filters": [{"Pattern": pattern_json(p)} for p in patterns]} if patterns else {}
+
+
+def _patterns_of(criteria: dict[str, Any] | None) -> list[Any]:
+    """A ``FilterCriteria``'s patterns parsed, to compare what Lambda holds with what is wanted."""
+    return [json.loads(f.get("Pattern") or "{}") for f in (criteria or {}).get("Filters") or []]
 
 
 def _mapping_diff(mapping: dict[str, Any], options: dict[str, Any]) -> list[str]:
@@ -123,7 +141,15 @@ def _mapping_diff(mapping: dict[str, Any], options: dict[str, Any]) -> list[str]
     current["Enabled"] = mapping.get("State") in ("Enabled", "Enabling", "Creating")
     destination = (mapping.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
     current["DestinationConfig"] = {"OnFailure": {"Destination": destination}}
-    return [f"{key}: {current[key]!r} -> {options[key]!r}" for key in options if current[key] != options[key]]
+    diff = [
+        f"{key}: {current[key]!r} -> {options[key]!r}"
+        for key in options
+        if key != "FilterCriteria" and current[key] != options[key]
+    ]
+    have, want = _patterns_of(mapping.get("FilterCriteria")), _patterns_of(options.get("FilterCriteria"))
+    if have != want:
+        diff.append(f"FilterCriteria: {len(have)} -> {len(want)} pattern(s) {[pattern_json(p) for p in want]}")
+    return diff
 
 
 def deploy_mappings(settings: Settings, alias_arn: str, *, clients: Clients) -> tuple[list[str], list[str]]:
@@ -174,6 +200,8 @@ def deploy_mappings(settings: Settings, alias_arn: str, *, clients: Clients) -> 
         diff = _mapping_diff(mapping, options)
         if diff:
             wait_mapping_settled(lam, mapping["UUID"])
+            # {} removes filters the mapping has and deploy.toml no longer lists.
+            options.setdefault("FilterCriteria", {})
             lam.update_event_source_mapping(UUID=mapping["UUID"], FunctionName=alias_arn, **options)
             changes.append(f"updated mapping {mapping['UUID']} ({source.source_arn}): " + "; ".join(diff))
     return changes, warnings

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layers.deps_layer import DEFAULT_RUNTIME, RUNTIME_GLIBC
+from release.filter_patterns import MAX_FILTERS, FilterPatternError, default_patterns, parse_pattern, pattern_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PATH = ROOT / "deploy.toml"
@@ -130,6 +131,17 @@ class EventSource:
     maximum_retry_attempts: int = 3
     maximum_record_age_s: int = 3600
     enabled: bool = True
+    #: Lambda filter patterns as ``Filter.Pattern`` JSON strings; ``None`` (the key left out) means the
+    #: type's default (:attr:`patterns`), ``()`` no filter at all.
+    filter_criteria: tuple[str, ...] | None = None
+
+    @property
+    def patterns(self) -> tuple[dict[str, Any], ...]:
+        """The filter patterns in force: ``filter_criteria``, or the type's default when it is not set
+        (DynamoDB: drop ``REMOVE`` events, :func:`release.filter_patterns.default_patterns`)."""
+        if self.filter_criteria is None:
+            return default_patterns(self.type)
+        return tuple(parse_pattern(text, self.type) for text in self.filter_criteria)
 
 
 @dataclass(frozen=True)
@@ -305,7 +317,34 @@ def _event_source(data: Any, index: int, path: Path) -> EventSource:
         maximum_retry_attempts=t.integer("maximum_retry_attempts", -1, 10000, 3, " (-1 = until expiry)"),
         maximum_record_age_s=t.integer("maximum_record_age_s", 60, 604800, 3600, " seconds", also=-1),
         enabled=t.get("enabled", bool, True),
+        filter_criteria=_filter_criteria(t, kind),
     )
+
+
+def _filter_criteria(t: _Table, kind: str) -> tuple[str, ...] | None:
+    """``filter_criteria``: a list of Lambda filter patterns, each a JSON string or a TOML table."""
+    if "filter_criteria" not in t.data:
+        return None
+    patterns = t.data["filter_criteria"]
+    if not isinstance(patterns, list):
+        t.fail(
+            f"{t.where} filter_criteria must be a list of patterns, e.g. "
+            f"filter_criteria = ['{pattern_json(default_patterns('dynamodb')[0])}'] (or [] for no filter)"
+        )
+    if len(patterns) > MAX_FILTERS:
+        t.fail(
+            f"{t.where} filter_criteria has {len(patterns)} patterns; Lambda allows {MAX_FILTERS} per mapping by "
+            'default: merge some (a list of values is an OR, and {"$or": [...]} joins patterns)'
+        )
+    texts = []
+    for i, pattern in enumerate(patterns, 1):
+        if not isinstance(pattern, str | dict):
+            t.fail(f"{t.where} filter_criteria pattern {i} must be a JSON string or a table, got {pattern!r}")
+        try:
+            texts.append(pattern_json(parse_pattern(pattern, kind)))
+        except FilterPatternError as exc:
+            t.fail(f"{t.where} filter_criteria pattern {i} {exc}")
+    return tuple(texts)
 
 
 def _monitoring(data: Any, path: Path) -> MonitoringSettings:

@@ -424,10 +424,13 @@ def test_report_from_synthetic_local_measurements(tmp_path: Path) -> None:
     files = write_outputs(results, tmp_path)
 
     assert {p.name for p in files.values()} >= {"report.md", "measurements.csv", "estimates.csv", "quota_check.csv"}
-    for name in ("cost_per_ingest.png", "duration.png", "break_even.png"):
+    for name in ("cost_per_ingest.png", "duration.png", "break_even.png", "options.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "report.md").read_text()
     assert "$0.00620" in report and "3,800 ms" in report and "classic / ours" in report
+    assert "## Serving options" in report and "SnapStart" in report and "ml.c6i.large" in report
+    assert "invocations saved" in report  # what event filtering saves
+    assert results.choice is not None and results.headline is not None
     assert "✗" in report  # 128 MB cannot hold the 1000-record batch's 134 MB
     assert results.recommended is not None and results.recommended.estimate.max_memory_mb <= 0.9 * 512
     assert results.checks[0].projected_ms == pytest.approx(5.0 * 1769 / 128 + 0.5)

@@ -44,15 +44,15 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 def assert_accounted(result: ReplayResult) -> None:
     assert result.problems == []
     assert result.ok and result.lost == 0 and result.given_up == 0 and result.on_failure_messages == 0
-    assert result.predicted + result.skipped + result.quarantined == result.written
-    assert (result.predicted, result.quarantined, result.skipped) == (
+    assert result.predicted + result.skipped + result.filtered + result.quarantined == result.written
+    assert (result.predicted, result.quarantined, result.skipped + result.filtered) == (
         result.expected["predicted"],
         result.expected["quarantined"],
         result.expected["skipped"],
     )
     metrics = result.function.metrics
-    assert metrics["RecordsIn"] == result.written + metrics["RecordsRetried"]
-    assert result.stats.records_in == result.stats.records_succeeded == result.written
+    assert metrics["RecordsIn"] == result.written - result.filtered + metrics["RecordsRetried"]
+    assert result.stats.records_in == result.stats.records_succeeded + result.filtered == result.written
     rows = csv_rows(result.csv_path)
     ids = [row["record_id"] for row in rows]
     assert len(ids) == len(set(ids)) == result.predicted  # exactly one result per good record
@@ -104,7 +104,8 @@ def test_demo_kinesis_end_to_end(zips, monkeypatch: pytest.MonkeyPatch, capsys: 
 def test_dynamodb_stream_end_to_end(zips) -> None:
     result = run_replay(options(zips, records=400, source="dynamodb", poison_share=0.05, change_share=0.05))
     assert_accounted(result)
-    assert result.skipped > 0 and result.quarantined > 0  # REMOVE events skipped, bad items quarantined
+    # REMOVE events dropped by the source's default filter (never delivered), bad items quarantined
+    assert result.filtered > 0 and result.skipped == 0 and result.quarantined > 0
     assert result.source_arn.startswith("arn:aws:dynamodb:") and "/stream/" in result.source_arn
     kinds = Counter(reason.split(": ")[-1].split(",")[0] for reason in result.function.quarantined.values())
     assert len(kinds) == len(DYNAMODB_POISON)

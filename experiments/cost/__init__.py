@@ -4,7 +4,7 @@
 ``notebooks/batch_size_cost.ipynb`` run :func:`experiments.cost.experiment.run_experiment`:
 
 =================  ==========================================================
-``pricing``        dated, cited price tables (Lambda, free tier, SageMaker)
+``pricing``        dated, cited price tables (Lambda, SnapStart, provisioned concurrency, free tier, SageMaker)
 ``arithmetic``     billed duration, cost per invocation / ingest / month, break-even
 ``workload``       synthetic Kinesis events of each batch size (6 MB cap)
 ``measurement``    one row per invocation (CSV), medians and spreads
@@ -13,6 +13,8 @@
 ``project``        the CPU-share model: duration at each memory size
 ``aws``            the same experiment against the deployed function (read from its ``REPORT`` lines)
 ``recommend``      cost tables, cheapest configuration, break-even, the classic study
+``options``        serving options side by side (on demand, SnapStart, provisioned, SageMaker), the recommendation
+``options_report`` their tables and ``options.png`` (break-even curves)
 ``report``         CSVs and ``report.md`` with its prose; ``plots``: the PNGs; ``tables``: the tables
 ``experiment``     the whole run: measure, analyse, write
 ``cli``            the command line

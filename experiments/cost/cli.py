@@ -8,6 +8,7 @@ Usage::
         [--latency-per batch|record] [--memory-headroom 0.1] [--records 50000] [--free-tier --ingests-per-day N]
         [--no-quota-check] [--check-repeat N] [--quota-period-ms 100] [--function-name NAME]
         [--from-csv measurements.csv] [--small] [--out build/cost] [--no-progress]
+        [--restore-ms N] [--provisioned-environments N]
 
 Prints the headline figures; the CSVs, ``report.md`` and the plots go to ``--out``.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from experiments.cost import tables
 from experiments.cost.experiment import DEFAULT_OUT, ExperimentConfig, Results, run_experiment
 from experiments.cost.recommend import LatencyTarget
+from pricing.prices import REFERENCE_ENDPOINT
 
 
 def _ints(text: str) -> list[int]:
@@ -65,12 +67,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--records", type=int, help=f"records per ingest ({d.records:,})")
     p.add_argument("--free-tier", action="store_true", help="price the tables with the free tier at --ingests-per-day")
-    p.add_argument("--ingests-per-day", type=float, help=f"volume for --free-tier ({d.ingests_per_day:g})")
+    p.add_argument(
+        "--ingests-per-day",
+        type=float,
+        help=f"volume for --free-tier and the serving options' fixed monthly costs ({d.ingests_per_day:g})",
+    )
     p.add_argument("--no-quota-check", dest="quota_check", action="store_false", help="skip the run under a CPU quota")
     p.add_argument("--check-repeat", type=int, help=f"timed invocations per quota-check point ({d.check_repeat})")
     p.add_argument("--quota-period-ms", type=float, help=f"CFS period of the quota check ({d.quota_period_ms:g})")
     p.add_argument("--check-max-ms", type=float, help=f"skip quota-check points projected longer ({d.check_max_ms:g})")
     p.add_argument("--function-name", help="deployed function (aws; default: deploy.toml's)")
+    p.add_argument(
+        "--restore-ms",
+        type=float,
+        help="SnapStart restore duration to price, e.g. the local twin's measured restore time "
+        "(default: the documented assumption, experiments.cost.options.ASSUMED_RESTORE_MS)",
+    )
+    p.add_argument(
+        "--provisioned-environments",
+        type=int,
+        help=f"environments priced for provisioned concurrency ({d.provisioned_environments})",
+    )
     p.add_argument(
         "--from-csv", type=Path, default=None, help="re-price an earlier measurements.csv instead of measuring"
     )
@@ -94,12 +111,16 @@ def summary(results: Results) -> str:
     """The headline figures, for the terminal."""
     lines = ["", tables.classic_table(results), "", *tables.choices(results)]
     for b in results.break_evens:
-        if b.endpoint.instance == "ml.t2.medium" and not b.free_tier:
+        if b.endpoint.instance == REFERENCE_ENDPOINT and not b.free_tier:
             e = b.row.estimate
             lines.append(
-                f"break-even vs ml.t2.medium: batch {e.batch_size:,} ({e.memory_mb:,} MB {e.architecture}): "
+                f"break-even vs {REFERENCE_ENDPOINT}: batch {e.batch_size:,} ({e.memory_mb:,} MB {e.architecture}): "
                 f"{tables.number(b.ingests_per_day)} ingests/day"
             )
+    if results.headline is not None:
+        lines += results.headline.lines()
+    if results.choice is not None:
+        lines.append("serving options: " + results.choice.reason().replace("**", ""))
     lines.append(f"quota check: {results.check_note}")
     lines.append(f"wrote {', '.join(str(p) for p in results.files.values())}")
     return "\n".join(lines)

@@ -24,7 +24,15 @@ from experiments.cost.measurement import (
     init_profiles,
     read_measurements,
 )
-from experiments.cost.project import FULL_VCPU_MB, CheckRow, Estimate, check_rows, project_estimates
+from experiments.cost.options import Choice, Headline, OptionCost, compare_options, headline
+from experiments.cost.project import (
+    FULL_VCPU_MB,
+    CheckRow,
+    Estimate,
+    check_rows,
+    project_duration,
+    project_estimates,
+)
 from experiments.cost.quota import DEFAULT_PERIOD_US, QuotaUnavailableError
 from experiments.cost.recommend import (
     BreakEven,
@@ -67,6 +75,10 @@ class ExperimentConfig:
     function_name: str | None = None
     out: Path = DEFAULT_OUT
     progress: bool = True
+    #: A SnapStart restore's duration (ms), e.g. the local twin's measurement; None: the documented assumption.
+    restore_ms: float | None = None
+    #: Provisioned environments priced for the provisioned-concurrency option (shards x ParallelizationFactor).
+    provisioned_environments: int = 1
 
     @classmethod
     def small(cls, **overrides: object) -> ExperimentConfig:
@@ -93,6 +105,8 @@ class ExperimentConfig:
             raise ValueError("repeat >= 1, cold starts >= 0 and a cold-start rate within 0..1, please")
         if not 0 <= self.memory_headroom < 1:
             raise ValueError(f"memory headroom {self.memory_headroom}: a share within 0..1")
+        if (self.restore_ms is not None and self.restore_ms < 0) or self.provisioned_environments < 1:
+            raise ValueError("restore ms >= 0 and provisioned environments >= 1, please")
 
 
 @dataclass
@@ -117,6 +131,11 @@ class Results:
     classic: list[ClassicComparison]
     machine: dict[str, str]
     files: dict[str, Path] = field(default_factory=dict)
+    #: Every serving option priced (:mod:`experiments.cost.options`), the recommendation among them,
+    #: and the headline figure at 192 MB / batch 100 with and without SnapStart.
+    options: list[OptionCost] = field(default_factory=list)
+    choice: Choice | None = None
+    headline: Headline | None = None
 
 
 def _machine(started: float) -> dict[str, str]:
@@ -231,6 +250,25 @@ def analyse(
     recommended = recommend(costs, cfg.latency, cfg.memory_headroom)
     if recommended is not None and recommended not in best:
         best.append(recommended)
+    payload = {w.batch_size: w.payload_bytes for w in works}
+    full_vcpu = {
+        batch: project_duration(p.cpu.median, p.off_cpu.median, FULL_VCPU_MB)
+        for (_, batch), p in profiles.items()
+        if cfg.target == "local" and p.cpu is not None and p.off_cpu is not None
+    }
+    options, choice = compare_options(
+        estimates,
+        payload,
+        cfg.cold_start_rate,
+        cfg.records,
+        per_month,
+        cfg.latency,
+        cfg.memory_headroom,
+        (main_arch, *[a for a in cfg.architectures if a != main_arch]),
+        cfg.restore_ms,
+        cfg.provisioned_environments,
+        full_vcpu,
+    )
     return Results(
         config=cfg,
         measurements=rows,
@@ -249,6 +287,9 @@ def analyse(
         break_evens=break_evens(best),
         classic=classic_comparison(costs, warm_costs, main_arch),
         machine=_machine(started if started is not None else time.time()),
+        options=options,
+        choice=choice,
+        headline=headline(estimates, cfg.cold_start_rate, cfg.records, per_month, cfg.restore_ms, main_arch),
     )
 
 

@@ -25,7 +25,7 @@ from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from experiments.cost import tables  # noqa: E402
 from pricing.billing import cost  # noqa: E402
-from pricing.prices import CLASSIC, CLASSIC_TARGET_RATIO, DAYS_PER_MONTH, LAMBDA_PRICES  # noqa: E402
+from pricing.prices import CLASSIC, CLASSIC_TARGET_RATIO, DAYS_PER_MONTH, LAMBDA_PRICES, REFERENCE_ENDPOINT  # noqa: E402
 
 if TYPE_CHECKING:
     from experiments.cost.experiment import Results
@@ -207,7 +207,7 @@ def plot_break_even(results: Results, path: Path) -> Path:
     colours = plt.get_cmap("plasma")
     for i, row in enumerate(configs):
         est = row.estimate
-        t2 = next((b for b in evens if b.row is row and b.endpoint.instance == "ml.t2.medium"), None)
+        t2 = next((b for b in evens if b.row is row and b.endpoint.instance == REFERENCE_ENDPOINT), None)
         colour = colours(0.85 * i / max(1, len(configs) - 1))
         label = f"Lambda, batch {est.batch_size:,}, {est.memory_mb:,} MB {est.architecture}"
         if t2 is not None:
@@ -236,7 +236,7 @@ def plot_break_even(results: Results, path: Path) -> Path:
     ax.set_ylabel("cost per month (USD, log scale)")
     ax.set_title(
         "Break-even: Lambda (free tier off) vs an always-on SageMaker endpoint\n"
-        "dots and legend: ingests/day where Lambda stops being cheaper than ml.t2.medium",
+        f"dots and legend: ingests/day where Lambda stops being cheaper than {REFERENCE_ENDPOINT}",
         fontsize=10,
     )
     ax.xaxis.set_major_formatter(FuncFormatter(_count))

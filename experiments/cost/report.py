@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from experiments.cost import tables
 from experiments.cost.measurement import Measurement
+from experiments.cost.options_report import section as options_section
 from experiments.cost.project import MODEL_STATEMENT
 from localtwin.runtime.environment import INIT_TIMEOUT_S
 from pricing.prices import CLASSIC, CLASSIC_TARGET_RATIO, DAYS_PER_MONTH, TABLE_DATE
@@ -277,6 +278,7 @@ def write_markdown(results: Results, out: Path, plots: dict[str, Path]) -> Path:
         "",
         *recommendation_lines(results),
         "",
+        *options_section(results, plots.get("options")),
         f"## Cost per {cfg.records:,}-record ingest",
         "",
         f"✗ = the measured Max Memory Used does not fit that memory size; ⚠ = it fits with less than "
@@ -341,12 +343,16 @@ def write_markdown(results: Results, out: Path, plots: dict[str, Path]) -> Path:
 
 def write_outputs(results: Results, out: Path) -> dict[str, Path]:
     """Write every output into ``out``; returns their paths by name."""
+    from experiments.cost.options_report import plot_options
     from experiments.cost.plots import write_plots
 
     out.mkdir(parents=True, exist_ok=True)
     files = write_csvs(results, out)
     results.files = files
     plots = write_plots(results, out)
+    options_plot = plot_options(results, out / "options.png")
+    if options_plot is not None:
+        plots["options"] = options_plot
     files = {**files, **plots}
     files["report"] = write_markdown(results, out, plots)
     return files

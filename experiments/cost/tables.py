@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 from experiments.cost.project import FULL_VCPU_MB
 from experiments.cost.recommend import has_headroom
 from pricing.billing import cost, ingest_usage, invocation_usage
-from pricing.prices import CLASSIC, DAYS_PER_MONTH, INGEST_RECORDS, LAMBDA_PRICES, price_table_rows
+from pricing.prices import (
+    CLASSIC,
+    DAYS_PER_MONTH,
+    ENDPOINT_PRICES,
+    INGEST_RECORDS,
+    LAMBDA_PRICES,
+    REFERENCE_ENDPOINT,
+    price_table_rows,
+)
 
 if TYPE_CHECKING:
     from experiments.cost.experiment import Results
@@ -243,16 +251,25 @@ def break_even_table(results: Results) -> str:
         for instance in endpoints:
             off, on = lookup[(id(row), instance, False)], lookup[(id(row), instance, True)]
             cells.append(f"{number(off.ingests_per_day)} ({number(on.ingests_per_day)})")
-        t2 = lookup.get((id(row), "ml.t2.medium", False))
-        cells.append(number(t2.records_per_second) if t2 else "-")
+        ref = lookup.get((id(row), REFERENCE_ENDPOINT, False))
+        cells.append(number(ref.records_per_second) if ref else "-")
         body.append(cells)
     prices = {b.endpoint.instance: b.endpoint.per_month for b in results.break_evens}
     header = [
         "batch size",
         "Lambda configuration",
         "$/ingest (marginal)",
-        *[f"{i} ({usd(prices[i])}/month): ingests/day, free tier off (on)" for i in endpoints],
-        "records/s at the ml.t2.medium break-even",
+        *[
+            f"{i} ({usd(prices[i])}/month"
+            + (
+                ""
+                if ENDPOINT_PRICES.get(i) is None or ENDPOINT_PRICES[i].creatable
+                else "; classic only, refused today"
+            )
+            + "): ingests/day, free tier off (on)"
+            for i in endpoints
+        ],
+        f"records/s at the {REFERENCE_ENDPOINT} break-even",
     ]
     return markdown(header, body, align="rl")
 

@@ -55,6 +55,10 @@ Decisions where AWS leaves room (see also :func:`localtwin.mapping.judge.judge_r
 * New shards (resharding) are picked up every ``shard_refresh_s`` and read after their
   parents are done, from TRIM_HORIZON; moto does not reshard faithfully, so this path
   is untested locally.
+* ``FilterCriteria`` (the source's :attr:`~release.settings.EventSource.patterns`, matched by
+  :mod:`release.filter_patterns` exactly as Lambda matches them) is applied to each record as it
+  is read: a record no pattern matches never enters a batch, is never invoked (nor billed), and
+  counts as handled at once, so the checkpoint moves past it (``MappingStats.records_filtered``).
 
 Settings come from ``deploy.toml`` (:func:`release.settings.load_settings`), the same
 entries ``make deploy`` turns into real mappings, with per-run overrides::
@@ -87,6 +91,7 @@ from localtwin.mapping.judge import judge_response
 from localtwin.mapping.stats import Invocation, MappingStats
 from localtwin.mapping.streams import GET_RECORDS_LIMIT, Record, ShardInfo, Stream, open_stream
 from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES, InvokeResult, Report
+from release.filter_patterns import filter_document, matches_any
 from release.settings import EventSource, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -253,6 +258,7 @@ class EventSourceMapping:
         self.max_payload_bytes = max_payload_bytes
         self.shard_refresh_s = shard_refresh_s
         self.progress = progress
+        self.patterns = self.source.patterns
         self.stats = MappingStats()
         self._stats_lock = threading.Lock()
         self._progress_lock = threading.Lock()
@@ -289,7 +295,8 @@ class EventSourceMapping:
             Which entry; by default the first one of ``source_type`` (or the first).
         source_type : {"kinesis", "dynamodb"}, optional
             Pick the first entry of this type; when none exists, the first entry is
-            used with ``type`` overridden (give ``source_arn`` then).
+            used with ``type`` overridden (give ``source_arn`` then) and that type's default
+            filter (``filter_criteria`` unset) unless ``filter_criteria`` is given.
         **kwargs
             Constructor options and ``EventSource`` overrides.
 
@@ -306,6 +313,8 @@ class EventSourceMapping:
             source = matching[0] if matching else settings.event_sources[0]
         if source_type is not None and source.type != source_type:
             kwargs.setdefault("type", source_type)
+            # Another type's patterns name other fields: use the new type's default unless given.
+            kwargs.setdefault("filter_criteria", None)
         region, account = (kwargs.get("source_arn") or source.source_arn).split(":")[3:5]
         function = settings.function
         kwargs.setdefault(
@@ -535,11 +544,16 @@ class EventSourceMapping:
                 self._stop.wait(min(5.0, 0.05 * 2**failures))
                 continue
             records = [stream.to_record(shard.id, item) for item in raw]
+            filtered = [r for r in records if not self._delivered(r)] if self.patterns else []
             with shard.cond:
                 if records:
                     shard.caught_up = False
                     now = time.monotonic()
+                    dropped = {r.order for r in filtered}
                     for record in records:
+                        if record.order in dropped:
+                            shard.outstanding.append((record.order, record.sequence))
+                            continue
                         lane = shard.lanes[self._lane_of(record, factor)]
                         if not lane.buffer:
                             lane.first_at = now
@@ -555,12 +569,18 @@ class EventSourceMapping:
             if records:
                 with self._stats_lock:
                     self.stats.records_in += len(records)
+            if filtered:
+                self._settle(shard, filtered, succeeded=False, filtered=True)
             if next_iterator is None:
                 self._wake.set()
                 return
             iterator = next_iterator
             if not records:
                 self._stop.wait(self.poll_interval_s if not behind else 0.0)
+
+    def _delivered(self, record: Record) -> bool:
+        """Whether the source's filter patterns let ``record`` through (no patterns: every record)."""
+        return matches_any(self.patterns, filter_document(self.source.type, record.event))
 
     @staticmethod
     def _lane_of(record: Record, factor: int) -> int:
@@ -762,7 +782,9 @@ class EventSourceMapping:
                 self.stats.records_expired += len(records)
         self._settle(shard, records, succeeded=False, discarded=self._destination is None)
 
-    def _settle(self, shard: _Shard, records: list[Record], succeeded: bool, discarded: bool = False) -> None:
+    def _settle(
+        self, shard: _Shard, records: list[Record], succeeded: bool, discarded: bool = False, filtered: bool = False
+    ) -> None:
         if not records:
             return
         with shard.cond:
@@ -775,6 +797,8 @@ class EventSourceMapping:
         with self._stats_lock:
             if succeeded:
                 self.stats.records_succeeded += len(records)
+            elif filtered:
+                self.stats.records_filtered += len(records)
             elif discarded:
                 self.stats.records_discarded += len(records)
             else:

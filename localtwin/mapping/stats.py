@@ -39,6 +39,8 @@ class MappingStats:
     records_succeeded, records_to_on_failure : int
         Records handled: accepted by the function, or given up on and described to the
         on-failure destination (``records_expired`` of those for their age).
+    records_filtered : int
+        Records no filter pattern matched: dropped before invocation (not billed), handled.
     batches : int
         Batches formed from newly read records.
     invocations : int
@@ -64,6 +66,7 @@ class MappingStats:
     records_to_on_failure: int = 0
     records_expired: int = 0
     records_discarded: int = 0
+    records_filtered: int = 0
     batches: int = 0
     invocations: int = 0
     retries: int = 0
@@ -79,7 +82,7 @@ class MappingStats:
     @property
     def records_handled(self) -> int:
         """Records the checkpoint may move past: succeeded or given up on."""
-        return self.records_succeeded + self.records_to_on_failure + self.records_discarded
+        return self.records_succeeded + self.records_to_on_failure + self.records_discarded + self.records_filtered
 
     @property
     def cold_starts(self) -> int:

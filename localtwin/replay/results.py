@@ -86,9 +86,14 @@ def export_csv(items: list[dict[str, Any]], path: Path) -> None:
 
 
 def check_records(
-    expect: list[Expect], seen: dict[str, int], result_ids: set[str], tally: FunctionTally, written: int
+    expect: list[Expect],
+    seen: dict[str, int],
+    result_ids: set[str],
+    tally: FunctionTally,
+    written: int,
+    filtered: int = 0,
 ) -> list[str]:
-    """Per record and in total: what is wrong (empty: nothing)."""
+    """Per record and in total: what is wrong (empty: nothing); ``filtered`` records never reach the function."""
     want_results, want_quarantined = set(), set()
     for rid, tag in seen.items():
         if tag != DELETE_TAG:
@@ -97,8 +102,11 @@ def check_records(
             elif expect[tag] == "quarantined":
                 want_quarantined.add(rid)
     problems = []
-    if len(seen) != written:
-        problems.append(f"{len(seen):,} distinct records reached the function; {written:,} were written")
+    if len(seen) + filtered != written:
+        problems.append(
+            f"{len(seen):,} distinct records reached the function and {filtered:,} were filtered out; "
+            f"{written:,} were written"
+        )
     if missing := want_results - result_ids:
         problems.append(f"{len(missing):,} good records have no result (e.g. {sorted(missing)[:3]})")
     if extra := result_ids - want_results:

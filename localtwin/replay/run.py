@@ -26,8 +26,9 @@ notes the tag of each record id the function is handed. The results table (expor
 :func:`localtwin.replay.results.export_results`) gives the ids that were predicted, the function's ``record quarantined`` log lines the
 ids it quarantined, its EMF documents the counts. The run is good when every good
 record has exactly one result, every malformed one was quarantined, every delete was
-skipped, the counts agree, and nothing is left over: ``lost`` = records written -
-predicted - skipped - quarantined - given up (sent to the on-failure queue) is 0.
+skipped (or, with the DynamoDB source's default filter, never delivered: ``filtered``), the
+counts agree, and nothing is left over: ``lost`` = records written - predicted - skipped -
+filtered - quarantined - given up (sent to the on-failure queue) is 0.
 
 The cost and time figures of the summary are :mod:`localtwin.replay.summary`'s,
 :mod:`localtwin.replay.meter`'s (the endpoint, per operation) and :mod:`localtwin.replay.cpu`'s
@@ -149,6 +150,8 @@ class ReplayResult:
     predicted: int
     skipped: int
     quarantined: int
+    #: Records the mapping's filter patterns dropped before invocation (never delivered, never billed).
+    filtered: int
     given_up: int
     labels: Counter[str]
     on_failure_messages: int
@@ -169,8 +172,8 @@ class ReplayResult:
 
     @property
     def lost(self) -> int:
-        """Records neither predicted, skipped, quarantined nor given up on."""
-        return self.written - self.predicted - self.skipped - self.quarantined - self.given_up
+        """Records neither predicted, skipped, filtered out, quarantined nor given up on."""
+        return self.written - self.predicted - self.skipped - self.filtered - self.quarantined - self.given_up
 
     @property
     def ok(self) -> bool:
@@ -312,10 +315,11 @@ def run_replay(
         predicted=len(result_ids),
         skipped=tally.metrics["RecordsSkipped"],
         quarantined=len(tally.quarantined),
+        filtered=stats.records_filtered,
         given_up=stats.records_to_on_failure + stats.records_discarded,
         labels=Counter(str(item.get("label")) for item in items),
         on_failure_messages=on_failure_messages,
-        problems=check_records(expect, recorder.tags, result_ids, tally, written_records),
+        problems=check_records(expect, recorder.tags, result_ids, tally, written_records, stats.records_filtered),
         write_s=write_s,
         export_s=export_s,
         cpu=cpu,

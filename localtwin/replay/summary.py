@@ -4,6 +4,11 @@
 lines' *Billed Duration* x memory, plus requests, priced with :mod:`experiments.cost`
 (docs/aws-notes.md §5, no free tier). arm64 is priced at the same durations.
 
+**What filtering saved.** Records the mapping's filter patterns dropped (``FilterCriteria``;
+a DynamoDB source drops ``REMOVE`` events by default) are never delivered nor billed. The
+summary prices them at this run's averages: the invocations they would have needed at the
+run's records per invocation, and its cost per delivered record (:func:`filtering_savings`).
+
 **Where the time went.** Two views of the replay (the mapping's run, cold starts included):
 
 * the cores' time (``cores x wall``), by process (:mod:`localtwin.replay.cpu`): the
@@ -45,6 +50,18 @@ def ingest_cost(stats: MappingStats, memory_mb: int) -> tuple[Usage, dict[str, f
     return usage, {arch: cost(usage, price) for arch, price in LAMBDA_PRICES.items()}
 
 
+def filtering_savings(stats: MappingStats, memory_mb: int) -> tuple[int, float, dict[str, float]]:
+    """What the filter saved: records not delivered, the invocations and USD (per architecture) they would
+    have cost at this run's records per invocation and cost per delivered record."""
+    filtered = stats.records_filtered
+    delivered = sum(call.records for call in stats.invocation_log)
+    if not filtered or not delivered:
+        return filtered, 0.0, {arch: 0.0 for arch in LAMBDA_PRICES}
+    _, prices = ingest_cost(stats, memory_mb)
+    share = filtered / delivered
+    return filtered, len(stats.invocation_log) * share, {arch: usd * share for arch, usd in prices.items()}
+
+
 def _rel(path: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(ROOT))
@@ -84,13 +101,25 @@ def format_summary(result: ReplayResult) -> str:
         f"  skipped        {r.skipped:>9,}   " + ("DynamoDB REMOVE events" if not kinesis else ""),
         f"  quarantined    {r.quarantined:>9,}   malformed, each logged with its reason:",
     ]
+    filtered, saved_calls, saved = filtering_savings(stats, fn.memory_mb)
     reasons = Counter(reason.split(" (")[0] for reason in r.function.quarantined.values())
     lines += [f"                 {count:>9,}     {reason}" for reason, count in reasons.most_common()]
     lines += [
         f"  retried        {r.function.metrics['RecordsRetried']:>9,}   reported in batchItemFailures, redelivered",
+        f"  filtered out   {filtered:>9,}   "
+        + (
+            f"dropped by the mapping's filter before invocation, never billed: ~{saved_calls:,.1f} invocations and "
+            f"x86_64 ${saved['x86_64']:.7f} saved at this run's rates"
+            if filtered
+            else "(no filter pattern dropped a record)"
+        ),
         f"  given up       {r.given_up:>9,}   sent to the on-failure queue ({r.on_failure_messages} messages)",
         f"  lost           {r.lost:>9,}   "
-        + ("OK: every record predicted, skipped or quarantined" if r.ok else "FAILED: see the problems below"),
+        + (
+            "OK: every record predicted, skipped, filtered out or quarantined"
+            if r.ok
+            else "FAILED: see the problems below"
+        ),
         "",
         f"  batches        {stats.batches:>9,}   {stats.invocations:,} invocations, {stats.retries} retries, "
         f"{stats.bisections} bisections",
