@@ -57,7 +57,7 @@ train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0
 MODEL_LAYER_OPTS = $(if $(NAME),--name "$(NAME)") $(if $(VERSION),--version "$(VERSION)") \
   $(if $(PIPELINE),--pipeline "$(PIPELINE)") $(if $(TEXT_FIELD),--text-field "$(TEXT_FIELD)") \
   $(if $(FEATURES),--features "$(FEATURES)")
-MODEL_LAYER_OPTS += $(if $(CLASS_PROBABILITIES),--class-probabilities) $(if $(SAMPLE),--sample "$(SAMPLE)")
+MODEL_LAYER_OPTS += $(if $(CLASS_PROBABILITIES),--class-probabilities) $(if $(SAMPLE),--sample "$(SAMPLE)") $(if $(CODE),--code "$(CODE)")
 model-layer: $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) | $(STAMP) ## Package MODEL_SRC (default: reference model) into the model layer zip
 	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
 
