@@ -4,6 +4,7 @@ Environment variables (all optional but ``MODEL_DIR`` has a default):
 
 ==========================  ===========================================================
 ``MODEL_DIR``               model layer directory (default ``/opt/model``)
+``MODEL_S3_URI``            ``s3://bucket/prefix/`` of the artifacts (overrides the manifest's ``artifacts_uri``)
 ``RESULTS_TABLE``           DynamoDB table for results (partition key ``record_id``, S)
 ``RESULTS_STREAM``          Kinesis stream for results
 ``RESULTS_BUCKET``          S3 bucket for results, one object per batch
@@ -99,7 +100,7 @@ class App:
             payload = options_from_env(env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+        model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR), env.get("MODEL_S3_URI") or None)
         logger.info("model loaded", extra={"model_name": model.name, "model_version": model.version})
         return cls(model, env, sink, quarantine, logger, payload)
 
