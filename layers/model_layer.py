@@ -314,6 +314,11 @@ def verify_folder(src: Path) -> Manifest:
         check_versions(manifest, installed_versions())  # before anything is unpickled
     except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
+    if "artifacts_uri" in manifest:
+        raise PackagingError(
+            f"{src / MANIFEST_NAME} has artifacts_uri, but a model folder holds its artifacts: remove the key "
+            "(`make publish-model-layer` moves the artifacts to S3 by itself when they do not fit in a layer)"
+        )
     contents = {}
     for file, sha256 in listed_files(manifest):
         path = Path(src) / file

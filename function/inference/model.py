@@ -233,9 +233,7 @@ def check_versions(manifest: Manifest, installed: dict[str, str]) -> None:
         )
 
 
-def load_model(
-    model_dir: Path | str, artifacts_uri: str | None = None, cache_dir: Path | None = None
-) -> LoadedModel:
+def load_model(model_dir: Path | str, artifacts_uri: str | None = None, cache_dir: Path | None = None) -> LoadedModel:
     """Read the manifest, verify every artifact's sha256, and unpickle the pipeline.
 
     Each artifact is read once; its bytes are hashed and, only if they match the

@@ -4,7 +4,7 @@ A manifest with ``artifacts_uri`` (``s3://bucket/prefix/``), or the function's `
 environment variable (which wins), says that each pipeline artifact is the object
 ``<prefix><file>`` in that bucket instead of a file in the layer. :func:`fetch_artifacts`
 downloads each into the function's ephemeral storage (``/tmp``, sized by ``[function]
-ephemeral_storage_mb``; docs/aws-notes.md §13) under its sha256, with boto3's transfer manager
+ephemeral_storage_mb``; docs/aws-notes.md §3) under its sha256, with boto3's transfer manager
 (parallel ranged GETs of :data:`CHUNK_BYTES`, :data:`CONCURRENCY` at a time), and checks every
 byte against the manifest's sha256 before the file is used: a file that differs is deleted and
 refused. ``/tmp`` outlives an invocation but not the execution environment, so an init that

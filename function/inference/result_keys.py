@@ -145,9 +145,10 @@ def _kinesis_document(record: dict[str, Any], decoded: DecodedRecord, options: P
         except (KeyError, TypeError, ValueError, binascii.Error):
             return None
     if raw[:2] == GZIP_MAGIC and options.compression == "auto":
-        raw, _ = gunzip(raw, options.max_decompressed_bytes)
-        if raw is None:
+        data, _ = gunzip(raw, options.max_decompressed_bytes)
+        if data is None:
             return None
+        raw = data
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
