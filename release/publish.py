@@ -218,13 +218,13 @@ def publish_model_layer(
     clients: Clients,
     function_zip: Path | None = None,
     deps_zip: Path | None = None,
-    limit: int = UNZIPPED_LIMIT,
+    limit: int | None = None,
 ) -> PublishResult:
     """Verify, publish and release a model layer zip.
 
     Every artifact's sha256 must equal the manifest's. Given the ``function_zip`` and
     ``deps_zip`` it will run with, a model whose artifacts would push the function over
-    ``limit`` bytes unzipped (Lambda's) has them uploaded to S3 and a layer with just the
+    ``limit`` bytes unzipped (default :data:`layers.checks.UNZIPPED_LIMIT`, Lambda's) has them uploaded to S3 and a layer with just the
     manifest (+ golden predictions and code) published instead (:mod:`release.model_artifacts`;
     the result's ``artifacts_uri`` says where). If the function exists, the
     model's library versions are checked against its dependencies layer *before*
@@ -242,7 +242,7 @@ def publish_model_layer(
     manifest = verify_model_zip(zip_path)
     artifacts_uri = None
     if function_zip is not None and deps_zip is not None:
-        placed = placement(function_zip, deps_zip, zip_path, limit)
+        placed = placement(function_zip, deps_zip, zip_path, UNZIPPED_LIMIT if limit is None else limit)
         if placed.in_s3:
             artifacts_uri, zip_path = move_artifacts_to_s3(settings, zip_path, clients.s3)
             manifest = verify_model_zip(zip_path)

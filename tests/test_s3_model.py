@@ -294,3 +294,24 @@ def test_make_deploy_asks_lambda_for_that_much_tmp(tmp_path: Path) -> None:
     settings = load_settings(settings_file(tmp_path, ephemeral_storage_mb=2048))
 
     assert desired_configuration(settings, [])["EphemeralStorage"] == {"Size": 2048}
+
+
+def test_make_publish_model_layer_says_where_the_artifacts_went(
+    mocked_aws: None, model_folder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from release.cli import main
+
+    _, layer, *_ = model_folder
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    function_zip = write_zip(tmp_path / "function.zip", {"lambda_function.py": b"pass\n"})
+    deps = fake_deps_zip(tmp_path / "deps.zip")
+    local = tmp_path / "layer.zip"
+    local.write_bytes(layer.read_bytes())
+    monkeypatch.setattr("release.publish.UNZIPPED_LIMIT", unzipped_size(local))  # lowered: the test's threshold
+    argv = ["--settings", str(settings_file(tmp_path)), "publish-model-layer", "--zip", str(local)]
+
+    status = main([*argv, "--function-zip", str(function_zip), "--deps-zip", str(deps)], clients=None)
+
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "would push the function over Lambda's 250 MB unzipped: uploaded them to s3://" + BUCKET in out
