@@ -53,11 +53,12 @@ train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0
 	$(PY) -m training.train --out build/model --version $(MODEL_VERSION)
 
 # A folder without manifest.json needs NAME, VERSION, PIPELINE and TEXT_FIELD or FEATURES
-# (optional: CLASS_PROBABILITIES=1, SAMPLE=records.jsonl for the golden predictions).
+# (optional: CLASS_PROBABILITIES=1, SAMPLE=records.jsonl for the golden predictions, CODE=a,b for
+# modules of the folder to ship besides those the pickles need, which ship by themselves).
 MODEL_LAYER_OPTS = $(if $(NAME),--name "$(NAME)") $(if $(VERSION),--version "$(VERSION)") \
   $(if $(PIPELINE),--pipeline "$(PIPELINE)") $(if $(TEXT_FIELD),--text-field "$(TEXT_FIELD)") \
   $(if $(FEATURES),--features "$(FEATURES)")
-MODEL_LAYER_OPTS += $(if $(CLASS_PROBABILITIES),--class-probabilities) $(if $(SAMPLE),--sample "$(SAMPLE)")
+MODEL_LAYER_OPTS += $(if $(CLASS_PROBABILITIES),--class-probabilities) $(if $(SAMPLE),--sample "$(SAMPLE)") $(if $(CODE),--code "$(CODE)")
 model-layer: $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) | $(STAMP) ## Package MODEL_SRC (default: reference model) into the model layer zip
 	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
 

@@ -226,6 +226,7 @@ def _function(settings: Settings, events: Json) -> Json:
         "Architectures": [fn.architecture],
         "MemorySize": fn.memory_mb,
         "Timeout": fn.timeout_s,
+        "EphemeralStorage": {"Size": fn.ephemeral_storage_mb},
         "Role": _getatt("FunctionRole", "Arn"),
         # The order make deploy gives a new function (release.arns.replace_layers).
         "Layers": [_ref("DepsLayerArn"), _ref("ModelLayerArn")],

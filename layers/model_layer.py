@@ -60,6 +60,7 @@ from inference.model import (
     required_methods,
 )
 
+from layers.custom_code import CustomCodeError, describe_code, needed_code, stage_code
 from layers.golden import (
     GOLDEN_NAME,
     GoldenError,
@@ -203,6 +204,7 @@ def build_manifest(
     metrics: dict[str, Any] | None = None,
     class_probabilities: bool = False,
     sample: list[Any] | None = None,
+    code: list[str] | None = None,
 ) -> Manifest:
     """Describe the artifacts in ``src`` as a manifest (not yet written), and write the golden predictions.
 
@@ -227,6 +229,9 @@ def build_manifest(
     sample : list, optional
         Record payloads for the golden predictions (:mod:`layers.golden`); synthetic ones
         when not given. ``src/golden.json`` is written with them and their results.
+    code : list of str, optional
+        Top-level modules of ``src`` to ship as custom code besides those the artifacts
+        need, which are found by scanning them (:mod:`layers.custom_code`).
 
     Raises
     ------
@@ -240,13 +245,20 @@ def build_manifest(
         raise PackagingError("--pipeline is required: the artifact files in order, the estimator last")
     steps = []
     objects = []
+    contents = {}
     for file in pipeline:
         path = Path(src) / file
         if not path.is_file():
             raise PackagingError(f"--pipeline names {file}, which is not in {src}")
-        data = path.read_bytes()
+        contents[file] = path.read_bytes()
+    try:  # scanned before anything is unpickled: __main__ and missing modules are refused here
+        custom = describe_code(src, needed_code(src, contents, code))
+        stage_code(src, {"code": custom} if custom else {})
+    except CustomCodeError as exc:
+        raise PackagingError(str(exc)) from None
+    for file, data in contents.items():
         objects.append(_load_verified(file, data))
-        steps.append({"name": path.stem, "file": file, "role": "preprocessor", "sha256": sha256_bytes(data)})
+        steps.append({"name": Path(file).stem, "file": file, "role": "preprocessor", "sha256": sha256_bytes(data)})
     estimator = objects[-1]
     for file, obj in zip(pipeline[:-1], objects[:-1]):
         if not hasattr(obj, "transform"):
@@ -272,6 +284,8 @@ def build_manifest(
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in estimator.classes_]
         manifest["class_probabilities"] = class_probabilities
     manifest.update({"libraries": installed_versions(), "metrics": metrics or {}})
+    if custom:
+        manifest["code"] = custom
     if GOLDEN_NAME in pipeline:
         raise PackagingError(f"--pipeline names {GOLDEN_NAME}, the name packaging gives the golden predictions")
     try:
@@ -300,6 +314,11 @@ def verify_folder(src: Path) -> Manifest:
         check_versions(manifest, installed_versions())  # before anything is unpickled
     except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
+    if "artifacts_uri" in manifest:
+        raise PackagingError(
+            f"{src / MANIFEST_NAME} has artifacts_uri, but a model folder holds its artifacts: remove the key "
+            "(`make publish-model-layer` moves the artifacts to S3 by itself when they do not fit in a layer)"
+        )
     contents = {}
     for file, sha256 in listed_files(manifest):
         path = Path(src) / file
@@ -312,6 +331,18 @@ def verify_folder(src: Path) -> Manifest:
                 f"{file} does not match its manifest (sha256 {actual}, manifest says "
                 f"{sha256}): refusing to package an artifact nobody verified"
             )
+    try:  # the same scan as for a new manifest: only the manifest's code may ship
+        shipped = manifest.get("code", {}).get("modules", [])
+        artifacts = {step["file"]: contents[step["file"]] for step in manifest["pipeline"]}
+        unlisted = [m for m in needed_code(src, artifacts) if m not in shipped]
+        if unlisted:
+            raise CustomCodeError(
+                f"the artifacts need module(s) {', '.join(unlisted)} of {src}, which {MANIFEST_NAME} does not list "
+                f"under code: delete {MANIFEST_NAME} and package the folder again from the options"
+            )
+        stage_code(src, manifest)
+    except CustomCodeError as exc:
+        raise PackagingError(str(exc)) from None
     objects = [_load_verified(step["file"], contents[step["file"]]) for step in manifest["pipeline"]]
     try:
         # The function refuses a layer whose estimator does not fit its manifest at start-up.
@@ -372,6 +403,7 @@ def _option_conflicts(args: argparse.Namespace) -> list[str]:
         "--text-field": (args.text_field, text_field),
         "--features": (args.features, features or None),
         "--class-probabilities": (args.class_probabilities or None, manifest.get("class_probabilities", False)),
+        "--code": (args.code, ",".join(manifest.get("code", {}).get("modules", [])) or None),
     }
     conflicts = [
         f"{option} {wanted} but the manifest has {have}"
@@ -398,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
         "--class-probabilities",
         action="store_true",
         help="classifier with predict_proba: each result also carries every class's probability",
+    )
+    parser.add_argument(
+        "--code",
+        help="your own modules in --src to ship besides those the artifacts need (found by themselves), comma-separated",
     )
     parser.add_argument(
         "--sample",
@@ -428,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
                 features=args.features.split(",") if args.features else None,
                 class_probabilities=args.class_probabilities,
                 sample=read_sample(args.sample) if args.sample else None,
+                code=args.code.split(",") if args.code else None,
             )
             print(f"wrote {write_manifest(args.src, manifest)}")
         else:
@@ -446,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         f"model layer: {out} ({out.stat().st_size:,} bytes) - {manifest['name']} {manifest['version']} "
         f"({manifest_task(manifest).replace('_', ' ')}), "
         f"{len(manifest['pipeline'])} artifacts under /opt/{LAYER_PREFIX}"
+        + (f", custom code: {', '.join(manifest['code']['modules'])}" if "code" in manifest else "")
     )
     return 0
 

@@ -5,6 +5,7 @@ Usage (``make`` wraps each and sets ``PYTHONPATH=function:.``; settings come fro
 
     python -m release publish-deps-layer  [--zip build/layers/deps-layer.zip]
     python -m release publish-model-layer [--zip build/layers/model-layer.zip]
+                                   [--function-zip build/function.zip] [--deps-zip build/layers/deps-layer.zip]
     python -m release relink --layer-arn arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
     python -m release rollback
     python -m release releases
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", type=Path, default=DEFAULT_DEPS_ZIP)
     p = sub.add_parser("publish-model-layer", help="publish the model layer zip and release it")
     p.add_argument("--zip", type=Path, default=DEFAULT_MODEL_ZIP)
+    p.add_argument("--function-zip", type=Path, default=DEFAULT_FUNCTION_ZIP, help="for the 250 MB unzipped check")
+    p.add_argument("--deps-zip", type=Path, default=DEFAULT_DEPS_ZIP, help="for the 250 MB unzipped check")
     p = sub.add_parser("relink", help="switch the model layer to exactly this layer version")
     p.add_argument("--layer-arn", required=True)
     sub.add_parser("rollback", help="relink to the previously live model layer")
@@ -98,7 +101,20 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
         print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
         print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
     elif args.command == "publish-model-layer":
-        result = publish_model_layer(settings, args.zip, clients=clients)
+        missing = [str(path) for path in (args.function_zip, args.deps_zip) if not path.is_file()]
+        if missing:
+            print(
+                f"warning: {', '.join(missing)} missing, so whether the model fits Lambda's 250 MB unzipped is not "
+                "checked (make function-zip deps-layer); the model stays in its layer",
+                file=sys.stderr,
+            )
+        sized = {} if missing else {"function_zip": args.function_zip, "deps_zip": args.deps_zip}
+        result = publish_model_layer(settings, args.zip, clients=clients, **sized)
+        if result.artifacts_uri:
+            print(
+                "the model's artifacts would push the function over Lambda's 250 MB unzipped: uploaded them to "
+                f"{result.artifacts_uri}; the model layer holds the manifest, which points there"
+            )
         print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
         if result.release is None:
             print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")

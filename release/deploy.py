@@ -79,6 +79,7 @@ def desired_configuration(settings: Settings, layers: list[str]) -> dict[str, An
         "Handler": fn.handler,
         "MemorySize": fn.memory_mb,
         "Timeout": fn.timeout_s,
+        "EphemeralStorage": {"Size": fn.ephemeral_storage_mb},
         "Environment": {"Variables": dict(fn.environment)},
         "Layers": layers,
     }
@@ -91,6 +92,7 @@ def _configuration_diff(config: dict[str, Any], desired: dict[str, Any]) -> list
         "Handler": config.get("Handler"),
         "MemorySize": config.get("MemorySize"),
         "Timeout": config.get("Timeout"),
+        "EphemeralStorage": {"Size": (config.get("EphemeralStorage") or {}).get("Size", 512)},
         "Environment": {"Variables": (config.get("Environment") or {}).get("Variables", {})},
         "Layers": layer_arns(config),
     }

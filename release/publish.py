@@ -17,6 +17,7 @@ from typing import Any
 
 from inference.manifest import sha256_file
 
+from layers.checks import UNZIPPED_LIMIT
 from layers.deps_layer import DEFAULT_OUT as DEFAULT_DEPS_ZIP
 from layers.deps_zip import LayerZipError, inspect_deps_zip
 from layers.model_layer import DEFAULT_OUT as DEFAULT_MODEL_ZIP
@@ -32,6 +33,7 @@ from release.descriptions import (
 )
 from release.errors import ReleaseError
 from release.history import Release
+from release.model_artifacts import move_artifacts_to_s3, placement
 from release.model_zip import verify_model_zip
 from release.relink import release_layer
 from release.settings import Settings
@@ -67,6 +69,9 @@ class PublishResult:
     layer_arn: str
     reused: bool = False
     release: Release | None = None
+    #: ``s3://...`` where the model's artifacts went, when they did not fit in the layer
+    #: (:mod:`release.model_artifacts`); ``None`` for a model in its layer.
+    artifacts_uri: str | None = None
 
 
 def publish_layer(
@@ -206,10 +211,22 @@ def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *,
     return _publish_once(settings, zip_path, settings.layers.dependencies_name, description, clients)
 
 
-def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, *, clients: Clients) -> PublishResult:
+def publish_model_layer(
+    settings: Settings,
+    zip_path: Path = DEFAULT_MODEL_ZIP,
+    *,
+    clients: Clients,
+    function_zip: Path | None = None,
+    deps_zip: Path | None = None,
+    limit: int | None = None,
+) -> PublishResult:
     """Verify, publish and release a model layer zip.
 
-    Every artifact's sha256 must equal the manifest's. If the function exists, the
+    Every artifact's sha256 must equal the manifest's. Given the ``function_zip`` and
+    ``deps_zip`` it will run with, a model whose artifacts would push the function over
+    ``limit`` bytes unzipped (default :data:`layers.checks.UNZIPPED_LIMIT`, Lambda's) has them uploaded to S3 and a layer with just the
+    manifest (+ golden predictions and code) published instead (:mod:`release.model_artifacts`;
+    the result's ``artifacts_uri`` says where). If the function exists, the
     model's library versions are checked against its dependencies layer *before*
     publishing, then :func:`release.relink.relink` moves the function and alias to
     the new version. Without a function the layer is only published (``make deploy``
@@ -223,11 +240,19 @@ def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, 
     """
     lam, fn = clients.lambda_, settings.function
     manifest = verify_model_zip(zip_path)
+    artifacts_uri = None
+    if function_zip is not None and deps_zip is not None:
+        placed = placement(function_zip, deps_zip, zip_path, UNZIPPED_LIMIT if limit is None else limit)
+        if placed.in_s3:
+            artifacts_uri, zip_path = move_artifacts_to_s3(settings, zip_path, clients.s3)
+            manifest = verify_model_zip(zip_path)
     zip_sha256 = sha256_file(zip_path)
     description = model_description(manifest, zip_sha256)
     state = FunctionState.read(settings, clients)
     if state.latest is None:
-        return _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
+        result = _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
+        result.artifacts_uri = artifacts_uri
+        return result
     target = f"sha256={zip_sha256}"
     resume = refuse_if_unfinished(state, settings, clients, "publish-model-layer", target)
     base = state.live or state.latest
@@ -256,4 +281,5 @@ def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, 
         )
         result = PublishResult(str(published["LayerVersionArn"]))
     result.release = release_layer(settings, clients, txn, LayerArn.parse(result.layer_arn))
+    result.artifacts_uri = artifacts_uri
     return result

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from release.model_artifacts import artifact_prefix
 from release.settings import Settings
 
 #: The inline policy's name, in the template and on a role ``make bootstrap`` creates.
@@ -157,7 +158,8 @@ def role_statements(settings: Settings, arns: ResourceArns) -> list[dict[str, An
     Returns
     -------
     list of dict
-        Logs, stream reads, on-failure destinations, then results / quarantine writes.
+        Logs, stream reads, on-failure destinations, results / quarantine writes, then reads of
+        the model artifacts in ``[layers] artifact_bucket`` (``models/<model_name>/*`` only).
 
     Raises
     ------
@@ -173,6 +175,10 @@ def role_statements(settings: Settings, arns: ResourceArns) -> list[dict[str, An
         statements.append(statement("ReadDynamoDBStreams", list(DYNAMODB_STREAM_READ), dynamodb))
     statements += _on_failure_statements(settings, arns)
     statements += _sink_statements(settings.function.environment, arns)
+    if settings.layers.artifact_bucket:
+        # A model too big for a layer is read from here at init (release.model_artifacts).
+        objects = arns.s3_objects(settings.layers.artifact_bucket, artifact_prefix(settings))
+        statements.append(statement("ReadModelArtifacts", ["s3:GetObject"], [objects]))
     return statements
 
 

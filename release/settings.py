@@ -98,6 +98,8 @@ class FunctionSettings:
     architecture: Literal["x86_64", "arm64"] = "x86_64"
     memory_mb: int = 1024
     timeout_s: int = 60
+    #: ``/tmp`` in MB, 512-10240: holds a model's artifacts downloaded from S3 (docs/aws-notes.md §3).
+    ephemeral_storage_mb: int = 512
     alias: str = "live"
     environment: dict[str, str] = field(default_factory=dict)
     #: Concurrent executions reserved for (and capping) the function; ``None``: none reserved.
@@ -253,6 +255,7 @@ def _function(data: Any, path: Path) -> FunctionSettings:
         architecture=t.choice("architecture", ARCHITECTURES, "x86_64"),  # type: ignore[arg-type]
         memory_mb=t.integer("memory_mb", 128, 10240, 1024, " MB"),
         timeout_s=t.integer("timeout_s", 1, 900, 60, " seconds"),
+        ephemeral_storage_mb=t.integer("ephemeral_storage_mb", 512, 10240, 512, " MB"),
         alias=t.pattern("alias", _ALIAS, "an alias name (letters, digits, '-' or '_', not only digits)", "live"),
         environment=dict(environment),
         reserved_concurrency=_reserved_concurrency(t),

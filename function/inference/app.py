@@ -4,6 +4,7 @@ Environment variables (all optional but ``MODEL_DIR`` has a default):
 
 ==========================  ===========================================================
 ``MODEL_DIR``               model layer directory (default ``/opt/model``)
+``MODEL_S3_URI``            ``s3://bucket/prefix/`` of the artifacts (overrides the manifest's ``artifacts_uri``)
 ``RESULTS_TABLE``           DynamoDB table for results (partition key ``record_id``, S)
 ``RESULTS_STREAM``          Kinesis stream for results
 ``RESULTS_BUCKET``          S3 bucket for results, one object per batch
@@ -14,6 +15,8 @@ Environment variables (all optional but ``MODEL_DIR`` has a default):
 ``METRICS_NAMESPACE``       CloudWatch namespace for EMF metrics (default ``StreamInference``)
 ``LOG_LEVEL``               ``DEBUG``, ``INFO`` (default), ``WARNING``, ``ERROR``, ``CRITICAL``
 ``PAYLOAD_COMPRESSION``     ``auto`` (default, gunzip data starting ``1f 8b``) or ``none``
+``RESULT_KEYS``             what of its record each result carries as ``key``: ``keys``, ``partition_key``,
+                            ``field:NAME``, comma-separated (:mod:`inference.result_keys`)
 ==========================  ===========================================================
 
 At most one ``RESULTS_*`` destination and one ``QUARANTINE_*`` destination may be set.
@@ -35,6 +38,7 @@ from .events import StreamResponse
 from .model import LoadedModel, load_model
 from .payload import PayloadOptions, options_from_env
 from .quarantine import LogQuarantine, Quarantine, S3Quarantine, SQSQuarantine
+from .result_keys import ResultKeys, result_keys_from_env
 from .sinks import DynamoDBSink, KinesisSink, ResponseSink, ResultSink, S3Sink
 from .telemetry import emf_document, emit_metrics, setup_logging
 
@@ -84,6 +88,7 @@ class App:
     quarantine: Quarantine
     logger: logging.Logger
     payload: PayloadOptions = PayloadOptions()
+    result_keys: ResultKeys = ResultKeys()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> App:
@@ -97,16 +102,17 @@ class App:
         quarantine = make_quarantine(env)
         try:
             payload = options_from_env(env)
+            result_keys = result_keys_from_env(env)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR))
+        model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR), env.get("MODEL_S3_URI") or None)
         logger.info("model loaded", extra={"model_name": model.name, "model_version": model.version})
-        return cls(model, env, sink, quarantine, logger, payload)
+        return cls(model, env, sink, quarantine, logger, payload, result_keys)
 
     def handle(self, event: Any, context: Any = None) -> StreamResponse:
         """Score one stream event; log a summary and emit metrics."""
         sink = ResponseSink() if isinstance(self.sink, ResponseSink) else self.sink
-        response, report = process_batch(event, self.model, sink, self.quarantine, self.payload)
+        response, report = process_batch(event, self.model, sink, self.quarantine, self.payload, self.result_keys)
         request_id = getattr(context, "aws_request_id", None)
         counts = report.counts()
         self.logger.info(

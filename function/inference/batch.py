@@ -53,6 +53,7 @@ from .events import BatchItemFailure, StreamResponse, classify_event
 from .model import LoadedModel, Predictions
 from .payload import PayloadOptions
 from .quarantine import Quarantine, QuarantineItem
+from .result_keys import ResultKeys, record_key
 from .sinks import ResponseSink, ResultItem, ResultSink
 
 logger = logging.getLogger("inference")
@@ -147,6 +148,7 @@ def process_batch(
     sink: ResultSink,
     quarantine: Quarantine,
     payload: PayloadOptions | None = None,
+    result_keys: ResultKeys | None = None,
 ) -> tuple[StreamResponse, BatchReport]:
     """Score one Lambda stream event.
 
@@ -162,6 +164,8 @@ def process_batch(
         Where poison records go.
     payload : PayloadOptions, optional
         How Kinesis payloads are read (gzip); default ``PAYLOAD_COMPRESSION=auto``.
+    result_keys : ResultKeys, optional
+        What of its record each result carries as ``key`` (``RESULT_KEYS``); default nothing.
 
     Returns
     -------
@@ -202,6 +206,7 @@ def process_batch(
                     outcome,
                     name,
                     version,
+                    record_key(result_keys, source_record(records, rec), rec, payload) if result_keys else None,
                 )
             )
     poison.sort(key=lambda d: d.index)

@@ -74,6 +74,25 @@ class TabularInput(TypedDict):
     features: list[str]
 
 
+class CodeFile(TypedDict):
+    """One file of the team's own code, by its path relative to the model folder."""
+
+    file: str
+    sha256: str
+
+
+class CustomCode(TypedDict):
+    """Python modules or packages shipped beside the artifacts (docs/model-layer.md, "Your own code").
+
+    ``modules`` are the top-level names imported before unpickling; ``files`` every file
+    of them (``name.py``, or ``name/__init__.py`` and the rest of the package), each with
+    its sha256. The model folder is put first on ``sys.path`` to import them.
+    """
+
+    modules: list[str]
+    files: list[CodeFile]
+
+
 class Manifest(TypedDict):
     """``manifest.json`` as written by ``layers.model_layer`` (see docs/model-layer.md, "The manifest")."""
 
@@ -93,14 +112,68 @@ class Manifest(TypedDict):
     metrics: dict[str, Any]
     #: Golden predictions (absent in manifests written before they existed).
     golden: NotRequired[GoldenFile]
+    #: The team's own modules the artifacts need (absent when they need none).
+    code: NotRequired[CustomCode]
+    #: ``s3://bucket/prefix/``: the pipeline artifacts are objects ``<prefix><file>`` there, not
+    #: files in the layer (docs/model-layer.md, "Models in S3"); absent for a model in its layer.
+    artifacts_uri: NotRequired[str]
 
 
 def listed_files(manifest: Manifest) -> list[tuple[str, str]]:
-    """``(file, sha256)`` of every file the manifest lists: the artifacts, then the golden file."""
-    files = [(step["file"], step["sha256"]) for step in manifest["pipeline"]]
+    """``(file, sha256)`` of every file the model layer holds besides the manifest: the artifacts
+    (unless they are in S3, ``artifacts_uri``), the golden file, then the custom code files."""
+    files = [] if "artifacts_uri" in manifest else [(step["file"], step["sha256"]) for step in manifest["pipeline"]]
     if "golden" in manifest:
         files.append((manifest["golden"]["file"], manifest["golden"]["sha256"]))
+    files.extend((entry["file"], entry["sha256"]) for entry in manifest.get("code", {}).get("files", []))
     return files
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``(bucket, key prefix)`` of ``s3://bucket/prefix/``; the prefix is ``""`` or ends with ``/``.
+
+    Raises
+    ------
+    ManifestError
+        ``uri`` is not ``s3://`` followed by a bucket name.
+    """
+    if not isinstance(uri, str) or not uri.startswith("s3://"):
+        raise ManifestError(f"artifacts URI {uri!r} must look like s3://bucket/prefix/")
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not bucket or any(c in bucket for c in " \\"):
+        raise ManifestError(f"artifacts URI {uri!r} has no bucket name: write it s3://bucket/prefix/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+def _check_code(code: Any, where: str) -> None:
+    """``code``: module names that are identifiers, and files that belong to them, each once."""
+    if not isinstance(code, dict):
+        raise ManifestError(f"{where}: 'code' must be an object")
+    modules = _require(code, "modules", list, f"{where}: code")
+    if not modules or not all(isinstance(m, str) and m.isidentifier() for m in modules):
+        raise ManifestError(f"{where}: code.modules must be a non-empty list of module names")
+    files = _require(code, "files", list, f"{where}: code")
+    seen = set()
+    for i, entry in enumerate(files):
+        at = f"{where}: code.files[{i}]"
+        if not isinstance(entry, dict):
+            raise ManifestError(f"{at} must be an object")
+        for key in ("file", "sha256"):
+            _require(entry, key, str, at)
+        parts = entry["file"].split("/")
+        if "\\" in entry["file"] or any(part in ("", ".", "..") for part in parts):
+            raise ManifestError(f"{at}: 'file' must be a relative path inside the model folder, got {entry['file']!r}")
+        top = parts[0].removesuffix(".py") if len(parts) == 1 else parts[0]
+        if top not in modules:
+            raise ManifestError(f"{at}: {entry['file']!r} belongs to none of code.modules {modules}")
+        if len(entry["sha256"]) != 64:
+            raise ManifestError(f"{at}: 'sha256' must be 64 hex characters")
+        seen.add(entry["file"])
+    for module in modules:
+        if f"{module}.py" not in seen and f"{module}/__init__.py" not in seen:
+            raise ManifestError(f"{where}: code.files has neither {module}.py nor {module}/__init__.py")
 
 
 def manifest_task(manifest: Manifest) -> Task:
@@ -229,6 +302,10 @@ def validate_manifest(data: Any) -> Manifest:
             raise ManifestError(f"{where}: golden.records must be at least 1")
         if golden["file"] in {step["file"] for step in pipeline}:
             raise ManifestError(f"{where}: golden.file {golden['file']!r} is also a pipeline artifact")
+    if "code" in data:
+        _check_code(data["code"], where)
+    if "artifacts_uri" in data:
+        split_s3_uri(data["artifacts_uri"])
     return data  # type: ignore[return-value]  # checked key by key above: a Manifest
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .custom_code import CustomCodeError, import_custom_code
 from .manifest import Manifest, ManifestError, Task, manifest_task, read_manifest, sha256_bytes
 
 #: Every float a model returns must be below this in magnitude: DynamoDB stores numbers
@@ -232,19 +233,23 @@ def check_versions(manifest: Manifest, installed: dict[str, str]) -> None:
         )
 
 
-def load_model(model_dir: Path | str) -> LoadedModel:
+def load_model(model_dir: Path | str, artifacts_uri: str | None = None, cache_dir: Path | None = None) -> LoadedModel:
     """Read the manifest, verify every artifact's sha256, and unpickle the pipeline.
 
     Each artifact is read once; its bytes are hashed and, only if they match the
     manifest, unpickled from that same buffer (joblib runs code on load, so nothing
     unverified is ever loaded). scikit-learn's ``InconsistentVersionWarning`` is raised
-    as an error.
+    as an error. The manifest's custom code is verified and imported first
+    (:mod:`inference.custom_code`). Artifacts in S3 (``artifacts_uri``, else the manifest's)
+    are downloaded into ``cache_dir`` (default ``/tmp/model-artifacts``) and verified first
+    (:mod:`inference.remote_artifacts`).
 
     Raises
     ------
     ModelLoadError
-        On a missing or malformed manifest, a missing or tampered artifact, or a
-        library version mismatch; the message says which and what to do.
+        On a missing or malformed manifest, a missing or tampered artifact or custom code
+        file, an artifact that cannot be fetched from S3, or a library version mismatch;
+        the message says which and what to do.
     """
     model_dir = Path(model_dir)
     try:
@@ -252,13 +257,26 @@ def load_model(model_dir: Path | str) -> LoadedModel:
     except ManifestError as exc:
         raise ModelLoadError(str(exc)) from None
     check_versions(manifest, installed_versions())
+    try:
+        import_custom_code(model_dir, manifest)
+    except CustomCodeError as exc:
+        raise ModelLoadError(str(exc)) from None
+    paths = {step["file"]: model_dir / step["file"] for step in manifest["pipeline"]}
+    uri = artifacts_uri or manifest.get("artifacts_uri")
+    if uri:
+        from .remote_artifacts import DEFAULT_CACHE_DIR, RemoteArtifactError, fetch_artifacts
+
+        try:
+            paths = fetch_artifacts(manifest, uri, cache_dir or DEFAULT_CACHE_DIR)
+        except RemoteArtifactError as exc:
+            raise ModelLoadError(str(exc)) from None
 
     import joblib
     from sklearn.exceptions import InconsistentVersionWarning
 
     objects = []
     for step in manifest["pipeline"]:
-        path = model_dir / step["file"]
+        path = paths[step["file"]]
         try:
             data = path.read_bytes()
         except FileNotFoundError:

@@ -9,7 +9,8 @@ deduplicate.
 
 Every sink writes the same document per record (:meth:`ResultItem.as_json`): ``record_id``,
 ``sequence_number``, ``source_arn``, the result's fields for the model's task (docs/model-layer.md,
-"Results"), ``model_name`` and ``model_version``. Numbers are Python ``int`` / ``float``
+"Results"), ``model_name`` and ``model_version``, and the record's ``key`` when ``RESULT_KEYS`` asks for
+it (:mod:`inference.result_keys`; the response carries it beside the outputs too). Numbers are Python ``int`` / ``float``
 (finite: the model refuses others); the DynamoDB sink writes them as ``Decimal`` from their
 shortest ``repr``, a float of magnitude below 1e-130 (DynamoDB's smallest) as ``0``, and
 leaves out a ``None`` field (a classifier without ``predict_proba`` has no ``probability``).
@@ -44,10 +45,12 @@ class ResultItem:
     outputs: dict[str, Any]
     model_name: str
     model_version: str
+    #: The source record's own key, when ``RESULT_KEYS`` asks for it (:mod:`inference.result_keys`).
+    key: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The document every sink writes for this record."""
-        return {
+        """The document every sink writes for this record (``key`` only when there is one)."""
+        doc = {
             "record_id": self.record_id,
             "sequence_number": self.sequence_number,
             "source_arn": self.source_arn,
@@ -55,6 +58,9 @@ class ResultItem:
             "model_name": self.model_name,
             "model_version": self.model_version,
         }
+        if self.key is not None:
+            doc["key"] = self.key
+        return doc
 
 
 def dynamodb_value(value: Any) -> Any:
@@ -112,7 +118,7 @@ class ResponseSink:
 
     def write(self, items: list[ResultItem]) -> set[int]:
         for item in items:
-            self.predictions[item.record_id] = item.outputs
+            self.predictions[item.record_id] = item.outputs if item.key is None else {**item.outputs, "key": item.key}
         return set()
 
 
