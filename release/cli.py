@@ -4,7 +4,10 @@ Usage (``make`` wraps each and sets ``PYTHONPATH=function:.``; settings come fro
 ``deploy.toml``, see ``release.settings``)::
 
     python -m release publish-deps-layer  [--zip build/layers/deps-layer.zip]
-    python -m release publish-model-layer [--zip build/layers/model-layer.zip]
+    python -m release publish-model-layer [--zip build/layers/model-layer.zip] [--strategy all|shadow]
+                                          [--candidate-zip build/layers/candidate-layer.zip]
+    python -m release promote             # the candidate in shadow becomes the live model
+    python -m release reject              # the candidate in shadow is detached
     python -m release relink --layer-arn arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
     python -m release rollback
     python -m release releases
@@ -37,6 +40,7 @@ from release.listing import format_listing, releases
 from release.publish import DEFAULT_DEPS_ZIP, DEFAULT_MODEL_ZIP, publish_deps_layer, publish_model_layer
 from release.relink import relink, rollback
 from release.settings import Settings, SettingsError, load_settings
+from release.shadow import DEFAULT_CANDIDATE_ZIP, promote, publish_shadow, reject
 from release.transaction import abort
 
 #: The make target of each command (``abort`` is ``make release-abort``).
@@ -64,6 +68,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", type=Path, default=DEFAULT_DEPS_ZIP)
     p = sub.add_parser("publish-model-layer", help="publish the model layer zip and release it")
     p.add_argument("--zip", type=Path, default=DEFAULT_MODEL_ZIP)
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="all",
+        help="all: the new model serves every record at once (default); shadow: attach it as a candidate beside "
+        "the live model (release.shadow)",
+    )
+    p.add_argument("--candidate-zip", type=Path, default=DEFAULT_CANDIDATE_ZIP, help="the candidate layer (shadow)")
+    sub.add_parser("promote", help="release the candidate in shadow as the live model, detaching it")
+    sub.add_parser("reject", help="detach the candidate in shadow")
     p = sub.add_parser("relink", help="switch the model layer to exactly this layer version")
     p.add_argument("--layer-arn", required=True)
     sub.add_parser("rollback", help="relink to the previously live model layer")
@@ -89,7 +103,29 @@ def rerun_command(args: argparse.Namespace) -> str:
     make = f"make {MAKE_TARGETS.get(args.command, args.command)}"
     if args.command == "relink":
         make += f" LAYER_ARN={args.layer_arn}"
+    if getattr(args, "strategy", "all") != "all":
+        make += f" STRATEGY={args.strategy}"
     return make
+
+
+#: The rollout strategies of ``publish-model-layer`` (``make publish-model-layer STRATEGY=...``).
+STRATEGIES = ("all", "shadow")
+
+
+def _publish_model(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``publish-model-layer``, by ``--strategy``."""
+    if args.strategy == "shadow":
+        candidate, release = publish_shadow(settings, args.zip, args.candidate_zip, clients=clients)
+        print(f"candidate {candidate} {'attached' if release.changed else 'already attached'} beside the live model")
+        _print_release(release)
+        print("compare with `make compare`; then `make promote` or `make reject`")
+        return
+    result = publish_model_layer(settings, args.zip, clients=clients)
+    print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
+    if result.release is None:
+        print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
+    else:
+        _print_release(result.release)
 
 
 def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
@@ -98,12 +134,9 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
         print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
         print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
     elif args.command == "publish-model-layer":
-        result = publish_model_layer(settings, args.zip, clients=clients)
-        print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
-        if result.release is None:
-            print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
-        else:
-            _print_release(result.release)
+        _publish_model(args, settings, clients)
+    elif args.command in ("promote", "reject"):
+        _print_release((promote if args.command == "promote" else reject)(settings, clients=clients))
     elif args.command == "relink":
         _print_release(relink(settings, args.layer_arn, clients=clients))
     elif args.command == "rollback":
