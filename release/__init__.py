@@ -38,6 +38,7 @@ Modules, each with one job:
 ``relink``         releasing a model layer version: relink, rollback.
 ``listing``        ``make releases``: releases, model layer versions, anything unfinished.
 ``publish``        publishing the dependencies and model layers.
+``shadow``         a candidate model layer beside the live one: attach, promote, reject.
 ``deploy``         the function, its alias and its event source mappings, from ``deploy.toml``.
 ``settings``       ``deploy.toml``, read and validated.
 ``role_policy``    the execution role's trust and least-privilege policy (also ``template.yaml``'s).
