@@ -162,3 +162,16 @@ def test_a_function_without_a_candidate_has_no_shadow(text_model_dir, tmp_path):
     assert app.shadow is None
     _, report = process_batch(kinesis_event(TEXTS), app.model, FakeSink(), LogQuarantine())
     assert report.shadow is None
+
+
+def test_with_too_little_time_left_the_candidate_is_skipped(text_model, candidate):
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 500
+
+    spy, shadow_sink = SpyModel(candidate), FakeSink()
+    response, report = process_batch(
+        batch_event(), text_model, FakeSink(), FakeQuarantine(), shadow=Shadow(spy, shadow_sink), context=Context()
+    )
+    assert response == {"batchItemFailures": []}
+    assert spy.calls == [] and shadow_sink.calls == [] and report.shadow.skipped == 4
