@@ -28,6 +28,13 @@ FUNCTION_ZIP := build/function.zip
 DEPS_LAYER := build/layers/deps-layer.zip
 MODEL_LAYER := build/layers/model-layer.zip
 REFERENCE_MODEL := build/model/manifest.json
+# A shadow rollout's candidate layer (files under candidate/, docs/releasing.md "Shadow"). The
+# demo's candidate is CANDIDATE_SRC, by default the reference model retrained with another seed and C.
+CANDIDATE_LAYER := build/layers/candidate-layer.zip
+CANDIDATE_SRC ?= build/candidate
+CANDIDATE_MODEL := build/candidate/manifest.json
+# STRATEGY= (default: the new model serves everything at once) or shadow: see publish-model-layer.
+STRATEGY ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv train model-layer function-zip events invoke demo soak bench test test-fast test-faults lint format clean deps-layer check-layers
@@ -62,6 +69,12 @@ MODEL_LAYER_OPTS += $(if $(CLASS_PROBABILITIES),--class-probabilities) $(if $(SA
 model-layer: $(if $(filter build/model,$(MODEL_SRC)),$(REFERENCE_MODEL)) | $(STAMP) ## Package MODEL_SRC (default: reference model) into the model layer zip
 	$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(MODEL_LAYER) $(MODEL_LAYER_OPTS)
 
+$(CANDIDATE_MODEL): training/train.py training/dataset.py Pipfile | $(STAMP)
+	$(PY) -m training.train --out build/candidate --version 1.1.0 --seed 1 --c 1.0
+
+candidate-layer: $(if $(filter build/candidate,$(CANDIDATE_SRC)),$(CANDIDATE_MODEL)) | $(STAMP) ## Package CANDIDATE_SRC (default: the reference model retrained, seed 1, C=1) as a candidate layer (files under candidate/)
+	$(PY) -m layers.model_layer --src $(CANDIDATE_SRC) --out $(CANDIDATE_LAYER) --layer-dir candidate
+
 # A zip is rebuilt when what it is built from changed, or when it is not a readable zip (a build
 # cut short): ZIP_BROKEN names FORCE then.
 ZIP_BROKEN = $(shell python3 -c 'import sys, zipfile; sys.exit(zipfile.is_zipfile(sys.argv[1]))' $(1) 2>/dev/null && echo FORCE)
@@ -87,8 +100,9 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json (EVE
 # FAST_MOTO=0 runs stock moto, as the tests do (docs/moto-performance.md says why it is slow).
 FAST_MOTO ?= 1
 MOTO_OPT = $(if $(filter 1,$(FAST_MOTO)),--fast-moto)
-demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb FAST_MOTO=1)
-	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(MOTO_OPT)
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) $(if $(filter shadow,$(STRATEGY)),candidate-layer) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb FAST_MOTO=1; STRATEGY=shadow: with a candidate in shadow, and its report)
+	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(MOTO_OPT) \
+	  $(if $(filter shadow,$(STRATEGY)),--candidate $(CANDIDATE_LAYER))
 
 FUZZ_CASES ?= 10000
 soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's replay with throttling, killed workers and timeouts, then FUZZ_CASES=10000 hostile events; checks nothing is lost
@@ -134,7 +148,7 @@ clean: ## Remove build outputs (keeps .venv)
 # Each release command records its intent before its first AWS call and its outcome after its
 # last; an unfinished release is finished by re-running its command, or undone by release-abort
 # (docs/release-transactions.md).
-.PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy release-abort
+.PHONY: publish-deps-layer publish-model-layer relink rollback releases deploy release-abort promote reject compare candidate-layer
 RELEASE := $(PY) -m release
 
 # Publishing runs the layer checks first; a failed check stops it. The deps layer zip is
@@ -146,9 +160,22 @@ publish-deps-layer: $(DEPS_LAYER) $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and pu
 	$(LAYER_CHECKS)
 	$(RELEASE) publish-deps-layer --zip $(DEPS_LAYER)
 
-publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias
+# STRATEGY=shadow publishes MODEL_SRC as a candidate beside the live model instead (release/shadow.py):
+# the same model packaged a second time, under candidate/.
+STRATEGY_OPTS = $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(filter shadow,$(STRATEGY)),--candidate-zip $(CANDIDATE_LAYER))
+publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias (STRATEGY=shadow: attach it as a candidate)
 	$(LAYER_CHECKS)
-	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER)
+	$(if $(filter shadow,$(STRATEGY)),$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(CANDIDATE_LAYER) --layer-dir candidate)
+	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER) $(STRATEGY_OPTS)
+
+promote: $(STAMP) ## Release the candidate in shadow as the live model (the normal release), detaching it
+	$(RELEASE) promote
+
+reject: $(STAMP) ## Detach the candidate in shadow; the live model stays
+	$(RELEASE) reject
+
+compare: $(STAMP) ## The shadow report with a plot: candidate against live (TARGET=local: the last demo; TARGET=aws: the deployed tables)
+	$(PY) -m rollout.compare --source $(or $(TARGET),local)
 
 relink: $(STAMP) ## Switch the model layer to LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
 	@test -n "$(LAYER_ARN)" || { echo "relink: set LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N (make releases lists them)" >&2; exit 2; }

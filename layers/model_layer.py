@@ -2,11 +2,13 @@
 
 The zip holds ``model/manifest.json`` and the artifacts under ``model/``; Lambda
 extracts layers into ``/opt``, so the function finds them in ``/opt/model`` (its
-default ``MODEL_DIR``).
+default ``MODEL_DIR``). ``--layer-dir candidate`` puts them under ``candidate/`` instead: the
+candidate model layer of a shadow rollout (``/opt/candidate``, :mod:`inference.shadow`).
 
 Usage::
 
     python -m layers.model_layer --src build/model            # folder with manifest.json
+    python -m layers.model_layer --src build/candidate --layer-dir candidate --out build/layers/candidate-layer.zip
     python -m layers.model_layer --src my_model --name churn --version 3 \\
         --pipeline scaler.joblib,classifier.joblib --features age,tenure,spend [--class-probabilities]
 
@@ -76,6 +78,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYER_PREFIX = "model/"
 DEFAULT_SRC = ROOT / "build" / "model"
 DEFAULT_OUT = ROOT / "build" / "layers" / "model-layer.zip"
+#: The folders under ``/opt`` a model layer may use: the live model's, and a candidate's in shadow.
+LAYER_DIRS = ("model", "candidate")
 
 
 class PackagingError(ValueError):
@@ -377,11 +381,14 @@ def write_manifest(src: Path, manifest: Manifest) -> Path:
     return path
 
 
-def package_model_layer(src: Path, out: Path) -> tuple[Path, Manifest]:
-    """Zip a verified model folder (``manifest.json`` + its artifacts) under ``model/``."""
+def package_model_layer(src: Path, out: Path, layer_dir: str = "model") -> tuple[Path, Manifest]:
+    """Zip a verified model folder (``manifest.json`` + its artifacts) under ``layer_dir/``
+    (one of :data:`LAYER_DIRS`)."""
+    if layer_dir not in LAYER_DIRS:
+        raise PackagingError(f"layer dir {layer_dir!r} is not one of {', '.join(LAYER_DIRS)}")
     manifest = verify_folder(src)
     files = [MANIFEST_NAME] + [file for file, _ in listed_files(manifest)]
-    return write_zip(out, [(LAYER_PREFIX + f, Path(src) / f) for f in files]), manifest
+    return write_zip(out, [(f"{layer_dir}/{f}", Path(src) / f) for f in files]), manifest
 
 
 def _option_conflicts(args: argparse.Namespace) -> list[str]:
@@ -421,6 +428,12 @@ def main(argv: list[str] | None = None) -> int:
         "--src", type=Path, default=DEFAULT_SRC, help="folder of joblib artifacts (default: build/model)"
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="layer zip to write")
+    parser.add_argument(
+        "--layer-dir",
+        choices=LAYER_DIRS,
+        default="model",
+        help="folder under /opt: model (default), or candidate for a shadow rollout's candidate layer",
+    )
     parser.add_argument("--name", help="model name (folders without manifest.json)")
     parser.add_argument("--version", help="model version (folders without manifest.json)")
     parser.add_argument("--pipeline", help="artifact files in order, comma-separated, the estimator last")
@@ -475,14 +488,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{'; '.join(conflicts)}. Delete {args.src / MANIFEST_NAME} to rebuild it from "
                     "the options, or drop the options to package the folder as its manifest says"
                 )
-        out, manifest = package_model_layer(args.src, args.out)
+        out, manifest = package_model_layer(args.src, args.out, args.layer_dir)
     except (PackagingError, GoldenError) as exc:
         print(f"model-layer: {exc}", file=sys.stderr)
         return 2
     print(
         f"model layer: {out} ({out.stat().st_size:,} bytes) - {manifest['name']} {manifest['version']} "
         f"({manifest_task(manifest).replace('_', ' ')}), "
-        f"{len(manifest['pipeline'])} artifacts under /opt/{LAYER_PREFIX}"
+        f"{len(manifest['pipeline'])} artifacts under /opt/{args.layer_dir}/"
         + (f", custom code: {', '.join(manifest['code']['modules'])}" if "code" in manifest else "")
     )
     return 0

@@ -16,8 +16,13 @@ The endpoint is stock moto; ``--fast-moto`` runs it with :mod:`localtwin.moto_sp
 one and prints both throughputs and whether every result item is the same (exit 1 if not):
 the benchmark beside its baseline in one run.
 
+``--candidate ZIP`` attaches a candidate model layer in shadow (``make demo STRATEGY=shadow``:
+files under ``candidate/``, :mod:`inference.shadow`); the demo then also prints the shadow
+report (:mod:`rollout.compare`) and the candidate's EMF counts.
+
 Usage: ``python -m localtwin.demo [--records 50000] [--shards 4] [--batch-size N]
-[--source kinesis|dynamodb] [--environments N] [--out build/demo] [--fast-moto] [--compare]``
+[--source kinesis|dynamodb] [--environments N] [--out build/demo] [--fast-moto] [--compare]
+[--candidate build/layers/candidate-layer.zip]``
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from localtwin.replay.results import differing_results
 from localtwin.replay.run import OUT_DIR, ReplayOptions, ReplayResult, run_replay
 from localtwin.replay.summary import format_comparison, format_summary
 from release.settings import Settings, SettingsError, load_settings
+from rollout.compare import NothingToCompare, read_local, report
 
 
 def _stop_on_first_interrupt(signum: int, frame: Any) -> None:
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         help="then replay the same ingest on the other moto (stock / --fast-moto) and print both figures and "
         "whether every result item is the same",
     )
+    parser.add_argument("--candidate", type=Path, help="a candidate model layer zip to run in shadow")
     args = parser.parse_args(argv)
     if args.records < 1 or not 1 <= args.shards <= 100 or not 0 <= args.poison_share <= 1:
         parser.error("--records must be >= 1, --shards 1-100 and --poison-share 0-1")
@@ -119,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
         max_environments=args.environments,
         out_dir=args.out,
         fast_moto=args.fast_moto,
+        candidate_zip=args.candidate,
     )
     result, status = replay_with_progress(options, settings, "demo")
     if result is None:
         return status
     print(format_summary(result), flush=True)
+    if args.candidate is not None:
+        print("\n" + shadow_summary(result), flush=True)
     if not args.compare:
         return 0 if result.ok else 1
     other_moto = "stock-moto" if args.fast_moto else "fast-moto"
@@ -135,6 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + format_comparison(result, other))
     same = not differing_results(result.csv_path, other.csv_path)
     return 0 if result.ok and other.ok and same else 1
+
+
+def shadow_summary(result: ReplayResult) -> str:
+    """The candidate's EMF counts over the replay, then the shadow report (:mod:`rollout.compare`)."""
+    counts = result.function.shadow
+    lines = [
+        f"Candidate in shadow: scored {counts['ShadowRecords']:,} records beside the live model; errors: "
+        f"load {counts['ShadowLoadErrors']:,} batches, predict {counts['ShadowPredictErrors']:,} batches, "
+        f"shadow writes {counts['ShadowWriteErrors']:,} records; skipped {counts['ShadowSkipped']:,} records "
+        "(the function's EMF metrics)"
+    ]
+    try:
+        lines.append(report(read_local(Path(result.options.out_dir)), Path(result.options.out_dir) / "compare.png"))
+    except NothingToCompare as exc:
+        lines.append(f"  no report: {exc}")
+    return "\n".join(lines)
 
 
 def replay_with_progress(options: ReplayOptions, settings: Settings, prog: str) -> tuple[ReplayResult | None, int]:

@@ -38,6 +38,7 @@ Modules, each with one job:
 ``relink``         releasing a model layer version: relink, rollback.
 ``listing``        ``make releases``: releases, model layer versions, anything unfinished.
 ``publish``        publishing the dependencies and model layers.
+``shadow``         a candidate model layer beside the live one: attach, promote, reject.
 ``deploy``         the function, its alias and its event source mappings, from ``deploy.toml``.
 ``settings``       ``deploy.toml``, read and validated.
 ``filter_patterns`` Lambda's event filter patterns: validated, and matched as Lambda matches them.

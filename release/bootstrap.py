@@ -385,6 +385,8 @@ def plan(settings: Settings, clients: BootstrapClients, *, create_streams: bool 
     env = settings.function.environment
     if env.get("RESULTS_TABLE"):
         planner.table(env["RESULTS_TABLE"], "RESULTS_TABLE")
+    if env.get("SHADOW_RESULTS_TABLE"):
+        planner.table(env["SHADOW_RESULTS_TABLE"], "SHADOW_RESULTS_TABLE")
     if env.get("RESULTS_STREAM"):
         planner.kinesis_stream(env["RESULTS_STREAM"], "RESULTS_STREAM", create_it=True)
     for key in ("RESULTS_BUCKET", "QUARANTINE_BUCKET"):

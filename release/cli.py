@@ -4,8 +4,11 @@ Usage (``make`` wraps each and sets ``PYTHONPATH=function:.``; settings come fro
 ``deploy.toml``, see ``release.settings``)::
 
     python -m release publish-deps-layer  [--zip build/layers/deps-layer.zip]
-    python -m release publish-model-layer [--zip build/layers/model-layer.zip]
+    python -m release publish-model-layer [--zip build/layers/model-layer.zip] [--strategy all|shadow]
                                    [--function-zip build/function.zip] [--deps-zip build/layers/deps-layer.zip]
+                                   [--candidate-zip build/layers/candidate-layer.zip]
+    python -m release promote             # the candidate in shadow becomes the live model
+    python -m release reject              # the candidate in shadow is detached
     python -m release relink --layer-arn arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
     python -m release rollback
     python -m release releases
@@ -38,6 +41,7 @@ from release.listing import format_listing, releases
 from release.publish import DEFAULT_DEPS_ZIP, DEFAULT_MODEL_ZIP, publish_deps_layer, publish_model_layer
 from release.relink import relink, rollback
 from release.settings import Settings, SettingsError, load_settings
+from release.shadow import DEFAULT_CANDIDATE_ZIP, promote, publish_shadow, reject
 from release.transaction import abort
 
 #: The make target of each command (``abort`` is ``make release-abort``).
@@ -67,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", type=Path, default=DEFAULT_MODEL_ZIP)
     p.add_argument("--function-zip", type=Path, default=DEFAULT_FUNCTION_ZIP, help="for the 250 MB unzipped check")
     p.add_argument("--deps-zip", type=Path, default=DEFAULT_DEPS_ZIP, help="for the 250 MB unzipped check")
+    p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="all",
+        help="all: the new model serves every record at once (default); shadow: attach it as a candidate beside "
+        "the live model (release.shadow)",
+    )
+    p.add_argument("--candidate-zip", type=Path, default=DEFAULT_CANDIDATE_ZIP, help="the candidate layer (shadow)")
+    sub.add_parser("promote", help="release the candidate in shadow as the live model, detaching it")
+    sub.add_parser("reject", help="detach the candidate in shadow")
     p = sub.add_parser("relink", help="switch the model layer to exactly this layer version")
     p.add_argument("--layer-arn", required=True)
     sub.add_parser("rollback", help="relink to the previously live model layer")
@@ -92,7 +106,42 @@ def rerun_command(args: argparse.Namespace) -> str:
     make = f"make {MAKE_TARGETS.get(args.command, args.command)}"
     if args.command == "relink":
         make += f" LAYER_ARN={args.layer_arn}"
+    if getattr(args, "strategy", "all") != "all":
+        make += f" STRATEGY={args.strategy}"
     return make
+
+
+#: The rollout strategies of ``publish-model-layer`` (``make publish-model-layer STRATEGY=...``).
+STRATEGIES = ("all", "shadow")
+
+
+def _publish_model(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``publish-model-layer``, by ``--strategy``."""
+    if args.strategy == "shadow":
+        candidate, release = publish_shadow(settings, args.zip, args.candidate_zip, clients=clients)
+        print(f"candidate {candidate} {'attached' if release.changed else 'already attached'} beside the live model")
+        _print_release(release)
+        print("compare with `make compare`; then `make promote` or `make reject`")
+        return
+    missing = [str(path) for path in (args.function_zip, args.deps_zip) if not path.is_file()]
+    if missing:
+        print(
+            f"warning: {', '.join(missing)} missing, so whether the model fits Lambda's 250 MB unzipped is not "
+            "checked (make function-zip deps-layer); the model stays in its layer",
+            file=sys.stderr,
+        )
+    sized = {} if missing else {"function_zip": args.function_zip, "deps_zip": args.deps_zip}
+    result = publish_model_layer(settings, args.zip, clients=clients, **sized)
+    if result.artifacts_uri:
+        print(
+            "the model's artifacts would push the function over Lambda's 250 MB unzipped: uploaded them to "
+            f"{result.artifacts_uri}; the model layer holds the manifest, which points there"
+        )
+    print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
+    if result.release is None:
+        print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
+    else:
+        _print_release(result.release)
 
 
 def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
@@ -101,25 +150,9 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
         print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
         print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
     elif args.command == "publish-model-layer":
-        missing = [str(path) for path in (args.function_zip, args.deps_zip) if not path.is_file()]
-        if missing:
-            print(
-                f"warning: {', '.join(missing)} missing, so whether the model fits Lambda's 250 MB unzipped is not "
-                "checked (make function-zip deps-layer); the model stays in its layer",
-                file=sys.stderr,
-            )
-        sized = {} if missing else {"function_zip": args.function_zip, "deps_zip": args.deps_zip}
-        result = publish_model_layer(settings, args.zip, clients=clients, **sized)
-        if result.artifacts_uri:
-            print(
-                "the model's artifacts would push the function over Lambda's 250 MB unzipped: uploaded them to "
-                f"{result.artifacts_uri}; the model layer holds the manifest, which points there"
-            )
-        print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
-        if result.release is None:
-            print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
-        else:
-            _print_release(result.release)
+        _publish_model(args, settings, clients)
+    elif args.command in ("promote", "reject"):
+        _print_release((promote if args.command == "promote" else reject)(settings, clients=clients))
     elif args.command == "relink":
         _print_release(relink(settings, args.layer_arn, clients=clients))
     elif args.command == "rollback":

@@ -12,7 +12,7 @@ from layers.model_layer import LAYER_PREFIX
 from release.errors import ReleaseError
 
 
-def verify_model_zip(zip_path: Path) -> Manifest:
+def verify_model_zip(zip_path: Path, prefix: str = LAYER_PREFIX) -> Manifest:
     """Check a model layer zip: a valid manifest, every artifact's sha256 equal to it, and
     nothing else in it.
 
@@ -23,6 +23,8 @@ def verify_model_zip(zip_path: Path) -> Manifest:
     ----------
     zip_path : Path
         The layer zip; its files sit under ``model/`` (``/opt/model`` on Lambda).
+    prefix : str
+        The folder its files sit under: ``candidate/`` for a candidate model layer.
 
     Returns
     -------
@@ -35,7 +37,7 @@ def verify_model_zip(zip_path: Path) -> Manifest:
         On a missing or invalid manifest, a missing artifact, a sha256 mismatch or a
         file the manifest does not list.
     """
-    manifest_member = LAYER_PREFIX + MANIFEST_NAME
+    manifest_member = prefix + MANIFEST_NAME
     try:
         with zipfile.ZipFile(zip_path) as zf:
             names = set(zf.namelist())
@@ -46,7 +48,7 @@ def verify_model_zip(zip_path: Path) -> Manifest:
             except (ManifestError, json.JSONDecodeError) as exc:
                 raise ReleaseError(f"{zip_path}: {exc}") from None
             for file, sha256 in listed_files(manifest):  # the artifacts and the golden predictions
-                member = LAYER_PREFIX + file
+                member = prefix + file
                 if member not in names:
                     raise ReleaseError(f"{zip_path}: the manifest lists {file}, which is not in the zip")
                 actual = sha256_bytes(zf.read(member))
@@ -55,7 +57,7 @@ def verify_model_zip(zip_path: Path) -> Manifest:
                         f"{zip_path}: {file} has sha256 {actual} but the manifest says {sha256}; "
                         "refusing to publish an artifact nobody verified. Rebuild with `make model-layer`"
                     )
-            listed = {manifest_member} | {LAYER_PREFIX + file for file, _ in listed_files(manifest)}
+            listed = {manifest_member} | {prefix + file for file, _ in listed_files(manifest)}
             extra = sorted(name for name in names - listed if not name.endswith("/"))
             if extra:
                 raise ReleaseError(

@@ -48,6 +48,7 @@ __all__ = [
     "publish_deps_layer",
     "publish_layer",
     "publish_model_layer",
+    "publish_or_reuse",
 ]
 
 
@@ -172,6 +173,14 @@ def _publish_once(
         clients=clients,
     )
     return PublishResult(response["LayerVersionArn"])
+
+
+def publish_or_reuse(
+    settings: Settings, zip_path: Path, layer_name: str, description: str, clients: Clients
+) -> PublishResult:
+    """Publish ``zip_path`` as a version of ``layer_name`` for the function's runtime and architecture,
+    unless a version with exactly this description (which holds the zip's sha256) exists: then that one."""
+    return _publish_once(settings, zip_path, layer_name, description, clients)
 
 
 def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *, clients: Clients) -> PublishResult:

@@ -8,7 +8,7 @@ the spelling of an ARN differs, supplied by a :class:`ResourceArns`.
 
 The grants: write to the function's own log group; read the configured Kinesis / DynamoDB
 streams; send to the on-failure destinations (SQS queue, SNS topic, S3 bucket); write to the
-``RESULTS_*`` / ``QUARANTINE_*`` destinations in ``[function.environment]``. No wildcard
+``RESULTS_*`` / ``SHADOW_RESULTS_*`` / ``QUARANTINE_*`` destinations in ``[function.environment]``. No wildcard
 actions, no ``Resource: "*"``; the only trailing ``*`` is on S3 objects under a named prefix
 and on the log group's log streams.
 """
@@ -136,6 +136,15 @@ def _sink_statements(env: dict[str, str], arns: ResourceArns) -> list[dict[str, 
     if env.get("RESULTS_BUCKET"):
         objects = arns.s3_objects(env["RESULTS_BUCKET"], env.get("RESULTS_PREFIX", "predictions/"))
         out.append(statement("WriteResultsBucket", ["s3:PutObject"], [objects]))
+    if env.get("SHADOW_RESULTS_TABLE"):  # a candidate model's results in shadow (inference.shadow)
+        table = arns.in_account("dynamodb", f"table/{env['SHADOW_RESULTS_TABLE']}")
+        out.append(statement("WriteShadowResultsTable", ["dynamodb:BatchWriteItem"], [table]))
+    if env.get("SHADOW_RESULTS_STREAM"):
+        stream = arns.in_account("kinesis", f"stream/{env['SHADOW_RESULTS_STREAM']}")
+        out.append(statement("WriteShadowResultsStream", ["kinesis:PutRecords"], [stream]))
+    if env.get("SHADOW_RESULTS_BUCKET"):
+        objects = arns.s3_objects(env["SHADOW_RESULTS_BUCKET"], env.get("SHADOW_RESULTS_PREFIX", "shadow/"))
+        out.append(statement("WriteShadowResultsBucket", ["s3:PutObject"], [objects]))
     if env.get("QUARANTINE_QUEUE_URL"):
         queue = arns.queue(QueueUrl.parse(env["QUARANTINE_QUEUE_URL"]))
         out.append(statement("SendToQuarantineQueue", ["sqs:SendMessage"], [queue]))

@@ -106,6 +106,8 @@ def finish_command(action: str, target: str) -> str:
         return f"`make relink LAYER_ARN={target}`"
     if action == "publish-model-layer":
         return f"`make publish-model-layer` with the same model (layer zip {target})"
+    if action == "shadow":
+        return f"`make publish-model-layer STRATEGY=shadow` with the same candidate (layer zip {target})"
     return f"`make {action}`"
 
 

@@ -67,6 +67,15 @@ def model_zip(tmp: Path, version: str) -> Path:
     return fake_model_zip(tmp / f"model-{version}.zip", version, artifacts=("classifier",))
 
 
+def candidate_zip(tmp: Path, version: str) -> Path:
+    """``model_zip(tmp, version)`` with its files under ``candidate/``: a shadow rollout's candidate layer."""
+    import zipfile
+
+    with zipfile.ZipFile(model_zip(tmp, version)) as zf:
+        files = {"candidate/" + name.removeprefix("model/"): zf.read(name) for name in zf.namelist()}
+    return write_zip(tmp / f"candidate-{version}.zip", files)
+
+
 def function_zip(tmp: Path, code: str) -> Path:
     return write_zip(
         tmp / f"function-{code}.zip",
@@ -300,6 +309,14 @@ COMMANDS = {
             lambda w: ["publish-model-layer", "--zip", str(model_zip(w.tmp, "3.0.0"))],
             other=_plain_deploy,
         ),
+        Command(
+            "shadow",
+            lambda w: (
+                ["publish-model-layer", "--strategy", "shadow", "--zip", str(model_zip(w.tmp, "3.0.0"))]
+                + ["--candidate-zip", str(candidate_zip(w.tmp, "3.0.0"))]
+            ),
+            other=_plain_deploy,
+        ),
         Command("relink", lambda w: ["relink", "--layer-arn", w.layers["model:1"]], other=_plain_deploy),
         Command("rollback", lambda w: ["rollback"], other=_plain_deploy),
         Command(
@@ -516,6 +533,9 @@ def test_a_fault_at_any_call_leaves_the_alias_alone_and_the_rerun_finishes(env, 
         assert layer_shas("deps-layer").count(sha256_file(deps_zip(world.tmp, "two"))) == 1
     if name == "publish-model-layer":
         assert layer_shas("model-layer").count(sha256_file(model_zip(world.tmp, "3.0.0"))) == 1
+    if name == "shadow":
+        assert layer_shas("model-layer").count(sha256_file(model_zip(world.tmp, "3.0.0"))) == 1
+        assert layer_shas("model-layer-candidate").count(sha256_file(candidate_zip(world.tmp, "3.0.0"))) == 1
 
 
 def test_abort_after_a_lost_answer(env, fault_case):

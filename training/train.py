@@ -4,7 +4,9 @@ Three joblib files, as in the classic Kinesis + Layers setup (two preprocessors 
 classifier), plus ``manifest.json`` with held-out metrics, written to ``build/model``.
 ``notebooks/train_model.ipynb`` calls :func:`train` too.
 
-Usage: ``python -m training.train [--out build/model] [--version 1.0.0]``
+Usage: ``python -m training.train [--out build/model] [--version 1.0.0] [--seed 0] [--c 4.0]``;
+another seed (the train/test split) or regularisation ``C`` trains a candidate for a shadow
+rollout (``make demo STRATEGY=shadow``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ TEXT_FIELD = "text"
 PIPELINE = ("vectorizer.joblib", "tfidf.joblib", "classifier.joblib")
 
 
-def fit_pipeline(texts: list[str], labels: list[str], seed: int = 0) -> tuple[Any, Any, Any, dict[str, Any]]:
+def fit_pipeline(
+    texts: list[str], labels: list[str], seed: int = 0, c: float = 4.0
+) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Fit the three steps on a stratified 80/20 split; return them and held-out metrics."""
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
     from sklearn.linear_model import LogisticRegression
@@ -38,7 +42,7 @@ def fit_pipeline(texts: list[str], labels: list[str], seed: int = 0) -> tuple[An
     )
     vectorizer = CountVectorizer(ngram_range=(1, 2), min_df=2, strip_accents="unicode")
     tfidf = TfidfTransformer(sublinear_tf=True)
-    classifier = LogisticRegression(C=4.0, max_iter=2000)
+    classifier = LogisticRegression(C=c, max_iter=2000)
     classifier.fit(tfidf.fit_transform(vectorizer.fit_transform(x_train)), y_train)
     predicted = classifier.predict(tfidf.transform(vectorizer.transform(x_test)))
     # Reproducible bytes (the same data gives the same sha256): drop stop_words_, a set of
@@ -61,13 +65,16 @@ def fit_pipeline(texts: list[str], labels: list[str], seed: int = 0) -> tuple[An
     return vectorizer, tfidf, classifier, metrics
 
 
-def train(out: Path = DEFAULT_OUT, version: str = "1.0.0") -> Manifest:
-    """Train, save the three artifacts and the manifest into ``out``; return the manifest."""
+def train(out: Path = DEFAULT_OUT, version: str = "1.0.0", seed: int = 0, c: float = 4.0) -> Manifest:
+    """Train, save the three artifacts and the manifest into ``out``; return the manifest.
+
+    ``seed`` chooses the held-out split, ``c`` the classifier's inverse regularisation.
+    """
     import joblib
 
     started = time.perf_counter()
     texts, labels = load_reviews()
-    vectorizer, tfidf, classifier, metrics = fit_pipeline(texts, labels)
+    vectorizer, tfidf, classifier, metrics = fit_pipeline(texts, labels, seed, c)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     out.mkdir(parents=True, exist_ok=True)
     for obj, file in zip((vectorizer, tfidf, classifier), PIPELINE):
@@ -83,8 +90,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the reference text classifier.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--version", default="1.0.0")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split (0)")
+    parser.add_argument("--c", type=float, default=4.0, help="LogisticRegression's C (4.0)")
     args = parser.parse_args(argv)
-    manifest = train(args.out, args.version)
+    manifest = train(args.out, args.version, args.seed, args.c)
     m = manifest["metrics"]
     print(
         f"trained {manifest['name']} {manifest['version']} on {m['n_train']:,} reviews: held-out accuracy "

@@ -17,10 +17,14 @@ Environment variables (all optional but ``MODEL_DIR`` has a default):
 ``PAYLOAD_COMPRESSION``     ``auto`` (default, gunzip data starting ``1f 8b``) or ``none``
 ``RESULT_KEYS``             what of its record each result carries as ``key``: ``keys``, ``partition_key``,
                             ``field:NAME``, comma-separated (:mod:`inference.result_keys`)
+``CANDIDATE_MODEL_DIR``     a candidate model in shadow (default ``/opt/candidate``, used if it exists)
+``SHADOW_RESULTS_TABLE``    the candidate's results: DynamoDB table (or ``_STREAM``, ``_BUCKET``)
 ==========================  ===========================================================
 
 At most one ``RESULTS_*`` destination and one ``QUARANTINE_*`` destination may be set.
-With no results destination the predictions are returned in the response.
+With no results destination the predictions are returned in the response. A candidate model
+never changes them (:mod:`inference.shadow`: ``SHADOW_RESULTS_STREAM``, ``SHADOW_RESULTS_BUCKET``,
+``SHADOW_RESULTS_PREFIX``, ``SHADOW_MIN_REMAINING_MS``).
 ``PAYLOAD_MAX_DECOMPRESSED_BYTES`` caps one payload's decompressed size (default 1048576,
 :mod:`inference.payload`).
 """
@@ -39,6 +43,7 @@ from .model import LoadedModel, load_model
 from .payload import PayloadOptions, options_from_env
 from .quarantine import LogQuarantine, Quarantine, S3Quarantine, SQSQuarantine
 from .result_keys import ResultKeys, result_keys_from_env
+from .shadow import Shadow, load_shadow, shadow_documents
 from .sinks import DynamoDBSink, KinesisSink, ResponseSink, ResultSink, S3Sink
 from .telemetry import emf_document, emit_metrics, setup_logging
 
@@ -89,6 +94,8 @@ class App:
     logger: logging.Logger
     payload: PayloadOptions = PayloadOptions()
     result_keys: ResultKeys = ResultKeys()
+    #: The candidate model in shadow, when one is attached (:mod:`inference.shadow`).
+    shadow: Shadow | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> App:
@@ -107,12 +114,14 @@ class App:
             raise ConfigError(str(exc)) from None
         model = load_model(env.get("MODEL_DIR", DEFAULT_MODEL_DIR), env.get("MODEL_S3_URI") or None)
         logger.info("model loaded", extra={"model_name": model.name, "model_version": model.version})
-        return cls(model, env, sink, quarantine, logger, payload, result_keys)
+        return cls(model, env, sink, quarantine, logger, payload, result_keys, load_shadow(env, model))
 
     def handle(self, event: Any, context: Any = None) -> StreamResponse:
         """Score one stream event; log a summary and emit metrics."""
         sink = ResponseSink() if isinstance(self.sink, ResponseSink) else self.sink
-        response, report = process_batch(event, self.model, sink, self.quarantine, self.payload, self.result_keys)
+        response, report = process_batch(
+            event, self.model, sink, self.quarantine, self.payload, self.result_keys, self.shadow, context
+        )
         request_id = getattr(context, "aws_request_id", None)
         counts = report.counts()
         self.logger.info(
@@ -124,12 +133,13 @@ class App:
                 "request_id": request_id,
             },
         )
+        namespace = self.env.get("METRICS_NAMESPACE", "StreamInference")
+        service = self.env.get("AWS_LAMBDA_FUNCTION_NAME", "local")
+        properties = {"model_name": self.model.name, "model_version": self.model.version, "request_id": request_id}
         emit_metrics(
-            emf_document(
-                self.env.get("METRICS_NAMESPACE", "StreamInference"),
-                self.env.get("AWS_LAMBDA_FUNCTION_NAME", "local"),
-                {**counts, "PredictMilliseconds": round(report.predict_ms, 3)},
-                {"model_name": self.model.name, "model_version": self.model.version, "request_id": request_id},
-            )
+            emf_document(namespace, service, {**counts, "PredictMilliseconds": round(report.predict_ms, 3)}, properties)
         )
+        if report.shadow is not None:
+            for document in shadow_documents(report.shadow, namespace, service, properties):
+                emit_metrics(document)
         return response

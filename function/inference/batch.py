@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .decode import DecodedRecord, decode_records, source_record
 from .events import BatchItemFailure, StreamResponse, classify_event
@@ -55,6 +55,9 @@ from .payload import PayloadOptions
 from .quarantine import Quarantine, QuarantineItem
 from .result_keys import ResultKeys, record_key
 from .sinks import ResponseSink, ResultItem, ResultSink
+
+if TYPE_CHECKING:  # for the annotations only
+    from .shadow import Shadow, ShadowReport
 
 logger = logging.getLogger("inference")
 
@@ -77,6 +80,8 @@ class BatchReport:
     failures: list[BatchItemFailure] = field(default_factory=list)
     predict_ms: float = 0.0
     predict_calls: int = 0
+    #: What the candidate did, when one is in shadow (:mod:`inference.shadow`).
+    shadow: ShadowReport | None = None
 
     def counts(self) -> dict[str, int]:
         return {
@@ -149,6 +154,8 @@ def process_batch(
     quarantine: Quarantine,
     payload: PayloadOptions | None = None,
     result_keys: ResultKeys | None = None,
+    shadow: Shadow | None = None,
+    context: Any = None,
 ) -> tuple[StreamResponse, BatchReport]:
     """Score one Lambda stream event.
 
@@ -166,6 +173,12 @@ def process_batch(
         How Kinesis payloads are read (gzip); default ``PAYLOAD_COMPRESSION=auto``.
     result_keys : ResultKeys, optional
         What of its record each result carries as ``key`` (``RESULT_KEYS``); default nothing.
+    shadow : Shadow, optional
+        A candidate model: once the live results are written, it scores the same inputs
+        of the records predicted (:mod:`inference.shadow`); nothing it does changes the
+        response or the report's accounting.
+    context : Lambda context, optional
+        Bounds the shadow's time.
 
     Returns
     -------
@@ -255,6 +268,12 @@ def process_batch(
             "record quarantined",
             extra={"record_id": d.record_id, "sequence_number": d.sequence_number, "reason": d.reason},
         )
+    if shadow is not None:
+        written = [r for r in results if r.index < cutoff]
+        try:
+            report.shadow = shadow.run(written, [decoded[r.index].value for r in written], report.predict_ms, context)
+        except Exception:  # Shadow.run never raises; this keeps the live batch safe from a bug in it
+            logger.exception("shadow failed")
     response: StreamResponse = {"batchItemFailures": report.failures}
     if isinstance(sink, ResponseSink):
         response["predictions"] = sink.predictions

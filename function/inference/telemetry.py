@@ -56,10 +56,30 @@ METRICS = {
     "RecordsQuarantined": "Count",
     "RecordsRetried": "Count",
     "PredictMilliseconds": "Milliseconds",
+    # A candidate model in shadow (inference.shadow):
+    "ShadowRecords": "Count",
+    "ShadowAgreed": "Count",
+    "ShadowAgreement": "Percent",
+    "ShadowMeanAbsDiff": "None",
+    "ShadowPredictMilliseconds": "Milliseconds",
+    "ShadowLoadErrors": "Count",
+    "ShadowPredictErrors": "Count",
+    "ShadowWriteErrors": "Count",
+    "ShadowSkipped": "Count",
+    "ShadowLiveScore": "None",
+    "ShadowCandidateScore": "None",
+    "ShadowLiveLabelRecords": "Count",
+    "ShadowCandidateLabelRecords": "Count",
 }
 
 
-def emf_document(namespace: str, service: str, values: dict[str, float], properties: dict[str, Any]) -> dict[str, Any]:
+def emf_document(
+    namespace: str,
+    service: str,
+    values: dict[str, float] | dict[str, float | list[float]],
+    properties: dict[str, Any],
+    dimensions: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """An EMF log document: CloudWatch extracts ``values`` as metrics (dimension Service).
 
     Parameters
@@ -69,22 +89,26 @@ def emf_document(namespace: str, service: str, values: dict[str, float], propert
     service : str
         Value of the single ``Service`` dimension.
     values : dict
-        Metric name -> value; names must be keys of :data:`METRICS`.
+        Metric name -> value (or a list of up to 100 values); names must be keys of :data:`METRICS`.
     properties : dict
         Extra searchable fields (model name and version, request id).
+    dimensions : dict, optional
+        Further dimensions beside ``Service`` (one dimension set of them all).
     """
+    extra = dimensions or {}
     return {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
                     "Namespace": namespace,
-                    "Dimensions": [["Service"]],
+                    "Dimensions": [["Service", *extra]],
                     "Metrics": [{"Name": name, "Unit": METRICS[name]} for name in values],
                 }
             ],
         },
         "Service": service,
+        **extra,
         **properties,
         **values,
     }

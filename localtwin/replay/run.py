@@ -17,6 +17,10 @@ One run (:func:`run_replay`):
    ``deploy.toml`` entry for the source type) until every record is handled;
 5. accounts for every record and exports the results table to CSV.
 
+With ``candidate_zip`` (a candidate model layer, files under ``candidate/``), the function runs
+with it as a third layer and ``SHADOW_RESULTS_TABLE`` naming a table of its own, exported to
+``shadow.csv`` beside ``results.csv`` (:mod:`inference.shadow`; ``make demo STRATEGY=shadow``).
+
 With ``faults``, the function's workers reach the endpoint through the fault proxy
 (:class:`localtwin.faults.SinkFaults`); the mapping and the checks go to it directly.
 
@@ -66,6 +70,8 @@ SOURCE_NAME = "reviews"
 QUEUE_NAME = "stream-inference-failures"
 QUARANTINE_QUEUE_NAME = "stream-inference-quarantine"
 DEFAULT_RESULTS_TABLE = "stream-inference-results"
+#: The candidate's results table, with ``candidate_zip``.
+DEFAULT_SHADOW_TABLE = "stream-inference-shadow-results"
 #: The S3 bucket the results table is exported to at the end (on the local endpoint).
 EXPORT_BUCKET = "stream-inference-results-export"
 
@@ -109,6 +115,8 @@ class ReplayOptions:
     fast_moto : bool
         Run the endpoint with :mod:`localtwin.moto_speedups` (moto's slow paths replaced in
         its process, same answers); stock moto otherwise.
+    candidate_zip : Path, optional
+        A candidate model layer in shadow, attached after ``layer_zips`` (module docstring).
     """
 
     records: int = 50_000
@@ -127,6 +135,7 @@ class ReplayOptions:
     quarantine_queue: bool = False
     faults: FaultPlan | None = None
     fast_moto: bool = False
+    candidate_zip: Path | None = None
 
 
 @dataclass
@@ -169,6 +178,8 @@ class ReplayResult:
     quarantine_messages: list[dict[str, Any]] = field(default_factory=list)
     #: What was injected, with ``faults``.
     faults: FaultCounts | None = None
+    #: The candidate's results table exported (``shadow.csv``), with ``candidate_zip``.
+    shadow_csv_path: Path | None = None
 
     @property
     def lost(self) -> int:
@@ -221,6 +232,10 @@ def run_replay(
         aws = stack.enter_context(EmbeddedAWS(fast_moto=options.fast_moto))
         aws.create_table(results_table, key="record_id")
         queue_url, queue_arn = aws.create_queue(QUEUE_NAME + suffix)
+        shadow_env: dict[str, str] = {}
+        if options.candidate_zip is not None:
+            shadow_env = {"SHADOW_RESULTS_TABLE": DEFAULT_SHADOW_TABLE + suffix}
+            aws.create_table(shadow_env["SHADOW_RESULTS_TABLE"], key="record_id")
         quarantine_env: dict[str, str] = {}
         if options.quarantine_queue:
             quarantine_url, _ = aws.create_queue(QUARANTINE_QUEUE_NAME + suffix)
@@ -255,12 +270,13 @@ def run_replay(
         )
         with LocalLambda(
             options.function_zip,
-            list(options.layer_zips),
+            [*options.layer_zips, *([options.candidate_zip] if options.candidate_zip is not None else [])],
             environment={
                 **function.environment,
                 **aws.environment(),
                 **({"AWS_ENDPOINT_URL": faults.url} if faults is not None else {}),
                 "RESULTS_TABLE": results_table,
+                **shadow_env,
                 **quarantine_env,
             },
             memory_mb=function.memory_mb,
@@ -294,6 +310,11 @@ def run_replay(
         items = export_results(aws, results_table, EXPORT_BUCKET + suffix)
         export_csv(items, csv_path)
         export_s = time.perf_counter() - started
+        shadow_csv_path = None
+        if shadow_env:
+            shadow_csv_path = out / "shadow.csv"
+            shadow_items = export_results(aws, shadow_env["SHADOW_RESULTS_TABLE"], EXPORT_BUCKET + suffix + "-shadow")
+            export_csv(shadow_items, shadow_csv_path)
         on_failure_messages = len(aws.receive_all(queue_url))
 
     tally = tally_logs(stats)
@@ -329,4 +350,5 @@ def run_replay(
         shard_ends=shard_ends,
         quarantine_messages=quarantine_messages,
         faults=faults.counts if faults is not None else None,
+        shadow_csv_path=shadow_csv_path,
     )

@@ -20,6 +20,8 @@ class FunctionTally:
     metrics: Counter[str] = field(default_factory=Counter)
     quarantined: dict[str, str] = field(default_factory=dict)  # record id -> reason
     predict_s: float = 0.0
+    #: The candidate's EMF counts in shadow (``ShadowRecords``, ``ShadowPredictErrors``, ...), summed.
+    shadow: Counter[str] = field(default_factory=Counter)
 
 
 def tally_logs(stats: MappingStats) -> FunctionTally:
@@ -42,6 +44,10 @@ def tally_logs(stats: MappingStats) -> FunctionTally:
             if "_aws" in doc:
                 for name in ("RecordsIn", "RecordsPredicted", "RecordsSkipped", "RecordsQuarantined", "RecordsRetried"):
                     tally.metrics[name] += int(doc.get(name, 0))
+                if "Label" not in doc:  # the per-label documents repeat the counts by label
+                    for name in ("ShadowRecords", "ShadowAgreed", "ShadowLoadErrors", "ShadowPredictErrors",
+                                 "ShadowWriteErrors", "ShadowSkipped"):  # fmt: skip
+                        tally.shadow[name] += int(doc.get(name, 0))
             elif doc.get("message") == "record quarantined":
                 tally.quarantined[doc["record_id"]] = str(doc.get("reason", ""))
             elif doc.get("message") == "batch scored":

@@ -49,7 +49,7 @@ class LocalLambda:
         The function's own environment variables (and, standing in for the execution
         role, AWS credentials; ``AWS_REGION`` picks the region, default us-east-1).
         Values under ``/opt`` or ``/var/task`` are mapped into the extracted trees;
-        ``MODEL_DIR`` defaults to the extracted ``opt/model``.
+        ``MODEL_DIR`` defaults to the extracted ``opt/model``, ``CANDIDATE_MODEL_DIR`` to ``opt/candidate``.
     memory_mb : int
         Memory size: the ``Max Memory Used`` limit and ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``.
     timeout_s : float
@@ -105,6 +105,7 @@ class LocalLambda:
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         env.update({"AWS_REGION": region, "AWS_DEFAULT_REGION": region})
         env.setdefault("MODEL_DIR", str(self.opt / "model"))
+        env.setdefault("CANDIDATE_MODEL_DIR", str(self.opt / "candidate"))  # a candidate layer in shadow, if any
         self._spec = FunctionSpec(
             task=self.task_root,
             opt=self.opt,
