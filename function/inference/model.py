@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .features import model_input
 from .manifest import Manifest, ManifestError, Task, manifest_task, read_manifest, sha256_bytes
 
 #: Every float a model returns must be below this in magnitude: DynamoDB stores numbers
@@ -153,7 +154,8 @@ class LoadedModel:
         Parameters
         ----------
         inputs : sequence
-            Texts (text models) or rows of floats in manifest feature order (tabular).
+            Texts (text models) or rows of values in manifest feature order (tabular), given to the
+            model as one array or DataFrame (:func:`inference.features.model_input`).
 
         Returns
         -------
@@ -167,10 +169,9 @@ class LoadedModel:
             and whatever the estimator raises.
         """
         features: Any = inputs
-        if self.manifest["input"]["kind"] == "tabular":
-            import numpy as np
-
-            features = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+        contract = self.manifest["input"]
+        if contract["kind"] == "tabular":
+            features = model_input(contract, inputs)
         for step in self.preprocessors:
             features = step.transform(features)
         estimator, task = self.estimator, self.task
