@@ -271,7 +271,9 @@ def build_manifest(
     steps[-1]["role"] = "classifier" if task == "classifier" else "estimator"
     try:  # a tabular contract: typed features, a DataFrame model's columns (layers.input_contract)
         contract = (
-            {"kind": "text", "field": text_field} if text_field is not None else tabular_contract(features, objects[0], sample)
+            {"kind": "text", "field": text_field}
+            if text_field is not None
+            else tabular_contract(features, objects[0], sample)
         )
     except ContractError as exc:
         if features is None:
