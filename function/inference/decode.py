@@ -122,6 +122,8 @@ def extract_input(doc: Any, contract: TextInput | TabularInput, subject: str = "
             return None, f"missing feature {name!r}"
         raw = doc[name]
         if isinstance(raw, bool) or not isinstance(raw, (int, float, Decimal)):
+            if raw is None and "types" in contract:
+                return None, _refused_null(name)
             return None, f"feature {name!r} is {type(raw).__name__}, expected a number"
         try:
             number = float(raw)
@@ -153,6 +155,10 @@ def _plan(contract: TabularInput) -> _Plan | None:
     return entry[1]
 
 
+def _refused_null(name: str) -> str:
+    return f"feature {name!r} is null, and the model does not accept missing values"
+
+
 def _typed_row(doc: dict[str, Any], plan: _Plan) -> tuple[list[Any] | None, str]:
     """A typed contract's row: a float per ``number``, a ``str`` per ``string``, a ``bool`` per ``bool``;
     a missing value (``null`` or absent) as NaN (``number``) or ``None`` (the others), only where the
@@ -162,8 +168,7 @@ def _typed_row(doc: dict[str, Any], plan: _Plan) -> tuple[list[Any] | None, str]
         raw = doc.get(name)
         if raw is None:
             if not nullable:
-                what = "is null" if name in doc else "is missing"
-                return None, f"feature {name!r} {what}, and the model does not accept missing values"
+                return None, _refused_null(name) if name in doc else f"missing feature {name!r}"
             row.append(math.nan if kind == "number" else None)
         elif kind == "number":
             if isinstance(raw, bool) or not isinstance(raw, (int, float, Decimal)):

@@ -12,8 +12,9 @@ What the model is given depends on the input contract (:class:`inference.manifes
   or ``string`` column holding a missing value keeps it as missing: ``bool`` columns
   with one become ``object`` (a numpy bool can't be missing), a ``str`` column's is NaN.
 
-pandas is imported here, on the first DataFrame batch, and nowhere else in the function: a
-function serving any other contract never loads it.
+pandas is imported here only, by :func:`require_libraries` when a DataFrame model is loaded
+(so not on the first batch): the function serving any other contract never imports it
+itself. (scikit-learn does, from ``sklearn.utils.fixes``, whenever pandas is installed.)
 """
 
 from __future__ import annotations
@@ -50,6 +51,26 @@ def model_input(contract: TabularInput, rows: Sequence[Sequence[Any]]) -> Any:
     for i, row in enumerate(rows):
         table[i] = row
     return table
+
+
+def require_libraries(contract: TabularInput) -> str:
+    """Import what the model input of ``contract`` needs (pandas, for a DataFrame model).
+
+    Returns
+    -------
+    str
+        Empty when it is there; otherwise what is missing and how to fix it.
+    """
+    if "dataframe" not in contract:
+        return ""
+    try:
+        import pandas  # noqa: F401  # imported once, at load: every batch then finds it loaded
+    except ImportError:
+        return (
+            "the model was fitted on a pandas DataFrame (its manifest's input.dataframe) and is served one, but "
+            "pandas is not installed: attach a dependencies layer that has pandas"
+        )
+    return ""
 
 
 def _frame(contract: TabularInput, rows: Sequence[Sequence[Any]]) -> Any:

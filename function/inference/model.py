@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .features import model_input
+from .features import model_input, require_libraries
 from .manifest import Manifest, ManifestError, Task, manifest_task, read_manifest, sha256_bytes
 
 #: Every float a model returns must be below this in magnitude: DynamoDB stores numbers
@@ -286,6 +286,9 @@ def load_model(model_dir: Path | str) -> LoadedModel:
                 ) from None
     estimator = objects[-1]
     check_estimator_fits(manifest, estimator)
+    missing = require_libraries(manifest["input"]) if manifest["input"]["kind"] == "tabular" else ""
+    if missing:
+        raise ModelLoadError(missing)
     return LoadedModel(manifest, tuple(objects[:-1]), estimator)
 
 
