@@ -20,11 +20,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from inference.app import App
 from inference.batch import process_batch
 from inference.http import handle_http
 from inference.manifest import MANIFEST_NAME
 from inference.model import LoadedModel, load_model
+from openapi_schema_validator import OAS31Validator
 from sklearn import datasets
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -305,6 +307,11 @@ def test_http_takes_the_same_typed_instances(dataframe_model, table) -> None:
     problems = json.loads(refused["body"])["error"]["problems"]
     assert [(p["instance"], p["field"]) for p in problems] == [(0, "member"), (1, "size")]
     assert problems[0]["message"] == "feature 'member' is str, expected true or false"
+    described = handle_http(function_url_event(None, method="GET", path="models/typed-frame/metadata"), app_model)
+    spec = yaml.safe_load((ROOT / "api" / "openapi.yaml").read_text())
+    validator = OAS31Validator({"$ref": "#/components/schemas/ModelMetadata", "components": spec["components"]})
+    metadata = json.loads(described["body"])
+    assert metadata["input"] == dataframe_model[2]["input"] and not list(validator.iter_errors(metadata))
 
 
 def test_a_dynamodb_image_with_a_typed_attribute_for_every_feature_type(object_array_model, table) -> None:
