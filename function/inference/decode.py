@@ -113,7 +113,8 @@ def extract_input(doc: Any, contract: TextInput | TabularInput, subject: str = "
         if not isinstance(text, str):
             return None, f"field {field!r} is {type(text).__name__}, expected a string"
         return text, ""
-    plan = _plan(contract)
+    entry = _plans.get(id(contract))  # _plan(contract), without the call on the hot path
+    plan = entry[1] if entry is not None and entry[0] is contract else _plan(contract)
     if plan is not None:
         return _typed_row(doc, plan)
     row = []
