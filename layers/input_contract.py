@@ -18,6 +18,7 @@ otherwise); the features it scores without raising are the contract's ``accepts_
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from typing import Any
 
@@ -48,7 +49,7 @@ def parse_features(items: list[str]) -> tuple[list[str], list[FeatureType]]:
         if kind not in FEATURE_TYPES:
             raise ContractError(f"--features {item!r}: the type must be one of {', '.join(FEATURE_TYPES)}")
         names.append(name.strip())
-        types.append(kind)  # type: ignore[arg-type]  # checked against FEATURE_TYPES above
+        types.append(kind)  # checked against FEATURE_TYPES above
     return names, types
 
 
@@ -92,8 +93,7 @@ def _type_of(value: Any) -> FeatureType:
 
 def string_dtype() -> str:
     """The dtype this pandas gives a column of Python strings (``str`` in pandas 3, ``object`` before)."""
-    import pandas as pd
-
+    pd = importlib.import_module("pandas")  # untyped here, without stubs
     return str(pd.Series(["a"]).dtype)
 
 
@@ -147,9 +147,9 @@ def probe_missing(
     list of str
         The feature names, in feature order (none without a row).
     """
-    if row is None:
-        return []
     contract = manifest["input"]
+    if row is None or contract["kind"] != "tabular":
+        return []
     model = LoadedModel(manifest, preprocessors, estimator)
     accepted = []
     for j, (name, kind) in enumerate(zip(contract["features"], feature_types(contract))):

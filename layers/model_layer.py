@@ -269,6 +269,7 @@ def build_manifest(
         _check_fitted(file, obj)
     task = check_estimator(pipeline[-1], estimator, class_probabilities)
     steps[-1]["role"] = "classifier" if task == "classifier" else "estimator"
+    contract: Any  # a TextInput or TabularInput, completed below
     try:  # a tabular contract: typed features, a DataFrame model's columns (layers.input_contract)
         contract = (
             {"kind": "text", "field": text_field}

@@ -19,6 +19,7 @@ itself. (scikit-learn does, from ``sklearn.utils.fixes``, whenever pandas is ins
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,7 +65,7 @@ def require_libraries(contract: TabularInput) -> str:
     if "dataframe" not in contract:
         return ""
     try:
-        import pandas  # noqa: F401  # imported once, at load: every batch then finds it loaded
+        importlib.import_module("pandas")  # imported once, at load: every batch then finds it loaded
     except ImportError:
         return (
             "the model was fitted on a pandas DataFrame (its manifest's input.dataframe) and is served one, but "
@@ -76,8 +77,8 @@ def require_libraries(contract: TabularInput) -> str:
 def _frame(contract: TabularInput, rows: Sequence[Sequence[Any]]) -> Any:
     """One DataFrame of ``rows``: columns built one by one, each cast to its recorded dtype."""
     import numpy as np
-    import pandas as pd
 
+    pd = importlib.import_module("pandas")  # loaded already (require_libraries); untyped here, without stubs
     features = contract["features"]
     types = contract.get("types") or ["number"] * len(features)
     columns: dict[str, Any] = {}

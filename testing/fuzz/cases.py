@@ -691,7 +691,7 @@ def _typed_attribute(value: Any) -> dict[str, Any]:
 
 #: Per feature of the typed model, values of the wrong type (a JSON value, a DynamoDB attribute):
 #: every one makes the record poison.
-_WRONG_TYPED = {
+_WRONG_TYPED: dict[str, tuple[list[Any], list[dict[str, Any]]]] = {
     "color": (
         [5, 1.5, True, ["red"], {"c": "red"}],
         [{"N": "5"}, {"BOOL": True}, {"L": [{"S": "red"}]}, {"SS": ["a"]}],
