@@ -59,7 +59,8 @@ $(REFERENCE_MODEL): training/train.py training/dataset.py Pipfile | $(STAMP)
 train: $(STAMP) ## Train the reference model into build/model (MODEL_VERSION=1.0.0)
 	$(PY) -m training.train --out build/model --version $(MODEL_VERSION)
 
-# A folder without manifest.json needs NAME, VERSION, PIPELINE and TEXT_FIELD or FEATURES
+# A folder without manifest.json needs NAME, VERSION, PIPELINE and TEXT_FIELD or FEATURES (name[:number|string|bool],...;
+# optional for a model fitted on a pandas DataFrame)
 # (optional: CLASS_PROBABILITIES=1, SAMPLE=records.jsonl for the golden predictions, CODE=a,b for
 # modules of the folder to ship besides those the pickles need, which ship by themselves).
 MODEL_LAYER_OPTS = $(if $(NAME),--name "$(NAME)") $(if $(VERSION),--version "$(VERSION)") \

@@ -12,7 +12,8 @@ that changed.
 
 The sample is the records given with ``--sample FILE`` (a JSON list of record payloads,
 or JSON Lines; the first :data:`GOLDEN_MAX` are kept), else synthetic ones: for a text
-model :data:`SYNTHETIC_TEXTS`, for a tabular model rows of all 0, all 1 and all -1.
+model :data:`SYNTHETIC_TEXTS`, for a tabular model rows of all 0, all 1 and all -1 (``false``,
+``true``, ``false`` for a ``bool`` feature, ``""`` for a ``string`` one).
 
 ``golden.json``::
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.decode import extract_input
-from inference.manifest import Manifest
+from inference.manifest import Manifest, feature_types
 from inference.model import LoadedModel
 
 GOLDEN_NAME = "golden.json"
@@ -73,7 +74,10 @@ def synthetic_sample(manifest: Manifest) -> list[dict[str, Any]]:
     contract = manifest["input"]
     if contract["kind"] == "text":
         return [{contract["field"]: text} for text in SYNTHETIC_TEXTS]
-    return [dict.fromkeys(contract["features"], value) for value in (0.0, 1.0, -1.0)]
+    # A string feature gets "" (an encoder that refuses unknown categories needs --sample).
+    by_type = {"number": (0.0, 1.0, -1.0), "bool": (False, True, False), "string": ("", "", "")}
+    types = feature_types(contract)
+    return [{name: by_type[kind][n] for name, kind in zip(contract["features"], types)} for n in range(3)]
 
 
 def golden_document(

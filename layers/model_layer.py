@@ -11,6 +11,8 @@ Usage::
     python -m layers.model_layer --src build/candidate --layer-dir candidate --out build/layers/candidate-layer.zip
     python -m layers.model_layer --src my_model --name churn --version 3 \\
         --pipeline scaler.joblib,classifier.joblib --features age,tenure,spend [--class-probabilities]
+    python -m layers.model_layer --src churn --name churn --version 3 \\
+        --pipeline model.joblib --features country:string,age,tenure,active:bool
 
 A folder that has ``manifest.json`` is checked against it (every file present, every
 sha256 equal). A folder without one gets a manifest built from the options; a missing
@@ -71,6 +73,14 @@ from layers.golden import (
     read_sample,
     synthetic_sample,
     write_golden,
+)
+from layers.input_contract import (
+    ContractError,
+    base_row,
+    features_spec,
+    normalized_spec,
+    probe_missing,
+    tabular_contract,
 )
 from layers.zipping import write_zip
 
@@ -224,7 +234,10 @@ def build_manifest(
     text_field : str, optional
         For a text model: the JSON field holding the text.
     features : list of str, optional
-        For a tabular model: the feature names, in the column order the model expects.
+        For a tabular model: the feature names, in the column order the model expects, each
+        ``name`` or ``name:type`` (:mod:`layers.input_contract`); may be left out for a model
+        fitted on a pandas DataFrame, whose columns it then is. Which features may be missing
+        is found out by trying the model (``accepts_missing``).
     metrics : dict, optional
         Evaluation figures to record (e.g. held-out accuracy).
     class_probabilities : bool
@@ -243,7 +256,7 @@ def build_manifest(
         Naming the missing option or file, the version conflict, what makes the
         estimator unservable (:func:`check_estimator`), or a sample record that does not fit.
     """
-    if (text_field is None) == (features is None):
+    if text_field is not None and features is not None:
         raise PackagingError("give exactly one input contract: --text-field NAME (text) or --features a,b,c (tabular)")
     if not pipeline:
         raise PackagingError("--pipeline is required: the artifact files in order, the estimator last")
@@ -272,9 +285,19 @@ def build_manifest(
         _check_fitted(file, obj)
     task = check_estimator(pipeline[-1], estimator, class_probabilities)
     steps[-1]["role"] = "classifier" if task == "classifier" else "estimator"
-    contract = (
-        {"kind": "text", "field": text_field} if text_field is not None else {"kind": "tabular", "features": features}
-    )
+    contract: Any  # a TextInput or TabularInput, completed below
+    try:  # a tabular contract: typed features, a DataFrame model's columns (layers.input_contract)
+        contract = (
+            {"kind": "text", "field": text_field}
+            if text_field is not None
+            else tabular_contract(features, objects[0], sample)
+        )
+    except ContractError as exc:
+        if features is None:
+            raise PackagingError(
+                f"give exactly one input contract: --text-field NAME (text) or --features a,b:string,c (tabular); {exc}"
+            ) from None
+        raise PackagingError(str(exc)) from None
     manifest: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": name,
@@ -295,6 +318,11 @@ def build_manifest(
     try:
         described = validate_manifest(manifest)
         records = sample if sample is not None else synthetic_sample(described)
+        if contract["kind"] == "tabular":
+            contract["accepts_missing"] = probe_missing(
+                described, tuple(objects[:-1]), estimator, base_row(described, records)
+            )
+            described = validate_manifest(manifest)
         golden = write_golden(src, golden_document(described, tuple(objects[:-1]), estimator, records))
     except (ManifestError, GoldenError) as exc:
         raise PackagingError(str(exc)) from None
@@ -402,13 +430,13 @@ def _option_conflicts(args: argparse.Namespace) -> list[str]:
         return []  # verify_folder reports what is wrong with it
     contract = manifest["input"]
     text_field = contract["field"] if contract["kind"] == "text" else None
-    features = ",".join(contract["features"]) if contract["kind"] == "tabular" else ""
+    features = features_spec(contract) if contract["kind"] == "tabular" else ""
     given = {
         "--name": (args.name, manifest["name"]),
         "--version": (args.version, manifest["version"]),
         "--pipeline": (args.pipeline, ",".join(step["file"] for step in manifest["pipeline"])),
         "--text-field": (args.text_field, text_field),
-        "--features": (args.features, features or None),
+        "--features": (args.features and normalized_spec(args.features), features or None),
         "--class-probabilities": (args.class_probabilities or None, manifest.get("class_probabilities", False)),
         "--code": (args.code, ",".join(manifest.get("code", {}).get("modules", [])) or None),
     }
@@ -438,7 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="model version (folders without manifest.json)")
     parser.add_argument("--pipeline", help="artifact files in order, comma-separated, the estimator last")
     parser.add_argument("--text-field", help="text model: JSON field that holds the text")
-    parser.add_argument("--features", help="tabular model: feature names in column order, comma-separated")
+    parser.add_argument(
+        "--features",
+        help="tabular model: feature names in column order, comma-separated, each name[:number|string|bool] "
+        "(default number); optional for a model fitted on a pandas DataFrame",
+    )
     parser.add_argument(
         "--class-probabilities",
         action="store_true",

@@ -217,7 +217,12 @@ def test_non_string_library_version_is_a_load_error_not_a_crash(model_copy: Path
 
 
 def test_tabular_model_predicts_rows_in_feature_order(tabular_model: LoadedModel, tabular_model_dir: Path) -> None:
-    assert tabular_model.manifest["input"] == {"kind": "tabular", "features": TABULAR_FEATURES}
+    assert tabular_model.manifest["input"] == {
+        "kind": "tabular",
+        "features": TABULAR_FEATURES,
+        "types": ["number"] * len(TABULAR_FEATURES),
+        "accepts_missing": [],  # the logistic regression refuses NaN
+    }
     assert tabular_model.manifest["classes"] == [0, 1]
     # the label follows feature "a" alone: a row read in another column order flips it
     rows = [[3.0, -3.0, -3.0], [-3.0, 3.0, 3.0], [2.0, 0.0, -2.0]]

@@ -118,7 +118,13 @@ def test_tabular_folder_with_options_gets_a_manifest(tmp_path):
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((src / "manifest.json").read_text())
     assert manifest["name"] == "churn" and manifest["version"] == "3"
-    assert manifest["input"] == {"kind": "tabular", "features": ["a", "b", "c"]}
+    # Typed (all numbers); the scaler + logistic regression refuses NaN, which packaging found by trying.
+    assert manifest["input"] == {
+        "kind": "tabular",
+        "features": ["a", "b", "c"],
+        "types": ["number"] * 3,
+        "accepts_missing": [],
+    }
     assert manifest["classes"] == [0, 1]
     assert [(s["file"], s["role"]) for s in manifest["pipeline"]] == [
         ("scaler.joblib", "preprocessor"),

@@ -67,11 +67,34 @@ class TextInput(TypedDict):
     field: str
 
 
+#: The type of a tabular feature's values (docs/model-layer.md, "Input types").
+FeatureType = Literal["number", "string", "bool"]
+FEATURE_TYPES: tuple[FeatureType, ...] = get_args(FeatureType)
+
+
+class DataFrameInput(TypedDict):
+    """A model fitted on a pandas DataFrame: it is fed one, columns ``features`` in order."""
+
+    #: The pandas dtype of each column, in ``features`` order, as ``str(dtype)`` (``float64``, ``str``, ``bool``).
+    dtypes: list[str]
+
+
 class TabularInput(TypedDict):
-    """A tabular model: the record's JSON holds one number per feature, in this order."""
+    """A tabular model: the record's JSON holds one value per feature, in this order.
+
+    Manifests written before typed features hold only ``kind`` and ``features``: every
+    feature a number, none missing, a numpy array.
+    """
 
     kind: Literal["tabular"]
     features: list[str]
+    #: Each feature's type, in ``features`` order; absent: every feature is a ``number``.
+    types: NotRequired[list[FeatureType]]
+    #: The features that may be ``null`` or absent (passed as NaN / None), as packaging found
+    #: by trying the model; absent: none may.
+    accepts_missing: NotRequired[list[str]]
+    #: Present when the model takes a pandas DataFrame (it was fitted on one).
+    dataframe: NotRequired[DataFrameInput]
 
 
 class CodeFile(TypedDict):
@@ -215,6 +238,31 @@ def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where
     return value
 
 
+def feature_types(contract: TabularInput) -> list[FeatureType]:
+    """Each feature's type, in order (``number`` for all in a manifest without ``types``)."""
+    return contract.get("types") or ["number"] * len(contract["features"])
+
+
+def _check_typed_input(contract: dict[str, Any], features: list[str], at: str) -> None:
+    """The optional ``types``, ``accepts_missing`` and ``dataframe`` of a tabular contract."""
+    if "types" in contract:
+        types = _require(contract, "types", list, at)
+        if len(types) != len(features) or not all(t in FEATURE_TYPES for t in types):
+            raise ManifestError(
+                f"{at}.types must give one of {', '.join(FEATURE_TYPES)} for each of the {len(features)} features"
+            )
+    if "accepts_missing" in contract:
+        missing = _require(contract, "accepts_missing", list, at)
+        unknown = [name for name in missing if name not in features]
+        if unknown:
+            raise ManifestError(f"{at}.accepts_missing names {unknown!r}, which are not features")
+    if "dataframe" in contract:
+        frame = _require(contract, "dataframe", dict, at)
+        dtypes = _require(frame, "dtypes", list, f"{at}.dataframe")
+        if len(dtypes) != len(features) or not all(isinstance(d, str) and d for d in dtypes):
+            raise ManifestError(f"{at}.dataframe.dtypes must name a pandas dtype for each of the features")
+
+
 def validate_manifest(data: Any) -> Manifest:
     """Check the structure of a parsed manifest and return it typed.
 
@@ -279,6 +327,7 @@ def validate_manifest(data: Any) -> Manifest:
             raise ManifestError(f"{where}: input.features must be a non-empty list of names")
         if len(set(features)) != len(features):
             raise ManifestError(f"{where}: input.features has duplicate names")
+        _check_typed_input(contract, features, f"{where}: input")
     else:
         raise ManifestError(f"{where}: input.kind must be 'text' or 'tabular', got {kind!r}")
     if task == "classifier":

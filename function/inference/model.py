@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .custom_code import CustomCodeError, import_custom_code
+from .features import model_input, require_libraries
 from .manifest import Manifest, ManifestError, Task, manifest_task, read_manifest, sha256_bytes
 
 #: Every float a model returns must be below this in magnitude: DynamoDB stores numbers
@@ -154,7 +155,8 @@ class LoadedModel:
         Parameters
         ----------
         inputs : sequence
-            Texts (text models) or rows of floats in manifest feature order (tabular).
+            Texts (text models) or rows of values in manifest feature order (tabular), given to the
+            model as one array or DataFrame (:func:`inference.features.model_input`).
 
         Returns
         -------
@@ -168,10 +170,9 @@ class LoadedModel:
             and whatever the estimator raises.
         """
         features: Any = inputs
-        if self.manifest["input"]["kind"] == "tabular":
-            import numpy as np
-
-            features = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+        contract = self.manifest["input"]
+        if contract["kind"] == "tabular":
+            features = model_input(contract, inputs)
         for step in self.preprocessors:
             features = step.transform(features)
         estimator, task = self.estimator, self.task
@@ -257,6 +258,9 @@ def load_model(model_dir: Path | str, artifacts_uri: str | None = None, cache_di
     except ManifestError as exc:
         raise ModelLoadError(str(exc)) from None
     check_versions(manifest, installed_versions())
+    missing = require_libraries(manifest["input"]) if manifest["input"]["kind"] == "tabular" else ""
+    if missing:
+        raise ModelLoadError(missing)
     try:
         import_custom_code(model_dir, manifest)
     except CustomCodeError as exc:

@@ -3,7 +3,9 @@
 ``python -m testing.fuzz --cases 10000 --seed 1`` drives the real handler,
 ``lambda_function.lambda_handler``, in this process, with the environment set as on
 Lambda (``MODEL_DIR`` on the reference text model in ``build/model``; a tiny tabular
-model, trained into a temporary folder, for non-finite features) and canary AWS
+model, trained into a temporary folder, for non-finite features; a typed one, with a string,
+a number and a bool feature (:mod:`testing.fuzz.typed_model`), for strings, bools, nulls and
+absent fields) and canary AWS
 credentials. Each case is one event from a seeded :class:`random.Random`, in one of
 :data:`CATEGORIES`; every record of a generated batch is labelled with what it
 is (:mod:`testing.accounting`'s ``GOOD``, ``RAISES``, ``POISON`` or ``SKIP``), by the

@@ -17,6 +17,7 @@ from inference.events import DynamoDBEventName
 
 from testing.accounting import GOOD, POISON, RAISES, SKIP
 from testing.events import FIRST_SEQUENCE, dynamodb_record, kinesis_ddb_document, kinesis_record
+from testing.fuzz.typed_model import TYPED_ACCEPTS_MISSING
 
 #: Every canary starts with this; log lines are searched for it, case-insensitively.
 CANARY = "zqcanary"
@@ -35,6 +36,7 @@ CATEGORIES = {
     "duplicates": 8,
     "mixed": 8,
     "model-raises": 6,
+    "typed": 9,
 }
 
 #: Lambda's limits: 6 MB per synchronous event; 1 MB per Kinesis record; 400 KB per item.
@@ -86,7 +88,8 @@ class Case:
     number: int
     category: str
     event: Any
-    model: str = "text"  # "text", "tabular", or "boom" (text model that raises on BOOM)
+    #: "text", "tabular", "typed" (:mod:`testing.fuzz.typed_model`), or "boom" (text model that raises on BOOM)
+    model: str = "text"
     #: What each record is, as the generator built it (:mod:`testing.accounting`'s labels);
     #: the oracle quarantines a record of another source or without a sequence number
     #: whatever its label.
@@ -130,8 +133,26 @@ class _Gen:
         extremes = [1e125, -1e-130] if dynamodb else [1.7e308, -1.7e308, 5e-324]
         return [rng.choice([rng.uniform(-3, 3), rng.uniform(-1e6, 1e6), 0.0, -0.0, *extremes]) for _ in "abc"]
 
+    def typed_values(self) -> dict[str, Any]:
+        """A typed model's good values (:mod:`testing.fuzz.typed_model`): any string (a colour it
+        knows, or one it ignores), a finite number, a bool; ``None`` (null) or absent where allowed."""
+        rng = self.rng
+        values: dict[str, Any] = {
+            "color": rng.choice(["red", "green", "blue", self.canary(), "", "é ✓ 🎬", None]),
+            "size": rng.choice([rng.uniform(-3, 3), 0, -2, 1e6, None]),
+            "member": rng.random() < 0.5,
+        }
+        for name in TYPED_ACCEPTS_MISSING:
+            if rng.random() < 0.1:
+                del values[name]
+        return values
+
     def good_doc(self) -> dict[str, Any]:
-        doc: dict[str, Any] = dict(zip("abc", self.features())) if self.model == "tabular" else {"text": self.text()}
+        doc: dict[str, Any]
+        if self.model == "typed":
+            doc = self.typed_values()
+        else:
+            doc = dict(zip("abc", self.features())) if self.model == "tabular" else {"text": self.text()}
         for _ in range(self.rng.choice([0, 0, 1, 3])):
             doc[self.rng.choice(["note", "user", "tags", "n", "text2"])] = self.rng.choice(
                 [self.canary(), [1, self.canary()], {"k": self.canary()}, None, 3.5]
@@ -142,6 +163,8 @@ class _Gen:
         rng = self.rng
         if self.model == "tabular":
             image: dict[str, Any] = {k: {"N": repr(v)} for k, v in zip("abc", self.features(dynamodb=True))}
+        elif self.model == "typed":
+            image = {name: _typed_attribute(value) for name, value in self.typed_values().items()}
         else:
             image = {"text": {"S": self.text()}}
         image["Id"] = {"N": str(rng.randint(0, 10**6))}
@@ -657,6 +680,57 @@ def _gen_model_raises(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
     return records, contents
 
 
+def _typed_attribute(value: Any) -> dict[str, Any]:
+    """``value`` as a DynamoDB attribute: S, N, BOOL or NULL."""
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    return {"S": value} if isinstance(value, str) else {"N": repr(value)}
+
+
+#: Per feature of the typed model, values of the wrong type (a JSON value, a DynamoDB attribute):
+#: every one makes the record poison.
+_WRONG_TYPED: dict[str, tuple[list[Any], list[dict[str, Any]]]] = {
+    "color": (
+        [5, 1.5, True, ["red"], {"c": "red"}],
+        [{"N": "5"}, {"BOOL": True}, {"L": [{"S": "red"}]}, {"SS": ["a"]}],
+    ),
+    "size": (["1.5", True, False, [1], {"n": 1}], [{"S": "1.5"}, {"BOOL": False}, {"N": "NaN"}, {"N": "x"}]),
+    "member": (["true", 1, 0, None, "yes"], [{"N": "1"}, {"S": "true"}, {"NULL": True}, {"L": []}]),
+}
+
+
+def _gen_typed(gen: _Gen, kind: str) -> tuple[list[Any], list[str]]:
+    """Good typed records (strings, bools, nulls and absent fields where the model takes them), and
+    poison ones: a value of the wrong type, a non-finite number, ``member`` null or absent."""
+    rng = gen.rng
+    records, contents = _fill(gen, kind, rng.choice([0, 1, 3, 8, 20]))
+    extra = []
+    for _ in range(rng.randint(1, 5)):
+        values = gen.typed_values()
+        name = rng.choice(list(_WRONG_TYPED))
+        as_json, as_attribute = _WRONG_TYPED[name]
+        if kind == "kinesis":
+            if rng.random() < 0.2:
+                values.pop("member")  # absent, where the model does not take a missing value
+            else:
+                values[name] = rng.choice(as_json)
+            text = json.dumps({**values, "note": gen.canary()})
+            if rng.random() < 0.15:
+                text = text[:-1] + ', "size": ' + rng.choice(["NaN", "Infinity", "1e400"]) + "}"  # last key wins
+            extra.append((gen.kinesis(text), POISON))
+        else:
+            image = {n: _typed_attribute(v) for n, v in values.items()}
+            if rng.random() < 0.2:
+                image.pop("member")
+            else:
+                image[name] = rng.choice(as_attribute)
+            extra.append((gen.ddb(image) if kind == "dynamodb" else gen.routed(image), POISON))
+    _insert(gen, records, contents, extra)
+    return records, contents
+
+
 _GENERATORS: dict[str, Callable[[_Gen, str], tuple[list[Any], list[str]]]] = {
     "kinesis-valid": _gen_valid,
     "dynamodb-valid": _gen_valid,
@@ -669,6 +743,7 @@ _GENERATORS: dict[str, Callable[[_Gen, str], tuple[list[Any], list[str]]]] = {
     "duplicates": _gen_duplicates,
     "mixed": _gen_mixed,
     "model-raises": _gen_model_raises,
+    "typed": _gen_typed,
 }
 
 
@@ -679,7 +754,9 @@ def generate(rng: random.Random, number: int) -> Case:
     model = "tabular" if category == "non-finite" or (category != "model-raises" and rng.random() < 0.15) else "text"
     if category == "model-raises":
         model = "boom"
-    gen = _Gen(rng, number, "tabular" if model == "tabular" else "text")
+    elif category == "typed":
+        model = "typed"
+    gen = _Gen(rng, number, model if model in ("tabular", "typed") else "text")
     if category == "event-shapes":
         return Case(number, category, _gen_event_shapes(gen), model)
     if category == "kinesis-valid":

@@ -33,6 +33,7 @@ from testing.doubles import FakeQuarantine, FakeSink, SpyModel, failing_at
 from testing.events import REGION
 from testing.fuzz.cases import BOOM, CATEGORIES, Case, generate
 from testing.fuzz.checks import CANARY_ENV, check, expect, leaks
+from testing.fuzz.typed_model import make_typed_model
 from training.tabular_model import make_tabular_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +140,7 @@ def run_fuzz(
         mock.patch.dict(os.environ, {**CANARY_ENV, **FUNCTION_ENV, "MODEL_DIR": str(model_dir)}),
     ):
         tabular_dir = make_tabular_model(Path(tmp) / "tabular")
+        typed_dir = make_typed_model(Path(tmp) / "typed")
         setup_logging(FUNCTION_ENV["LOG_LEVEL"])  # its handler on the real stdout, before capturing
         with _captured_logs(io.StringIO()):  # init's lines are not checked
             import lambda_function
@@ -148,6 +150,7 @@ def run_fuzz(
             apps = {
                 "text": text_app,
                 "tabular": App.from_env({**os.environ, "MODEL_DIR": str(tabular_dir)}),
+                "typed": App.from_env({**os.environ, "MODEL_DIR": str(typed_dir)}),
                 # A model whose error message quotes its input, as a real one's may.
                 "boom": dataclasses.replace(text_app, model=cast(LoadedModel, SpyModel(text_app.model, _has_boom))),
             }
