@@ -77,6 +77,7 @@ def desired_configuration(settings: Settings, layers: list[str]) -> dict[str, An
         "Timeout": fn.timeout_s,
         "Environment": {"Variables": dict(fn.environment)},
         "Layers": layers,
+        "SnapStart": {"ApplyOn": fn.snap_start},
     }
 
 
@@ -89,6 +90,7 @@ def _configuration_diff(config: dict[str, Any], desired: dict[str, Any]) -> list
         "Timeout": config.get("Timeout"),
         "Environment": {"Variables": (config.get("Environment") or {}).get("Variables", {})},
         "Layers": layer_arns(config),
+        "SnapStart": {"ApplyOn": (config.get("SnapStart") or {}).get("ApplyOn", "None")},
     }
     return [f"{key}: {current[key]!r} -> {desired[key]!r}" for key in desired if current[key] != desired[key]]
 

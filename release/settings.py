@@ -35,6 +35,10 @@ ENV_VAR = "DEPLOY_SETTINGS"
 #: Lambda's Python runtimes: those the dependencies layer can be built for.
 RUNTIMES = tuple(RUNTIME_GLIBC)
 ARCHITECTURES = ("x86_64", "arm64")
+#: ``[function] snap_start``: Lambda's ``SnapStart.ApplyOn`` values (docs/snapstart.md).
+SNAP_START_CHOICES = ("None", "PublishedVersions")
+#: The oldest Python runtime SnapStart supports (docs/aws-notes.md §3).
+SNAP_START_MIN_PYTHON = (3, 12)
 SOURCE_TYPES = ("kinesis", "dynamodb")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 #: Retention periods CloudWatch Logs accepts, in days.
@@ -97,6 +101,9 @@ class FunctionSettings:
     timeout_s: int = 60
     alias: str = "live"
     environment: dict[str, str] = field(default_factory=dict)
+    #: ``SnapStart.ApplyOn``: ``"PublishedVersions"`` snapshots each published version's init
+    #: (cold starts become restores); ``"None"`` (the default) does not (docs/snapstart.md).
+    snap_start: Literal["None", "PublishedVersions"] = "None"
     #: Fixed by the function zip's layout (``function/lambda_function.py``).
     handler: str = "lambda_function.lambda_handler"
 
@@ -239,7 +246,20 @@ def _function(data: Any, path: Path) -> FunctionSettings:
         timeout_s=t.integer("timeout_s", 1, 900, 60, " seconds"),
         alias=t.pattern("alias", _ALIAS, "an alias name (letters, digits, '-' or '_', not only digits)", "live"),
         environment=dict(environment),
+        snap_start=_snap_start(t),  # type: ignore[arg-type]
     )
+
+
+def _snap_start(t: _Table) -> str:
+    """``snap_start``, refused on a runtime SnapStart does not support (before python3.12)."""
+    value = t.choice("snap_start", SNAP_START_CHOICES, "None")
+    runtime = t.data.get("runtime", DEFAULT_RUNTIME)
+    if value != "None" and tuple(int(n) for n in runtime.removeprefix("python").split(".")) < SNAP_START_MIN_PYTHON:
+        t.fail(
+            f'[function] snap_start = "{value}" needs python3.12 or later (runtime = "{runtime}"): '
+            'raise the runtime or set snap_start = "None"'
+        )
+    return value
 
 
 def _layers(data: Any, path: Path) -> LayerSettings:
