@@ -6,6 +6,9 @@ requests (API Gateway REST or HTTP API, function URLs) to
 :func:`inference.http.handle_http`, which is imported by the first event that carries a
 ``requestContext`` (only those can be HTTP requests), so stream functions never load it.
 
+With SnapStart, the hooks of :mod:`inference.snapstart` are registered once init succeeded:
+a warm-up batch before the snapshot, fresh clients and seeds after each restore.
+
 If init fails (a tampered or incompatible model layer, a bad setting), the error is kept
 and logged: every stream batch raises it again, so nothing is ever scored without a
 verified model, while HTTP callers get a 503 with a safe message.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from inference import snapstart
 from inference.app import App
 
 if TYPE_CHECKING:  # for the annotations only: stream functions never import inference.http
@@ -26,6 +30,7 @@ app: App | None = None
 init_error: Exception | None = None
 try:
     app = App.from_env()
+    snapstart.register(app)
 except Exception as exc:
     init_error, init_traceback = exc, exc.__traceback__
     logging.getLogger("inference").error("init failed; HTTP requests get 503, stream batches raise it", exc_info=exc)
