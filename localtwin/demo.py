@@ -17,7 +17,12 @@ one and prints both throughputs and whether every result item is the same (exit 
 the benchmark beside its baseline in one run.
 
 Usage: ``python -m localtwin.demo [--records 50000] [--shards 4] [--batch-size N]
-[--source kinesis|dynamodb] [--environments N] [--out build/demo] [--fast-moto] [--compare]``
+[--source kinesis|dynamodb] [--environments N] [--out build/demo] [--fast-moto] [--compare]
+[--snapstart | --no-snapstart]``
+
+``--snapstart`` (``make demo SNAPSTART=1``) runs the local Lambda with SnapStart
+(:mod:`localtwin.runtime.snapshot`): the summary then shows the restore times of the cold
+starts next to the snapshot's one init.
 """
 
 from __future__ import annotations
@@ -93,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the endpoint with moto's slow paths replaced (localtwin.moto_speedups); default: stock moto",
     )
     parser.add_argument(
+        "--snapstart",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SnapStart in the local Lambda: init once into a snapshot, every cold start a restore "
+        "(default: deploy.toml's [function] snap_start)",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="then replay the same ingest on the other moto (stock / --fast-moto) and print both figures and "
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         max_environments=args.environments,
         out_dir=args.out,
         fast_moto=args.fast_moto,
+        snap_start=args.snapstart if args.snapstart is not None else settings.function.snap_start != "None",
     )
     result, status = replay_with_progress(options, settings, "demo")
     if result is None:

@@ -108,6 +108,9 @@ class ReplayOptions:
     fast_moto : bool
         Run the endpoint with :mod:`localtwin.moto_speedups` (moto's slow paths replaced in
         its process, same answers); stock moto otherwise.
+    snap_start : bool
+        SnapStart in the local Lambda: one init, snapshotted, every cold start a restore
+        (:mod:`localtwin.runtime.snapshot`).
     """
 
     records: int = 50_000
@@ -126,6 +129,7 @@ class ReplayOptions:
     quarantine_queue: bool = False
     faults: FaultPlan | None = None
     fast_moto: bool = False
+    snap_start: bool = False
 
 
 @dataclass
@@ -166,6 +170,8 @@ class ReplayResult:
     quarantine_messages: list[dict[str, Any]] = field(default_factory=list)
     #: What was injected, with ``faults``.
     faults: FaultCounts | None = None
+    #: With ``snap_start``: the snapshot's init (once), in milliseconds.
+    snapshot_init_ms: float | None = None
 
     @property
     def lost(self) -> int:
@@ -266,6 +272,7 @@ def run_replay(
             function_name=function.name,
             log=log_path,
             workdir=out / "lambda",
+            snap_start=options.snap_start,
         ) as runtime:
             recorder.invoker = runtime
             if progress is not None:
@@ -279,6 +286,7 @@ def run_replay(
             )
             cpu = cpu_split(cpu_before, read_cpu(aws.pid, runtime.workers_cpu_s))
             replay_requests = since(aws.meter().operations, after_ingest)
+            snapshot_init_ms = runtime.snapshot_init_ms
         checkpoints = esm.checkpoints
         shard_ends = {shard.shard_id: stream.last_sequence(shard.shard_id) for shard in stream.list_shards()}
         quarantine_messages = (
@@ -321,6 +329,7 @@ def run_replay(
         cpu=cpu,
         ingest_requests=ingest_requests,
         replay_requests=replay_requests,
+        snapshot_init_ms=snapshot_init_ms,
         checkpoints=checkpoints,
         shard_ends=shard_ends,
         quarantine_messages=quarantine_messages,
