@@ -19,8 +19,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from inference import snapstart
-from inference.app import App
+from inference import lean_import
+
+lean_import.defer_unused_modules()  # before anything imports scikit-learn (docs/snapstart.md, "A lean import")
+
+from inference import snapstart  # noqa: E402
+from inference.app import App  # noqa: E402
 
 if TYPE_CHECKING:  # for the annotations only: stream functions never import inference.http
     from inference.events import StreamResponse
@@ -30,6 +34,7 @@ app: App | None = None
 init_error: Exception | None = None
 try:
     app = App.from_env()
+    lean_import.forget_unused_optional_modules()
     snapstart.register(app)
 except Exception as exc:
     init_error, init_traceback = exc, exc.__traceback__
