@@ -360,7 +360,7 @@ def wait_version_active(lam: Any, name: str, version: str) -> dict[str, Any]:
     """Block until a published version is ``Active`` (boto3's ``published_version_active``), for every release.
 
     A version that SnapStart optimises is ``Pending`` until its snapshot is taken; invoking
-    it before then fails with ``SnapStartNotReadyException`` (docs/aws-notes.md §3), so
+    it before then fails with ``SnapStartNotReadyException`` (docs/aws-notes.md §7), so
     the alias must not move to it earlier. One line on stderr reports the version's state
     and SnapStart's ``ApplyOn`` / ``OptimizationStatus``.
 

@@ -37,7 +37,7 @@ RUNTIMES = tuple(RUNTIME_GLIBC)
 ARCHITECTURES = ("x86_64", "arm64")
 #: ``[function] snap_start``: Lambda's ``SnapStart.ApplyOn`` values (docs/snapstart.md).
 SNAP_START_CHOICES = ("None", "PublishedVersions")
-#: The oldest Python runtime SnapStart supports (docs/aws-notes.md §3).
+#: The oldest Python runtime SnapStart supports (docs/aws-notes.md §7).
 SNAP_START_MIN_PYTHON = (3, 12)
 SOURCE_TYPES = ("kinesis", "dynamodb")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
