@@ -194,3 +194,11 @@ def test_deploy_turns_snap_start_on_and_off_as_a_configuration_change(env):
         change.startswith("SnapStart: {'ApplyOn': 'None'} -> {'ApplyOn': 'PublishedVersions'}")
         for change in again.function_changes
     )
+
+
+def test_the_template_carries_the_setting(env):
+    from infra.template import FUNCTION_ID, build_template
+
+    for value in ("None", "PublishedVersions"):
+        properties = build_template(env["toml"](snap_start=value))["Resources"][FUNCTION_ID]["Properties"]
+        assert properties["SnapStart"] == {"ApplyOn": value} and properties["AutoPublishAlias"] == "live"
