@@ -6,7 +6,9 @@ requests (API Gateway REST or HTTP API, function URLs) to
 :func:`inference.http.handle_http`, which is imported by the first event that carries a
 ``requestContext`` (only those can be HTTP requests), so stream functions never load it.
 
-With SnapStart, the hooks of :mod:`inference.snapstart` are registered once init succeeded:
+Before anything imports scikit-learn, :mod:`inference.lean_import` defers the modules that
+loading and predicting do not use (``scipy.stats`` and others), so they are never imported
+unless a model needs them. With SnapStart, the hooks of :mod:`inference.snapstart` are registered once init succeeded:
 a warm-up batch before the snapshot, fresh clients and seeds after each restore.
 
 If init fails (a tampered or incompatible model layer, a bad setting), the error is kept
@@ -34,11 +36,11 @@ app: App | None = None
 init_error: Exception | None = None
 try:
     app = App.from_env()
-    lean_import.forget_unused_optional_modules()
     snapstart.register(app)
 except Exception as exc:
     init_error, init_traceback = exc, exc.__traceback__
     logging.getLogger("inference").error("init failed; HTTP requests get 503, stream batches raise it", exc_info=exc)
+lean_import.forget_unused_optional_modules()  # scikit-learn (if the init got that far) is imported by now
 
 
 def lambda_handler(event: Any, context: Any) -> StreamResponse | HttpResponse:
