@@ -69,6 +69,7 @@ def _messages(lines: list[str]) -> list[str]:
     return messages
 
 
+@pytest.mark.slow
 def test_restored_environments_run_the_after_restore_hook_and_share_nothing_it_renews(probed):
     function_zip, layers, work = probed
     lines: list[str] = []
@@ -117,6 +118,7 @@ def test_restored_environments_run_the_after_restore_hook_and_share_nothing_it_r
     assert stats["restores"] == stats["cold_starts"] == 2 and snapshot_init_ms is not None
 
 
+@pytest.mark.slow
 def test_without_snap_start_each_environment_initialises_and_no_hook_runs(probed):
     function_zip, layers, work = probed
     lines: list[str] = []
