@@ -101,8 +101,12 @@ invoke: $(FUNCTION_ZIP) $(DEPS_LAYER) $(MODEL_LAYER) ## Run EVENT=file.json (EVE
 # FAST_MOTO=0 runs stock moto, as the tests do (docs/moto-performance.md says why it is slow).
 FAST_MOTO ?= 1
 MOTO_OPT = $(if $(filter 1,$(FAST_MOTO)),--fast-moto)
-demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) $(if $(filter shadow,$(STRATEGY)),candidate-layer) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb FAST_MOTO=1; STRATEGY=shadow: with a candidate in shadow, and its report)
-	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(MOTO_OPT) \
+# SNAPSTART=1 runs the local Lambda with SnapStart (one init, snapshotted; cold starts are restores),
+# SNAPSTART=0 without; unset, deploy.toml's [function] snap_start decides.
+SNAPSTART ?=
+SNAPSTART_OPT = $(if $(filter 1,$(SNAPSTART)),--snapstart,$(if $(filter 0,$(SNAPSTART)),--no-snapstart))
+demo: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) $(if $(filter shadow,$(STRATEGY)),candidate-layer) ## The main job: replay RECORDS=50000 records through the local Lambda + stream trigger (SHARDS=4 BATCH_SIZE= SOURCE=kinesis|dynamodb FAST_MOTO=1 SNAPSTART=1; STRATEGY=shadow: with a candidate in shadow, and its report)
+	$(PY) -m localtwin.demo --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) $(if $(BATCH_SIZE),--batch-size $(BATCH_SIZE)) $(MOTO_OPT) $(SNAPSTART_OPT) \
 	  $(if $(filter shadow,$(STRATEGY)),--candidate $(CANDIDATE_LAYER))
 
 FUZZ_CASES ?= 10000

@@ -231,6 +231,8 @@ def _function(settings: Settings, events: Json) -> Json:
         # The order make deploy gives a new function (release.arns.replace_layers).
         "Layers": [_ref("DepsLayerArn"), _ref("ModelLayerArn")],
         "AutoPublishAlias": fn.alias,
+        # SnapStart: each version AutoPublishAlias publishes is snapshotted after init (docs/snapstart.md).
+        "SnapStart": {"ApplyOn": fn.snap_start},
         "FunctionUrlConfig": {"AuthType": "AWS_IAM"},
         "Events": events,
     }

@@ -22,7 +22,11 @@ report (:mod:`rollout.compare`) and the candidate's EMF counts.
 
 Usage: ``python -m localtwin.demo [--records 50000] [--shards 4] [--batch-size N]
 [--source kinesis|dynamodb] [--environments N] [--out build/demo] [--fast-moto] [--compare]
-[--candidate build/layers/candidate-layer.zip]``
+[--candidate build/layers/candidate-layer.zip] [--snapstart | --no-snapstart]``
+
+``--snapstart`` (``make demo SNAPSTART=1``) runs the local Lambda with SnapStart
+(:mod:`localtwin.runtime.snapshot`): the summary then shows the restore times of the cold
+starts next to the snapshot's one init.
 """
 
 from __future__ import annotations
@@ -99,6 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the endpoint with moto's slow paths replaced (localtwin.moto_speedups); default: stock moto",
     )
     parser.add_argument(
+        "--snapstart",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="SnapStart in the local Lambda: init once into a snapshot, every cold start a restore "
+        "(default: deploy.toml's [function] snap_start)",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="then replay the same ingest on the other moto (stock / --fast-moto) and print both figures and "
@@ -127,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         out_dir=args.out,
         fast_moto=args.fast_moto,
         candidate_zip=args.candidate,
+        snap_start=args.snapstart if args.snapstart is not None else settings.function.snap_start != "None",
     )
     result, status = replay_with_progress(options, settings, "demo")
     if result is None:

@@ -2,8 +2,9 @@
 
 Every change to the function goes through :func:`call_with_retry`, which waits out
 ``ResourceConflictException`` (an earlier update still being applied) with back-off;
-:func:`wait_updated` and :func:`wait_active` block until Lambda has applied a change
-(showing progress on a terminal when that takes more than a few seconds).
+:func:`wait_updated` and :func:`wait_active` block until Lambda has applied a change, and
+:func:`wait_version_active` until a published version can be invoked (SnapStart's snapshot
+taken), showing progress on a terminal when that takes more than a few seconds.
 
 Clients are bounded (:func:`client_config`): an interactive command gives up on an endpoint
 it cannot reach within about ten seconds instead of retrying for a minute. CI can allow
@@ -347,3 +348,54 @@ def wait_mapping_settled(lam: Any, uuid: str, attempts: int = 30) -> None:
             return
         _sleep(2)
     raise ReleaseError(f"event source mapping {uuid} stayed in state {state}; run `make deploy` again later")
+
+
+#: Seconds between two reads of a published version's state (SnapStart optimises a version for
+#: minutes; without SnapStart a version is ``Active`` at once) and how many reads in all (~10 min).
+VERSION_POLL_DELAY_S = 3
+VERSION_POLL_ATTEMPTS = 200
+
+
+def wait_version_active(lam: Any, name: str, version: str) -> dict[str, Any]:
+    """Block until a published version is ``Active`` (boto3's ``published_version_active``), for every release.
+
+    A version that SnapStart optimises is ``Pending`` until its snapshot is taken; invoking
+    it before then fails with ``SnapStartNotReadyException`` (docs/aws-notes.md §8), so
+    the alias must not move to it earlier. One line on stderr reports the version's state
+    and SnapStart's ``ApplyOn`` / ``OptimizationStatus``.
+
+    Returns
+    -------
+    dict
+        The version's configuration once it is ``Active``.
+
+    Raises
+    ------
+    ReleaseError
+        If the version failed (its ``StateReason``: an init that raised while the snapshot
+        was taken, for instance) or was still not active after the waiter's attempts.
+    """
+    from botocore.exceptions import WaiterError
+
+    try:
+        with progress(f"waiting for version {version} of {name} to become Active"):
+            lam.get_waiter("published_version_active").wait(
+                FunctionName=name,
+                Qualifier=version,
+                WaiterConfig={"Delay": VERSION_POLL_DELAY_S, "MaxAttempts": VERSION_POLL_ATTEMPTS},
+            )
+    except WaiterError as exc:
+        config = get_configuration(lam, name, version) or {}
+        reason = config.get("StateReason") or str(exc)
+        raise ReleaseError(
+            f"version {version} of {name} did not become Active (state {config.get('State', 'unknown')}: {reason}); "
+            "the alias was not moved. Fix the cause (`make invoke` runs the init locally) and release again"
+        ) from None
+    config = get_configuration(lam, name, version) or {}
+    snap = config.get("SnapStart") or {}
+    print(
+        f"  version {version} of {name}: {config.get('State', 'Active')}; SnapStart {snap.get('ApplyOn', 'None')}, "
+        f"optimization {snap.get('OptimizationStatus', 'Off')}",
+        file=sys.stderr,
+    )
+    return config

@@ -82,6 +82,7 @@ def desired_configuration(settings: Settings, layers: list[str]) -> dict[str, An
         "EphemeralStorage": {"Size": fn.ephemeral_storage_mb},
         "Environment": {"Variables": dict(fn.environment)},
         "Layers": layers,
+        "SnapStart": {"ApplyOn": fn.snap_start},
     }
 
 
@@ -95,6 +96,7 @@ def _configuration_diff(config: dict[str, Any], desired: dict[str, Any]) -> list
         "EphemeralStorage": {"Size": (config.get("EphemeralStorage") or {}).get("Size", 512)},
         "Environment": {"Variables": (config.get("Environment") or {}).get("Variables", {})},
         "Layers": layer_arns(config),
+        "SnapStart": {"ApplyOn": (config.get("SnapStart") or {}).get("ApplyOn", "None")},
     }
     return [f"{key}: {current[key]!r} -> {desired[key]!r}" for key in desired if current[key] != desired[key]]
 

@@ -3,7 +3,8 @@
 What is live is the alias's version, never ``$LATEST``. A release starts from the live
 version's configuration (its layer list above all), replaces only the model layer's ARN,
 stages that in ``$LATEST``, waits until Lambda has applied it, publishes a function version
-(``CodeSha256`` of the live code: Lambda refuses if other code was staged meanwhile), moves the
+(``CodeSha256`` of the live code: Lambda refuses if other code was staged meanwhile), waits until
+that version is ``Active`` (SnapStart takes its snapshot then), moves the
 alias (``[function] alias``, which the event source mappings invoke) to it and tags the
 function (:mod:`release.history`). Each release is a :class:`release.transaction.Transaction`:
 another release left unfinished is finished by re-running it, or undone, never released by
@@ -16,7 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from release.arns import LayerArn, find_layer, layer_arns, replace_layers
-from release.aws import Clients, call_with_retry, get_configuration, update_and_wait, wait_updated
+from release.aws import (
+    Clients,
+    call_with_retry,
+    get_configuration,
+    update_and_wait,
+    wait_updated,
+    wait_version_active,
+)
 from release.compatibility import check_layer, deps_layer_fields
 from release.descriptions import library_mismatches, parse_description, version_description
 from release.errors import ReleaseError
@@ -85,6 +93,7 @@ def release_model(
         lam, "publish_version", fn.name, Description=description, **({"CodeSha256": code_sha} if code_sha else {})
     )
     version = str(published["Version"])
+    wait_version_active(lam, fn.name, version)  # a SnapStart version is Pending until its snapshot is taken
     move_alias(lam, fn, version, description, exists=state.alias is not None)
     txn.finish(function_arn, release_tags(txn.action, version, model_arn, model, txn.caller))
     release = Release(

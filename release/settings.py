@@ -36,6 +36,10 @@ ENV_VAR = "DEPLOY_SETTINGS"
 #: Lambda's Python runtimes: those the dependencies layer can be built for.
 RUNTIMES = tuple(RUNTIME_GLIBC)
 ARCHITECTURES = ("x86_64", "arm64")
+#: ``[function] snap_start``: Lambda's ``SnapStart.ApplyOn`` values (docs/snapstart.md).
+SNAP_START_CHOICES = ("None", "PublishedVersions")
+#: The oldest Python runtime SnapStart supports (docs/aws-notes.md §8).
+SNAP_START_MIN_PYTHON = (3, 12)
 SOURCE_TYPES = ("kinesis", "dynamodb")
 STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST", "AT_TIMESTAMP")
 #: Retention periods CloudWatch Logs accepts, in days.
@@ -104,6 +108,9 @@ class FunctionSettings:
     environment: dict[str, str] = field(default_factory=dict)
     #: Concurrent executions reserved for (and capping) the function; ``None``: none reserved.
     reserved_concurrency: int | None = None
+    #: ``SnapStart.ApplyOn``: ``"PublishedVersions"`` snapshots each published version's init
+    #: (cold starts become restores); ``"None"`` (the default) does not (docs/snapstart.md).
+    snap_start: Literal["None", "PublishedVersions"] = "None"
     #: Fixed by the function zip's layout (``function/lambda_function.py``).
     handler: str = "lambda_function.lambda_handler"
 
@@ -259,6 +266,7 @@ def _function(data: Any, path: Path) -> FunctionSettings:
         alias=t.pattern("alias", _ALIAS, "an alias name (letters, digits, '-' or '_', not only digits)", "live"),
         environment=dict(environment),
         reserved_concurrency=_reserved_concurrency(t),
+        snap_start=_snap_start(t),  # type: ignore[arg-type]
     )
 
 
@@ -268,6 +276,25 @@ def _reserved_concurrency(t: _Table) -> int | None:
         return None
     what = " (0 would throttle every invocation: pause a stream with enabled = false instead)"
     return t.integer("reserved_concurrency", 1, RESERVED_CONCURRENCY_MAX, 0, what)
+
+
+def _snap_start(t: _Table) -> str:
+    """``snap_start``, refused on a runtime SnapStart does not support (before python3.12)."""
+    value = t.choice("snap_start", SNAP_START_CHOICES, "None")
+    runtime = t.data.get("runtime", DEFAULT_RUNTIME)
+    if value != "None" and tuple(int(n) for n in runtime.removeprefix("python").split(".")) < SNAP_START_MIN_PYTHON:
+        t.fail(
+            f'[function] snap_start = "{value}" needs python3.12 or later (runtime = "{runtime}"): '
+            'raise the runtime or set snap_start = "None"'
+        )
+    storage = t.data.get("ephemeral_storage_mb", 512)
+    if value != "None" and isinstance(storage, int) and storage > 512:
+        t.fail(
+            f'[function] snap_start = "{value}" allows at most 512 MB of ephemeral storage '
+            f"(ephemeral_storage_mb = {storage}): lower it, or keep the model in its layer, or set "
+            'snap_start = "None" (docs/snapstart.md)'
+        )
+    return value
 
 
 def _layers(data: Any, path: Path) -> LayerSettings:

@@ -117,6 +117,9 @@ class ReplayOptions:
         its process, same answers); stock moto otherwise.
     candidate_zip : Path, optional
         A candidate model layer in shadow, attached after ``layer_zips`` (module docstring).
+    snap_start : bool
+        SnapStart in the local Lambda: one init, snapshotted, every cold start a restore
+        (:mod:`localtwin.runtime.snapshot`).
     """
 
     records: int = 50_000
@@ -136,6 +139,7 @@ class ReplayOptions:
     faults: FaultPlan | None = None
     fast_moto: bool = False
     candidate_zip: Path | None = None
+    snap_start: bool = False
 
 
 @dataclass
@@ -180,6 +184,8 @@ class ReplayResult:
     faults: FaultCounts | None = None
     #: The candidate's results table exported (``shadow.csv``), with ``candidate_zip``.
     shadow_csv_path: Path | None = None
+    #: With ``snap_start``: the snapshot's init (once), in milliseconds.
+    snapshot_init_ms: float | None = None
 
     @property
     def lost(self) -> int:
@@ -285,6 +291,7 @@ def run_replay(
             function_name=function.name,
             log=log_path,
             workdir=out / "lambda",
+            snap_start=options.snap_start,
         ) as runtime:
             recorder.invoker = runtime
             if progress is not None:
@@ -298,6 +305,7 @@ def run_replay(
             )
             cpu = cpu_split(cpu_before, read_cpu(aws.pid, runtime.workers_cpu_s))
             replay_requests = since(aws.meter().operations, after_ingest)
+            snapshot_init_ms = runtime.snapshot_init_ms
         checkpoints = esm.checkpoints
         shard_ends = {shard.shard_id: stream.last_sequence(shard.shard_id) for shard in stream.list_shards()}
         quarantine_messages = (
@@ -346,6 +354,7 @@ def run_replay(
         cpu=cpu,
         ingest_requests=ingest_requests,
         replay_requests=replay_requests,
+        snapshot_init_ms=snapshot_init_ms,
         checkpoints=checkpoints,
         shard_ends=shard_ends,
         quarantine_messages=quarantine_messages,

@@ -69,6 +69,16 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _cold_starts(inits: list[float], restores: list[float], snapshot_init_ms: float | None) -> str:
+    """Init times, and with SnapStart the restore times next to the snapshot's one init."""
+    parts = [f"init {inits[0]:,.0f}-{inits[-1]:,.0f} ms" if inits else ""]
+    if restores:
+        parts.append(f"restore {restores[0]:,.0f}-{restores[-1]:,.0f} ms")
+    if snapshot_init_ms is not None:
+        parts.append(f"(SnapStart: init {snapshot_init_ms:,.0f} ms once, for the snapshot)")
+    return ", ".join(p for p in parts if p)
+
+
 def format_summary(result: ReplayResult) -> str:
     """The summary a person reads at a glance (plain text, about 30 lines)."""
     r, stats, fn = result, result.stats, result.settings.function
@@ -77,6 +87,7 @@ def format_summary(result: ReplayResult) -> str:
     source = f"Kinesis stream {source_name}" if kinesis else f"DynamoDB stream of table {source_name}"
     reports = [call.result.report for call in stats.invocation_log]
     inits = sorted(report.init_ms for report in reports if report.init_ms is not None)
+    restores = sorted(report.restore_ms for report in reports if report.restore_ms is not None)
     usage, prices = ingest_cost(stats, fn.memory_mb)
     wall = stats.wall_s or float("nan")
     busy_s = sum(report.duration_ms for report in reports) / 1000
@@ -123,7 +134,7 @@ def format_summary(result: ReplayResult) -> str:
         "",
         f"  batches        {stats.batches:>9,}   {stats.invocations:,} invocations, {stats.retries} retries, "
         f"{stats.bisections} bisections",
-        f"  cold starts    {stats.cold_starts:>9,}   " + (f"init {inits[0]:,.0f}-{inits[-1]:,.0f} ms" if inits else ""),
+        f"  cold starts    {stats.cold_starts:>9,}   " + _cold_starts(inits, restores, r.snapshot_init_ms),
         f"  duration       p50 {stats.duration_ms(50) or 0:,.1f} ms, p95 {stats.duration_ms(95) or 0:,.1f} ms "
         "(REPORT Duration)",
         f"  throughput     {stats.records_per_s:>9,.0f}   records/s ({stats.records_handled:,} records in {wall:.1f} s, "

@@ -11,6 +11,7 @@ Runtime API server of its own (:mod:`localtwin.runtime.api`).
 ``report``       what an invocation returns: :class:`~localtwin.runtime.report.InvokeResult`,
                  its ``REPORT`` figures, Lambda's payload limit
 ``environment``  one execution environment: its worker's lifecycle, one invocation at a time
+``snapshot``     SnapStart: a template worker initialised once, forked per new environment
 ``pool``         :class:`~localtwin.runtime.pool.LocalLambda`: environments on demand, outcomes
                  turned into Lambda's errors and ``REPORT`` lines
 
@@ -19,6 +20,10 @@ Lambda's rules, as emulated:
 * **Cold and warm.** An environment is started on demand (a cold start: its init is
   timed as *Init Duration*), reused while warm, one invocation at a time, at most
   ``max_environments`` at once; idle ones expire after ``idle_ttl_s`` (if given).
+* **SnapStart** (``snap_start=True``). The init runs once, in a template worker, with
+  the before-snapshot hooks; each new environment is a fork of it that restores
+  (``restore/next``, the after-restore hooks) and is timed as *Restore Duration*, with
+  ``RESTORE_START`` before it (:mod:`localtwin.runtime.snapshot`).
 * **Timeout.** The timeout runs from the moment the runtime receives the event. A
   worker past it is killed (SIGKILL); the invocation fails with ``Sandbox.Timedout``
   and the environment is discarded. Init is bounded by ``max(10 s, timeout)``.

@@ -13,6 +13,9 @@ has its own endpoint):
     the handler's response, or its error document (``errorType``, ``errorMessage``…).
 ``POST /2018-06-01/runtime/init/error``
     the handler could not be loaded (e.g. ``Runtime.ImportModuleError``).
+``GET  /2018-06-01/runtime/restore/next`` and ``POST /2018-06-01/runtime/restore/error``
+    SnapStart (:mod:`localtwin.runtime.snapshot`): the runtime is ready to be snapshotted
+    (answered at once: the clone runs on, restored), and an after restore hook raised.
 
 Every request is reported to a ``listener`` as an :class:`ApiEvent`, synchronously and
 *before* the runtime gets its answer, so the owner of the environment has seen an
@@ -92,6 +95,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         api = self.server.api
+        if self.path == f"{PREFIX}/restore/next":
+            api.notify(ApiEvent("restore", time.perf_counter()))
+            self._reply(200, {}, body=b"")
+            return
         if self.path != f"{PREFIX}/invocation/next":
             self._reply(404, {"errorType": "NotFound", "errorMessage": f"no route {self.path}"})
             return
@@ -116,8 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.server.api
         body = self._read_body()
         error_type = self.headers.get(ERROR_TYPE_HEADER)
-        if self.path == f"{PREFIX}/init/error":
-            api.notify(ApiEvent("init_error", time.perf_counter(), None, body, error_type))
+        if self.path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
+            kind = "init_error" if self.path.endswith("/init/error") else "restore_error"
+            api.notify(ApiEvent(kind, time.perf_counter(), None, body, error_type))
             self._reply(202, {"status": "OK"})
             return
         match = _OUTCOME.match(self.path)

@@ -11,7 +11,10 @@ A worker is started the way Lambda's Python runtime starts one: an isolated inte
 4. the standard library,
 
 running ``awslambdaric`` with handler ``lambda_function.lambda_handler`` against a
-Runtime API server of its own (:mod:`localtwin.runtime.api`). Nothing else is
+Runtime API server of its own (:mod:`localtwin.runtime.api`); with SnapStart, a new
+environment is instead a fork of the function's snapshot (:mod:`localtwin.runtime.snapshot`),
+whose first ``next`` ends a restore (:attr:`ExecutionEnvironment.restore_ms`) rather than an
+init. Nothing else is
 importable: a layer that lacks a dependency fails here as on Lambda, with
 ``Runtime.ImportModuleError``.
 
@@ -41,6 +44,7 @@ from typing import Any
 
 from localtwin.runtime.api import ApiEvent, Invocation, RuntimeAPIServer
 from localtwin.runtime.metering import cpu_seconds, peak_rss_kb, run_queue_seconds
+from localtwin.runtime.snapshot import ClonedProcess, Snapshot, python_command
 
 #: Lambda's init phase limit (a longer timeout stretches it, as a suppressed init would).
 INIT_TIMEOUT_S = 10.0
@@ -92,6 +96,35 @@ class FunctionSpec:
     handler: str
 
 
+def worker_environment(
+    spec: FunctionSpec, api_address: str, log_stream: str, initialization_type: str = "on-demand"
+) -> dict[str, str]:
+    """The variables a worker runs with: the function's own, then those Lambda sets itself."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin/:/bin:{spec.opt}/bin",
+        "LD_LIBRARY_PATH": ":".join(
+            p
+            for p in (f"{spec.task}/lib", f"{spec.opt}/lib", os.environ.get("LD_LIBRARY_PATH", ""))
+            if p  # keep the host's entries: this interpreter may need them
+        ),
+        "LANG": "en_US.UTF-8",
+        "TZ": ":UTC",
+        "PYTHONPATH": str(spec.runtime_dir),
+        **spec.environment,
+        "_HANDLER": spec.handler,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python{}.{}".format(*sys.version_info[:2]),
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_LAMBDA_RUNTIME_API": api_address,
+        "LAMBDA_TASK_ROOT": str(spec.task),
+        "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
+    }
+
+
 @dataclass
 class Outcome:
     """How one invocation ended, as the environment saw it (times are ``time.perf_counter``)."""
@@ -115,6 +148,12 @@ class ExecutionEnvironment:
         self.sink = sink
         self.cold = True
         self.init_ms: float | None = None
+        #: Restored from a snapshot (SnapStart): its first ``next`` ends a restore, not an init.
+        self.restored = False
+        self.restore_ms: float | None = None
+        #: Milliseconds the after restore hooks ran (from ``restore/next`` to the first ``next``).
+        self.restore_hooks_ms: float | None = None
+        self._restore_hooks_from: float | None = None
         self.last_used = time.monotonic()
         self._events: list[ApiEvent] = []
         self._events_lock = threading.Lock()
@@ -128,51 +167,38 @@ class ExecutionEnvironment:
         self.api = RuntimeAPIServer(self._on_api_event)
         self._partial: dict[int, bytes] = {}
         self._selector = selectors.DefaultSelector()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | ClonedProcess | None = None
         self.spawned_at = 0.0
         self.peak_kb = 0
         #: An invocation has been handed to this environment and has not ended.
         self.invoking = False
         self.log_stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
 
+    @property
+    def initialised(self) -> bool:
+        """The runtime asked for its first invocation: init (or restore) is over."""
+        return self.init_ms is not None or self.restore_ms is not None
+
     # --- process
 
-    def start(self) -> None:
-        """Spawn the worker (the cold start begins here)."""
+    def start(self, snapshot: Snapshot | None = None) -> None:
+        """Spawn the worker (the cold start begins here), or restore it from ``snapshot`` (a fork of its template)."""
         spec = self.spec
-        env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin/:/bin:{spec.opt}/bin",
-            "LD_LIBRARY_PATH": ":".join(
-                p
-                for p in (f"{spec.task}/lib", f"{spec.opt}/lib", os.environ.get("LD_LIBRARY_PATH", ""))
-                if p  # keep the host's entries: this interpreter may need them
-            ),
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "PYTHONPATH": str(spec.runtime_dir),
-            **spec.environment,
-            "_HANDLER": spec.handler,
-            "AWS_EXECUTION_ENV": "AWS_Lambda_python{}.{}".format(*sys.version_info[:2]),
-            "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-            "AWS_LAMBDA_RUNTIME_API": self.api.address,
-            "LAMBDA_TASK_ROOT": str(spec.task),
-            "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
-        }
         self.spawned_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _BOOTSTRAP, str(spec.opt)],
-            cwd=spec.task,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: a kill takes its children too
-        )
+        if snapshot is not None:
+            own = {"AWS_LAMBDA_RUNTIME_API": self.api.address, "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream}
+            self.proc = snapshot.clone(own)
+            self.restored = True
+        else:
+            self.proc = subprocess.Popen(
+                [*python_command(), "-c", _BOOTSTRAP, str(spec.opt)],
+                cwd=spec.task,
+                env=worker_environment(spec, self.api.address, self.log_stream),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: a kill takes its children too
+            )
         for stream in (self.proc.stdout, self.proc.stderr):
             assert stream is not None
             os.set_blocking(stream.fileno(), False)
@@ -287,7 +313,7 @@ class ExecutionEnvironment:
         deadline: float | None = None
         dispatched_at: float | None = None
         while True:
-            bound = deadline if deadline is not None else (init_deadline if self.init_ms is None else None)
+            bound = deadline if deadline is not None else (init_deadline if not self.initialised else None)
             wait = 0.1 if bound is None else max(0.0, min(0.1, bound - time.perf_counter()))
             self._selector.select(wait)
             # Events first, then the logs: what the worker wrote before an API call is
@@ -295,26 +321,32 @@ class ExecutionEnvironment:
             events = self._take_events()
             self._drain_logs(logs)
             for event in events:
-                if event.kind == "next" and self.init_ms is None:
-                    self.init_ms = (event.at - self.spawned_at) * 1000
+                if event.kind == "restore":
+                    self._restore_hooks_from = event.at
+                elif event.kind == "next" and not self.initialised:
+                    if self.restored:
+                        self.restore_ms = (event.at - self.spawned_at) * 1000
+                        hooks_from = self._restore_hooks_from if self._restore_hooks_from is not None else event.at
+                        self.restore_hooks_ms = (event.at - hooks_from) * 1000
+                    else:
+                        self.init_ms = (event.at - self.spawned_at) * 1000
                 elif event.kind == "dispatch":
                     dispatched_at, deadline = event.at, event.at + spec.timeout_s
                     self.sink(f"START RequestId: {request_id} Version: $LATEST")
-                elif event.kind in ("response", "error", "init_error"):
-                    return self._finish(
-                        event.kind, event.at, dispatched_at, body=event.body, error_type=event.error_type
-                    )
+                elif event.kind in ("response", "error", "init_error", "restore_error"):
+                    kind = "init_error" if event.kind == "restore_error" else event.kind  # an after restore hook raised
+                    return self._finish(kind, event.at, dispatched_at, body=event.body, error_type=event.error_type)
             if len(self._selector.get_map()) == 1:  # stdout and stderr closed: the worker is exiting
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=wait)
             now = time.perf_counter()
-            if self.proc.poll() is not None:
+            code = self.proc.poll()
+            if code is not None:
                 self._drain_logs(logs)
-                code = self.proc.returncode
                 detail = f"signal: {signal.Signals(-code).name.lower()[3:]}" if code < 0 else f"exit status {code}"
                 return Outcome("exit", dispatched_at=dispatched_at, finished_at=now, exit_detail=detail)
             if (deadline is not None and now >= deadline) or (
-                deadline is None and self.init_ms is None and now >= init_deadline
+                deadline is None and not self.initialised and now >= init_deadline
             ):
                 outcome = self._finish("timeout", now, dispatched_at)
                 self.kill()

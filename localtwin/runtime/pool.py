@@ -28,8 +28,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from localtwin.runtime.environment import INIT_TIMEOUT_S, RESERVED, ExecutionEnvironment, FunctionSpec, Outcome
+from localtwin.runtime.environment import (
+    INIT_TIMEOUT_S,
+    RESERVED,
+    ExecutionEnvironment,
+    FunctionSpec,
+    Outcome,
+    worker_environment,
+)
 from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES, InvokeResult, PayloadTooLargeError, Report
+from localtwin.runtime.snapshot import Snapshot, python_command
 from localtwin.runtime.staging import ensure_runtime_dir, extract_once
 from pricing import billing
 
@@ -69,6 +77,12 @@ class LocalLambda:
         Idle environments older than this are shut down (never, by default).
     handler : str
         The handler, ``module.function``.
+    snap_start : bool
+        SnapStart (``ApplyOn: PublishedVersions``): the function is initialised once, at
+        construction (as at publish time), its before snapshot hooks run, and every new
+        environment is restored from that snapshot (:mod:`localtwin.runtime.snapshot`): a
+        ``RESTORE_START`` line, and ``Restore Duration`` instead of ``Init Duration``. If that
+        init fails, environments start the usual way (and report the init error).
     """
 
     def __init__(
@@ -85,6 +99,7 @@ class LocalLambda:
         workdir: Path | None = None,
         idle_ttl_s: float | None = None,
         handler: str = HANDLER,
+        snap_start: bool = False,
     ) -> None:
         if not 128 <= memory_mb <= 10240:
             raise ValueError(f"memory_mb={memory_mb}: Lambda allows 128-10240 MB")
@@ -135,6 +150,7 @@ class LocalLambda:
                 "crashes",
                 "init_errors",
                 "environments_started",
+                "restores",
                 "environments_discarded",
                 "environments_expired",
                 "peak_concurrency",
@@ -142,6 +158,15 @@ class LocalLambda:
             0,
         )
         self._busy = 0
+        self.snapshot: Snapshot | None = None
+        if snap_start:
+            self._write(
+                "INIT_START Runtime Version: python:{}.{}.local (SnapStart: the snapshot)".format(*sys.version_info[:2])
+            )
+            stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
+            template_env = worker_environment(self._spec, "127.0.0.1:9", stream, "snap-start")
+            self.snapshot = Snapshot(python_command(), str(self.opt), template_env, str(self.task_root), self._write)
+        self._snapshot_checked = False
         atexit.register(self.close)
 
     # --- helpers
@@ -181,14 +206,15 @@ class LocalLambda:
             return {**self._stats, "environments": len(self._all)}
 
     def workers_cpu_s(self) -> float:
-        """CPU seconds of every worker this pool started, inits and idle time included.
+        """CPU seconds of every worker this pool started, inits and idle time included (the
+        snapshot's template too, with SnapStart).
 
         A worker's CPU time is read from ``/proc`` while it lives and just before it is
         killed; one that exits by itself keeps what was last read of it.
         """
         with self._cond:
             environments = list(self._every)
-        return sum(env.cpu_s() for env in environments)
+        return sum(env.cpu_s() for env in environments) + (self.snapshot.cpu_s() if self.snapshot else 0.0)
 
     # --- pool
 
@@ -223,11 +249,30 @@ class LocalLambda:
                 old.close()
         if env.proc is None:
             try:
-                env.start()
+                env.start(self._restorable_snapshot())
             except BaseException:
                 self._release(env, keep=False)
                 raise
         return env
+
+    def _restorable_snapshot(self) -> Snapshot | None:
+        """The snapshot once it is ready (waiting for its init the first time), ``None`` without one."""
+        if self.snapshot is None:
+            return None
+        ready = self.snapshot.wait_ready(max(INIT_TIMEOUT_S, self._spec.timeout_s))
+        with self._cond:
+            if not self._snapshot_checked:
+                self._snapshot_checked = True
+                if ready:
+                    self._write(f"INIT_REPORT Init Duration: {self.snapshot.init_ms or 0:.2f} ms\tPhase: snapshot")
+                else:
+                    self._write(f"INIT_REPORT Phase: snapshot\tStatus: error ({self.snapshot.error or 'timeout'})")
+        return self.snapshot if ready else None
+
+    @property
+    def snapshot_init_ms(self) -> float | None:
+        """SnapStart: how long the snapshot's init (and before snapshot hooks) took; ``None`` without one."""
+        return self.snapshot.init_ms if self.snapshot is not None else None
 
     def _release(self, env: ExecutionEnvironment, keep: bool) -> None:
         with self._cond:
@@ -268,7 +313,8 @@ class LocalLambda:
         env = self._acquire()
         cold, env.cold = env.cold, False
         if cold:
-            self._write("INIT_START Runtime Version: python:{}.{}.local".format(*sys.version_info[:2]))
+            start = "RESTORE_START" if env.restored else "INIT_START"
+            self._write("{} Runtime Version: python:{}.{}.local".format(start, *sys.version_info[:2]))
         logs: list[str] = []
         started = time.perf_counter()
         try:
@@ -281,10 +327,13 @@ class LocalLambda:
         payload, error = self._result(outcome, request_id, logs)
         keep = outcome.kind in ("response", "error")
         init_ms = env.init_ms if cold else None
+        restore_ms = env.restore_ms if cold else None
         begin = outcome.dispatched_at if outcome.dispatched_at is not None else max(started, env.spawned_at)
         duration_ms = max(0.0, (outcome.finished_at - begin) * 1000)
-        if cold and init_ms is None:  # ended before init completed: all of it was init
-            init_ms, duration_ms = (outcome.finished_at - env.spawned_at) * 1000, 0.0
+        if cold and init_ms is None and restore_ms is None:  # ended before init completed: all of it was init
+            before_ms, duration_ms = (outcome.finished_at - env.spawned_at) * 1000, 0.0
+            init_ms, restore_ms = (None, before_ms) if env.restored else (before_ms, None)
+        hooks_ms = env.restore_hooks_ms if restore_ms is not None else None
         status = "success" if keep else ("timeout" if outcome.kind == "timeout" else "error")
         report = Report(
             request_id=request_id,
@@ -297,10 +346,12 @@ class LocalLambda:
             status=status,
             error_type=error["errorType"] if error and not keep else None,
             wait_ms=outcome.wait_s * 1000,
+            restore_ms=restore_ms,
+            billed_restore_ms=math.ceil(hooks_ms or 0.0) if restore_ms is not None else None,
         )
         self._write(f"END RequestId: {request_id}")
         self._write(report.line())
-        self._count(outcome.kind, cold, error)
+        self._count(outcome.kind, cold, error, env.restored)
         self._release(env, keep)
         return InvokeResult(payload=payload, error=error, report=report, cold=cold, logs=logs)
 
@@ -355,10 +406,11 @@ class LocalLambda:
         message = f"RequestId: {request_id} Error: Runtime exited with error: {outcome.exit_detail}"
         return None, {"errorType": "Runtime.ExitError", "errorMessage": message}
 
-    def _count(self, kind: str, cold: bool, error: dict[str, Any] | None) -> None:
+    def _count(self, kind: str, cold: bool, error: dict[str, Any] | None, restored: bool = False) -> None:
         with self._cond:
             self._stats["invocations"] += 1
             self._stats["cold_starts"] += int(cold)
+            self._stats["restores"] += int(cold and restored)
             self._stats["errors"] += int(error is not None)
             key = {
                 "error": "function_errors",
@@ -384,6 +436,8 @@ class LocalLambda:
             env.close()
         for env in busy:  # their invoking threads see the worker die, then release them
             env.kill()
+        if self.snapshot is not None:
+            self.snapshot.close()
         if self._log_file is not None:
             self._log_file.close()
         if self._own_workdir:

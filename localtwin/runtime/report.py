@@ -2,7 +2,8 @@
 
 :class:`InvokeResult` holds the response (or Lambda's error document) and the
 :class:`Report`: the figures of Lambda's ``REPORT`` line (duration, billed duration,
-memory size, max memory used, init duration on a cold start, status and error type
+memory size, max memory used, init duration on a cold start (restore duration on one
+restored from a SnapStart snapshot), status and error type
 when the platform ended the invocation), plus the worker's CPU time and its wait for a core. A call Lambda
 would refuse (an event over :data:`PAYLOAD_LIMIT_BYTES`) raises
 :class:`PayloadTooLargeError` instead.
@@ -41,6 +42,10 @@ class Report:
     error_type: str | None = None
     #: Milliseconds the worker waited for a core during the invocation (not on Lambda's line).
     wait_ms: float = 0.0
+    #: SnapStart: on a cold start restored from the snapshot (then ``init_ms`` is ``None``), the
+    #: restore up to the first invocation, and the after restore hooks' part of it, rounded up.
+    restore_ms: float | None = None
+    billed_restore_ms: int | None = None
 
     def line(self) -> str:
         """The ``REPORT RequestId: …`` line, tab-separated as Lambda writes it."""
@@ -53,6 +58,9 @@ class Report:
         ]
         if self.init_ms is not None:
             parts.append(f"Init Duration: {self.init_ms:.2f} ms")
+        if self.restore_ms is not None:
+            parts.append(f"Restore Duration: {self.restore_ms:.2f} ms")
+            parts.append(f"Billed Restore Duration: {self.billed_restore_ms or 0} ms")
         if self.status != "success":
             parts.append(f"Status: {self.status}")
             if self.error_type:
