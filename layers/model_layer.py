@@ -69,6 +69,7 @@ from layers.golden import (
     synthetic_sample,
     write_golden,
 )
+from layers.pickle_libraries import pickle_modules, required_libraries
 from layers.zipping import write_zip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,6 +193,14 @@ def check_estimator(file: str, estimator: Any, class_probabilities: bool = False
     return task
 
 
+def artifact_libraries(objects: list[Any], raw: list[bytes]) -> dict[str, str]:
+    """The manifest's ``libraries``: Python and the tracked libraries, and every installed
+    distribution the artifacts' pickles name (:mod:`layers.pickle_libraries`), with the
+    versions installed here (what the function's init then requires)."""
+    modules = set().union(*(pickle_modules(obj, data) for obj, data in zip(objects, raw)))
+    return installed_versions(required_libraries(modules))
+
+
 def build_manifest(
     src: Path,
     *,
@@ -240,11 +249,13 @@ def build_manifest(
         raise PackagingError("--pipeline is required: the artifact files in order, the estimator last")
     steps = []
     objects = []
+    raw = []
     for file in pipeline:
         path = Path(src) / file
         if not path.is_file():
             raise PackagingError(f"--pipeline names {file}, which is not in {src}")
         data = path.read_bytes()
+        raw.append(data)
         objects.append(_load_verified(file, data))
         steps.append({"name": path.stem, "file": file, "role": "preprocessor", "sha256": sha256_bytes(data)})
     estimator = objects[-1]
@@ -271,7 +282,7 @@ def build_manifest(
     if task == "classifier":
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in estimator.classes_]
         manifest["class_probabilities"] = class_probabilities
-    manifest.update({"libraries": installed_versions(), "metrics": metrics or {}})
+    manifest.update({"libraries": artifact_libraries(objects, raw), "metrics": metrics or {}})
     if GOLDEN_NAME in pipeline:
         raise PackagingError(f"--pipeline names {GOLDEN_NAME}, the name packaging gives the golden predictions")
     try:
@@ -297,7 +308,7 @@ def verify_folder(src: Path) -> Manifest:
     """
     try:
         manifest = read_manifest(src)
-        check_versions(manifest, installed_versions())  # before anything is unpickled
+        check_versions(manifest, installed_versions(manifest["libraries"]))  # before anything is unpickled
     except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
     contents = {}
