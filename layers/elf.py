@@ -25,11 +25,11 @@ def dynamic_entries(data: bytes) -> tuple[list[str], list[str]]:
         if isinstance(section, DynamicSection):
             for tag in section.iter_tags():
                 if tag.entry.d_tag == "DT_NEEDED":
-                    needed.append(tag.needed)
+                    needed.append(getattr(tag, "needed"))  # noqa: B009 - set by pyelftools per tag kind
                 elif tag.entry.d_tag == "DT_RPATH":
-                    paths.extend(tag.rpath.split(":"))
+                    paths.extend(getattr(tag, "rpath").split(":"))  # noqa: B009
                 elif tag.entry.d_tag == "DT_RUNPATH":
-                    paths.extend(tag.runpath.split(":"))
+                    paths.extend(getattr(tag, "runpath").split(":"))  # noqa: B009
     return needed, paths
 
 

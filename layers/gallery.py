@@ -126,7 +126,7 @@ def _lightgbm() -> GalleryModel:
 
 
 def _pandas_frame() -> GalleryModel:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
     from sklearn.compose import ColumnTransformer
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression

@@ -47,11 +47,11 @@ def modules_in_pickle(data: bytes) -> set[str]:
             elif name in _STRINGS:
                 pushed.append(arg if isinstance(arg, str) else None)
             elif name in _GETS:
-                pushed.append(memo.get(arg))
+                pushed.append(memo.get(int(arg or 0)))
             elif name == "MEMOIZE":
                 memo[len(memo)] = pushed[-1] if pushed else None
             elif name in _PUTS:
-                memo[arg] = pushed[-1] if pushed else None
+                memo[int(arg or 0)] = pushed[-1] if pushed else None
             elif name not in ("FRAME", "PROTO"):
                 pushed.append(None)
             del pushed[:-2]

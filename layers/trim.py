@@ -271,7 +271,11 @@ def _remove_module(path: Path) -> int:
 
 def write_report(report: TrimReport, out: Path) -> Path:
     """The kept and removed module names as JSON (``deps-layer.trim.json`` beside the zip)."""
-    doc = {"kept": sorted(report.kept), "traced": sorted(report.traced), "removed": report.removed}
-    doc["removed_bytes"] = report.removed_bytes
+    doc = {
+        "kept": sorted(report.kept),
+        "traced": sorted(report.traced),
+        "removed": report.removed,
+        "removed_bytes": report.removed_bytes,
+    }
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return out
