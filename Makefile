@@ -94,23 +94,25 @@ soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's rep
 	$(PY) -m localtwin.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES) $(MOTO_OPT)
 
 # EXTRAS=pandas,lightgbm adds Pipfile's [extra-NAME] sections to the layer; TRIM=0 keeps every
-# module (docs/layers.md). The layer is rebuilt when what it installs changes: the pins file holds
+# module; SOURCES=0 ships bytecode in place of the sources (docs/layers.md). The layer is rebuilt when what it installs changes: the pins file holds
 # [packages] (+ the extras) and the options, rewritten only when they differ, so editing
 # [dev-packages] leaves the layer alone.
 EXTRAS ?=
 TRIM ?= 1
+SOURCES ?= 1
 EXTRAS_LAYER := build/layers/extras-layer.zip
 #: What the extras layer holds (make extras-layer; the tests attach it): every extra unless EXTRAS says.
 EXTRAS_LAYER_EXTRAS = $(or $(EXTRAS),pandas,lightgbm)
-DEPS_OPTS = $(if $(EXTRAS),--extras $(EXTRAS)) $(if $(filter 0,$(TRIM)),--no-trim)
-EXTRAS_OPTS = --extras $(EXTRAS_LAYER_EXTRAS) --only-extras $(if $(filter 0,$(TRIM)),--no-trim)
+LAYER_OPTS = $(if $(filter 0,$(TRIM)),--no-trim) $(if $(filter 0,$(SOURCES)),--no-sources)
+DEPS_OPTS = $(if $(EXTRAS),--extras $(EXTRAS)) $(LAYER_OPTS)
+EXTRAS_OPTS = --extras $(EXTRAS_LAYER_EXTRAS) --only-extras $(LAYER_OPTS)
 DEPS_PINS := build/layers/deps-layer.pins
 EXTRAS_PINS := build/layers/extras-layer.pins
 DEPS_SOURCES := layers/deps_layer.py layers/trim.py layers/gallery.py layers/elf.py layers/zipping.py
-PINS_FILE = $(shell mkdir -p build/layers && PYTHONPATH=$(CURDIR) python3 -m layers.deps_layer --print-pins $(2) > $(1).new \
+PINS_FILE = $(shell mkdir -p build/layers && PYTHONPATH=$(CURDIR) $(or $(PYTHON),python3) -m layers.deps_layer --print-pins $(2) > $(1).new \
   && { cmp -s $(1).new $(1) && rm -f $(1).new || mv $(1).new $(1); }; echo $(1))
 
-deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (EXTRAS=pandas,lightgbm TRIM=0 optional)
+deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (EXTRAS=pandas,lightgbm TRIM=0 SOURCES=0 optional)
 	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER) $(DEPS_OPTS)
 
 $(DEPS_LAYER): $(call PINS_FILE,$(DEPS_PINS),$(DEPS_OPTS)) $(DEPS_SOURCES) $(call ZIP_BROKEN,$(DEPS_LAYER))

@@ -354,6 +354,22 @@ def ship_needed_libraries(staging: Path) -> list[str]:
     return shipped
 
 
+def drop_sources(site: Path) -> int:
+    """Replace every ``.py`` that has bytecode by that bytecode, where the source was (``x.pyc``).
+
+    Python imports such a module sourceless; tracebacks then show no source lines. Returns
+    the bytes of source removed.
+    """
+    removed = 0
+    for source in list(site.rglob("*.py")):
+        pyc = source.parent / "__pycache__" / f"{source.stem}.{sys.implementation.cache_tag}.pyc"
+        if pyc.is_file():
+            removed += source.stat().st_size
+            pyc.replace(source.with_suffix(".pyc"))
+            source.unlink()
+    return removed
+
+
 def build_deps_layer(
     runtime: str = DEFAULT_RUNTIME,
     arch: str = DEFAULT_ARCH,
@@ -362,11 +378,13 @@ def build_deps_layer(
     extras: Sequence[str] = (),
     trim: bool = True,
     only_extras: bool = False,
+    sources: bool = True,
 ) -> BuildReport:
     """Install, slim, trim, compile and zip the dependencies layer; return the sizes.
 
     With ``only_extras`` the zip holds only what the extras add (their distributions and
     ``lib/``), for a layer attached after a dependencies layer built from the same pins.
+    Without ``sources`` the layer holds bytecode only where it has bytecode (:func:`drop_sources`).
     """
     from layers.zipping import tree_entries, write_zip
 
@@ -390,6 +408,8 @@ def build_deps_layer(
     strip_extensions(site, arch)
     slim_size = tree_bytes(site)
     bytecode = compile_bytecode(site, runtime)
+    if bytecode and not sources:
+        drop_sources(site)
     final = tree_bytes(site)
     if not bytecode:
         print(f"deps layer: this interpreter is not {runtime}; the layer ships without bytecode", file=sys.stderr)
@@ -437,13 +457,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extras", default="", help="Pipfile [extra-NAME] sections to add, comma-separated")
     parser.add_argument("--only-extras", action="store_true", help="zip only what the extras add (an extras layer)")
     parser.add_argument("--no-trim", action="store_true", help="keep every module (no tracing; make TRIM=0)")
+    parser.add_argument(
+        "--no-sources", action="store_true", help="ship bytecode instead of the sources it was compiled from"
+    )
     parser.add_argument("--print-pins", action="store_true", help="print the pins and options, build nothing")
     args = parser.parse_args(argv)
     extras = [name.strip() for name in args.extras.split(",") if name.strip()]
     try:
         if args.print_pins:
             print(
-                "\n".join([*runtime_pins(extras=extras), f"# trim={not args.no_trim} only_extras={args.only_extras}"])
+                "\n".join(
+                    [
+                        *runtime_pins(extras=extras),
+                        f"# trim={not args.no_trim} only_extras={args.only_extras} sources={not args.no_sources}",
+                    ]
+                )
             )
             return 0
         report = build_deps_layer(
@@ -454,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             extras=extras,
             trim=not args.no_trim,
             only_extras=args.only_extras,
+            sources=not args.no_sources,
         )
     except (BuildError, TrimError) as exc:
         print(f"deps-layer: {exc}", file=sys.stderr)
