@@ -210,11 +210,12 @@ started = time.perf_counter()
 sys.path[:0] = [sys.argv[1], sys.argv[2] + "/python"]
 import lambda_function
 init = time.perf_counter() - started
+init_cpu = time.process_time()
 event = json.loads(sys.argv[3])
 response = lambda_function.lambda_handler(event, None)
 assert not response["batchItemFailures"], response
 results = [response["predictions"].get(record["eventID"]) for record in event["Records"]]
-print(json.dumps({"init_s": init, "results": results,
+print(json.dumps({"init_s": init, "init_cpu_s": init_cpu, "results": results,
                   "outside": sorted({m.__file__.split("/site-packages/")[0] for m in list(sys.modules.values())
                                      if getattr(m, "__file__", None) and "site-packages" in m.__file__})}))
 """

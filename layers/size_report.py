@@ -69,37 +69,35 @@ def lightgbm_model_layer(out: Path) -> Path:
 
 
 _IMPORT_PANDAS = (
-    "import sys, time; sys.path[:0] = [sys.argv[1] + '/python']; started = time.perf_counter(); import pandas; "
-    "print(time.perf_counter() - started)"
+    "import sys, time; sys.path[:0] = [sys.argv[1] + '/python']; started = time.perf_counter(); "
+    "cpu = time.process_time(); import pandas; print(time.perf_counter() - started, time.process_time() - cpu)"
 )
 
 
-def median_init(function_zip: Path, layers: list[Path], repeat: int) -> float:
-    """Median seconds to import the function and load the model from the layers, fresh interpreters."""
+def median_init(function_zip: Path, layers: list[Path], repeat: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds to import the function and load the model from the layers, fresh
+    interpreters. CPU time (the process's, from its start) is the steadier figure on a shared machine."""
     with tempfile.TemporaryDirectory() as tmp:
         task, opt = extract_tree(function_zip, layers, Path(tmp))
-        return sorted(smoke_run(task, opt)["init_s"] for _ in range(repeat))[repeat // 2]
+        runs = [smoke_run(task, opt) for _ in range(repeat)]
+    wall = sorted(run["init_s"] for run in runs)[repeat // 2]
+    return wall, sorted(run["init_cpu_s"] for run in runs)[repeat // 2]
 
 
-def median_pandas_import(layers: list[Path], repeat: int) -> float:
-    """Median seconds of ``import pandas`` (after nothing else) from the layers alone."""
+def median_pandas_import(layers: list[Path], repeat: int) -> tuple[float, float]:
+    """Median (wall, CPU) seconds of ``import pandas`` (after nothing else) from the layers alone."""
     import sys
 
     with tempfile.TemporaryDirectory() as tmp:
         opt = Path(tmp) / "opt"
         extract_tree(FUNCTION_ZIP, layers, Path(tmp))
         runs = [
-            float(
-                subprocess.run(
-                    [sys.executable, "-I", "-S", "-c", _IMPORT_PANDAS, str(opt)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-            )
+            subprocess.run(
+                [sys.executable, "-I", "-S", "-c", _IMPORT_PANDAS, str(opt)], check=True, capture_output=True, text=True
+            ).stdout.split()
             for _ in range(repeat)
         ]
-    return sorted(runs)[repeat // 2]
+    return sorted(float(w) for w, _ in runs)[repeat // 2], sorted(float(c) for _, c in runs)[repeat // 2]
 
 
 def print_extras_figures(deps: Path = DEFAULT_OUT, extras: Path = EXTRAS_OUT, repeat: int = 5) -> None:
@@ -121,10 +119,14 @@ def print_extras_figures(deps: Path = DEFAULT_OUT, extras: Path = EXTRAS_OUT, re
         lightgbm = median_init(FUNCTION_ZIP, [deps, extras, lightgbm_layer], repeat)
     pandas = median_pandas_import([deps, extras], repeat)
     print(f"\ncold init from the built layers (median of {repeat} fresh interpreters; import + load, no predict):")
-    print(f"  reference model, dependencies layer             {reference * 1000:8.0f} ms")
-    print(f"  reference model, + extras layer attached        {with_extras * 1000:8.0f} ms")
-    print(f"  LightGBM model, dependencies + extras layers    {lightgbm * 1000:8.0f} ms")
-    print(f"  import pandas alone from the layers             {pandas * 1000:8.0f} ms")
+    print(f"  {'':<48}{'wall':>8}{'CPU':>10}")
+    for label, (wall, cpu) in (
+        ("reference model, dependencies layer", reference),
+        ("reference model, + extras layer attached", with_extras),
+        ("LightGBM model, dependencies + extras layers", lightgbm),
+        ("import pandas alone from the layers", pandas),
+    ):
+        print(f"  {label:<48}{wall * 1000:>5.0f} ms{cpu * 1000:>7.0f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
