@@ -102,7 +102,8 @@ TRIM ?= 1
 SOURCES ?= 1
 EXTRAS_LAYER := build/layers/extras-layer.zip
 #: What the extras layer holds (make extras-layer; the tests attach it): every extra unless EXTRAS says.
-EXTRAS_LAYER_EXTRAS = $(or $(EXTRAS),pandas,lightgbm)
+ALL_EXTRAS := pandas,lightgbm
+EXTRAS_LAYER_EXTRAS = $(or $(EXTRAS),$(ALL_EXTRAS))
 LAYER_OPTS = $(if $(filter 0,$(TRIM)),--no-trim) $(if $(filter 0,$(SOURCES)),--no-sources)
 DEPS_OPTS = $(if $(EXTRAS),--extras $(EXTRAS)) $(LAYER_OPTS)
 EXTRAS_OPTS = --extras $(EXTRAS_LAYER_EXTRAS) --only-extras $(LAYER_OPTS)

@@ -167,3 +167,13 @@ def test_the_trim_keeps_every_module_the_gallery_imports(deps_layer: Path, extra
 
     assert len(wanted) > 500  # the gallery really imported scikit-learn, scipy, pandas, LightGBM
     assert [path for path in wanted if path not in shipped] == []
+
+
+@pytest.mark.unit
+def test_make_extras_layer_builds_every_extra_pipfile_defines() -> None:
+    from layers.deps_layer import extra_sections
+
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", "extras-layer"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert f"--extras {','.join(extra_sections())} --only-extras" in proc.stdout
