@@ -37,7 +37,7 @@ CANDIDATE_MODEL := build/candidate/manifest.json
 STRATEGY ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train model-layer function-zip events invoke demo soak bench test test-fast test-faults lint format clean deps-layer check-layers
+.PHONY: help venv train model-layer function-zip events invoke demo soak bench test test-fast test-faults lint format clean deps-layer check-layers extras-layer layer-figures
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-20s %s\n", $$1, $$2}'
@@ -113,20 +113,49 @@ FUZZ_CASES ?= 10000
 soak: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Fault soak: the demo's replay with throttling, killed workers and timeouts, then FUZZ_CASES=10000 hostile events; checks nothing is lost
 	$(PY) -m localtwin.soak --records $(RECORDS) --shards $(SHARDS) --source $(SOURCE) --fuzz-cases $(FUZZ_CASES) $(MOTO_OPT)
 
-deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (Docker if present, else cross-platform pip)
-	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER)
+# EXTRAS=pandas,lightgbm adds Pipfile's [extra-NAME] sections to the layer; TRIM=0 keeps every
+# module; SOURCES=0 ships bytecode in place of the sources (docs/layers.md). The layer is rebuilt when what it installs changes: the pins file holds
+# [packages] (+ the extras) and the options, rewritten only when they differ, so editing
+# [dev-packages] leaves the layer alone.
+EXTRAS ?=
+TRIM ?= 1
+SOURCES ?= 1
+EXTRAS_LAYER := build/layers/extras-layer.zip
+#: What the extras layer holds (make extras-layer; the tests attach it): every extra unless EXTRAS says.
+ALL_EXTRAS := pandas,lightgbm
+EXTRAS_LAYER_EXTRAS = $(or $(EXTRAS),$(ALL_EXTRAS))
+LAYER_OPTS = $(if $(filter 0,$(TRIM)),--no-trim) $(if $(filter 0,$(SOURCES)),--no-sources)
+DEPS_OPTS = $(if $(EXTRAS),--extras $(EXTRAS)) $(LAYER_OPTS)
+EXTRAS_OPTS = --extras $(EXTRAS_LAYER_EXTRAS) --only-extras $(LAYER_OPTS)
+DEPS_PINS := build/layers/deps-layer.pins
+EXTRAS_PINS := build/layers/extras-layer.pins
+DEPS_SOURCES := layers/deps_layer.py layers/trim.py layers/gallery.py layers/elf.py layers/zipping.py
+PINS_FILE = $(shell mkdir -p build/layers && PYTHONPATH=$(CURDIR) $(or $(PYTHON),python3) -m layers.deps_layer --print-pins $(2) > $(1).new \
+  && { cmp -s $(1).new $(1) && rm -f $(1).new || mv $(1).new $(1); }; echo $(1))
 
-$(DEPS_LAYER): Pipfile layers/deps_layer.py layers/zipping.py $(call ZIP_BROKEN,$(DEPS_LAYER))
+deps-layer: $(STAMP) ## Build the dependencies layer for RUNTIME=python3.12 ARCH=x86_64 (EXTRAS=pandas,lightgbm TRIM=0 SOURCES=0 optional)
+	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(DEPS_LAYER) $(DEPS_OPTS)
+
+$(DEPS_LAYER): $(call PINS_FILE,$(DEPS_PINS),$(DEPS_OPTS)) $(DEPS_SOURCES) $(call ZIP_BROKEN,$(DEPS_LAYER))
 	$(MAKE) --no-print-directory deps-layer
+
+extras-layer: $(STAMP) ## Build a layer of the extras alone (EXTRAS=pandas,lightgbm by default), to attach after the deps layer
+	$(PY) -m layers.deps_layer --runtime $(RUNTIME) --arch $(ARCH) --out $(EXTRAS_LAYER) $(EXTRAS_OPTS)
+
+$(EXTRAS_LAYER): $(call PINS_FILE,$(EXTRAS_PINS),$(EXTRAS_OPTS)) $(DEPS_SOURCES) $(call ZIP_BROKEN,$(EXTRAS_LAYER))
+	$(MAKE) --no-print-directory extras-layer
 
 check-layers: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Check size, binaries, versions, smoke test; print size and cold-init figures
 	$(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH) --figures
+
+layer-figures: $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) $(EXTRAS_LAYER) ## Layer sizes unzipped and cold init, with and without pandas / LightGBM
+	$(PY) -m layers.size_report --runtime $(RUNTIME) --arch $(ARCH)
 
 bench: $(FUNCTION_ZIP) $(MODEL_LAYER) ## Warm and cold benchmarks of the handler against bare predict/load
 	$(PY) -m experiments.bench
 
 # The zips are built first so that the tests that run them from the layers run too.
-test: lint $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) ## Lint, then run the whole test suite (every tier: unit, aws, twin, slow)
+test: lint $(FUNCTION_ZIP) $(MODEL_LAYER) $(DEPS_LAYER) $(EXTRAS_LAYER) ## Lint, then run the whole test suite (every tier: unit, aws, twin, slow)
 	$(PY) -m pytest -q
 
 test-faults: $(STAMP) ## The release fault suite with every fault kind at every AWS call (make test runs drop and timeout)
@@ -157,7 +186,7 @@ clean: ## Remove build outputs (keeps .venv)
 RELEASE := $(PY) -m release
 
 # Publishing runs the layer checks first; a failed check stops it. The deps layer zip is
-# rebuilt when Pipfile or its build code changed, or it is unreadable (a zip for another
+# rebuilt when its pins (Pipfile's [packages], EXTRAS), options or build code changed, or it is unreadable (a zip for another
 # RUNTIME/ARCH fails the checks); the model layer is always repackaged from MODEL_SRC.
 LAYER_CHECKS := $(PY) -m layers.checks --runtime $(RUNTIME) --arch $(ARCH)
 

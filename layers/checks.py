@@ -1,10 +1,12 @@
 """Checks that run before anything ships (``make check-layers``; publishing runs them too).
 
 1. Function zip + all layers fit Lambda's 262,144,000-byte unzipped limit (margin shown).
-2. Every ELF file in the dependencies layer is built for ``ARCH``, needs no GLIBC newer
-   than the runtime's Amazon Linux provides, and every extension module's CPython tag
-   is the runtime's.
-3. The model manifest's numpy / scipy / scikit-learn / joblib equal the layer's.
+2. Every ELF file in the dependencies layer (and an extras layer) is built for ``ARCH``,
+   needs no GLIBC newer than the runtime's Amazon Linux provides, every extension
+   module's CPython tag is the runtime's, and every shared library it needs is found in
+   the layers or Lambda's image, never only on this machine (:mod:`layers.elf`).
+3. Every library version the model manifest records (numpy / scipy / scikit-learn /
+   joblib, and any other its pickles name: lightgbm, pandas) equals the layers'.
 4. Where this interpreter is the runtime's Python on the layer's architecture: import
    and predict in a fresh interpreter that sees only the function and the layers. The
    batch is the model layer's golden records (:mod:`layers.golden`), and every result
@@ -12,7 +14,7 @@
    layer whose manifest lists no golden predictions gets synthetic inputs, only checked
    to score.
 
-Usage: ``python -m layers.checks [--runtime python3.12] [--arch x86_64]``
+Usage: ``python -m layers.checks [--runtime python3.12] [--arch x86_64] [--extras-layer ZIP]``
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from layers.deps_layer import (
     DEFAULT_ARCH,
     DEFAULT_RUNTIME,
     RUNTIME_GLIBC,
+    RUNTIME_IMAGE_LIBRARIES,
     python_version,
 )
 from layers.deps_layer import (
     DEFAULT_OUT as DEPS_ZIP,
 )
 from layers.deps_zip import layer_versions
+from layers.elf import dynamic_entries, unresolved_libraries
 from layers.function_zip import DEFAULT_OUT as FUNCTION_ZIP
 from layers.golden import GOLDEN_ATOL, GOLDEN_RTOL, GoldenError, compare
 from layers.model_layer import DEFAULT_OUT as MODEL_ZIP
@@ -158,11 +162,37 @@ def check_binaries(deps_zip: Path, runtime: str, arch: str) -> list[Finding]:
     ]
 
 
-def check_model_versions(model_zip: Path, deps_zip: Path) -> Finding:
-    """The manifest's library versions equal the dependencies layer's."""
+def check_libraries(layer_zips: list[Path]) -> Finding:
+    """Every shared library the layers' binaries need is in the layers or Lambda's image."""
+    files: list[str] = []
+    binaries = {}
+    for layer in layer_zips:
+        with zipfile.ZipFile(layer) as zf:
+            for info in zf.infolist():
+                files.append(info.filename)
+                if re.search(r"\.so(\.[0-9.]+)?$", info.filename):
+                    data = zf.read(info)
+                    if data[:4] == b"\x7fELF":
+                        binaries[info.filename] = dynamic_entries(data)
+    missing = unresolved_libraries(binaries, files, RUNTIME_IMAGE_LIBRARIES)
+    if missing:
+        listed = "; ".join(f"{lib} (needed by {paths[0]})" for lib, paths in sorted(missing.items()))
+        return Finding(
+            "libraries",
+            False,
+            f"not in the layers nor in Lambda's image: {listed}: ship it in the layer's lib/ "
+            "(layers/deps_layer.py BUNDLED_COPIES), then make deps-layer",
+        )
+    return Finding("libraries", True, f"every library {len(binaries)} ELF files need is in the layers or the image")
+
+
+def check_model_versions(model_zip: Path, deps_zip: Path, extra_zips: list[Path] | None = None) -> Finding:
+    """The manifest's library versions equal the dependencies (and extras) layers'."""
     with zipfile.ZipFile(model_zip) as zf:
         manifest = json.loads(zf.read("model/manifest.json"))
     have = layer_versions(deps_zip)
+    for extra in extra_zips or []:
+        have.update(layer_versions(extra))
     diffs = [
         f"{lib} {want} (model) vs {have.get(lib, 'absent')} (layer)"
         for lib, want in manifest["libraries"].items()
@@ -184,11 +214,12 @@ started = time.perf_counter()
 sys.path[:0] = [sys.argv[1], sys.argv[2] + "/python"]
 import lambda_function
 init = time.perf_counter() - started
+init_cpu = time.process_time()
 event = json.loads(sys.argv[3])
 response = lambda_function.lambda_handler(event, None)
 assert not response["batchItemFailures"], response
 results = [response["predictions"].get(record["eventID"]) for record in event["Records"]]
-print(json.dumps({"init_s": init, "results": results,
+print(json.dumps({"init_s": init, "init_cpu_s": init_cpu, "results": results,
                   "outside": sorted({m.__file__.split("/site-packages/")[0] for m in list(sys.modules.values())
                                      if getattr(m, "__file__", None) and "site-packages" in m.__file__})}))
 """
@@ -267,7 +298,12 @@ def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:
     ``drop_bytecode`` the interpreter neither reads nor writes ``.pyc`` outside the
     stdlib's, as on a layer shipped without bytecode (``/opt`` is read-only).
     """
-    env = {"MODEL_DIR": str(opt / "model"), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+    env = {
+        "MODEL_DIR": str(opt / "model"),
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LD_LIBRARY_PATH": str(opt / "lib"),
+    }
     if drop_bytecode:
         for pyc_dir in opt.rglob("__pycache__"):
             for pyc in pyc_dir.iterdir():
@@ -350,27 +386,28 @@ def run_checks(
     function_zip: Path = FUNCTION_ZIP,
     deps_zip: Path = DEPS_ZIP,
     model_zip: Path = MODEL_ZIP,
+    extra_zips: list[Path] | None = None,
 ) -> list[Finding]:
-    """Every check, in order; missing zips are reported as failures naming the make target."""
-    missing = [
-        f"{path} (make {target})"
-        for path, target in ((function_zip, "function-zip"), (deps_zip, "deps-layer"), (model_zip, "model-layer"))
-        if not Path(path).is_file()
-    ]
+    """Every check, in order; missing zips are reported as failures naming the make target.
+
+    ``extra_zips`` are layers attached between the dependencies and the model layer (an
+    extras layer: ``make extras-layer``).
+    """
+    extra_zips = list(extra_zips or [])
+    inputs = [(function_zip, "function-zip"), (deps_zip, "deps-layer"), (model_zip, "model-layer")]
+    inputs += [(extra, "extras-layer") for extra in extra_zips]
+    missing = [f"{path} (make {target})" for path, target in inputs if not Path(path).is_file()]
     if missing:
         return [Finding("inputs", False, "missing: " + ", ".join(missing))]
-    broken = [
-        f"{path} (make {target}; `make` rebuilds it)"
-        for path, target in ((function_zip, "function-zip"), (deps_zip, "deps-layer"), (model_zip, "model-layer"))
-        if not zipfile.is_zipfile(path)
-    ]
+    broken = [f"{path} (make {target}; `make` rebuilds it)" for path, target in inputs if not zipfile.is_zipfile(path)]
     if broken:
         return [Finding("inputs", False, "not a readable zip (truncated or corrupt): " + ", ".join(broken))]
     return [
-        check_size([function_zip, deps_zip, model_zip], artifact_bytes(model_zip)),
-        *check_binaries(deps_zip, runtime, arch),
-        check_model_versions(model_zip, deps_zip),
-        check_smoke(function_zip, [deps_zip, model_zip], runtime, arch),
+        check_size([function_zip, deps_zip, *extra_zips, model_zip], artifact_bytes(model_zip)),
+        *[finding for layer in [deps_zip, *extra_zips] for finding in check_binaries(layer, runtime, arch)],
+        check_libraries([deps_zip, *extra_zips]),
+        check_model_versions(model_zip, deps_zip, extra_zips),
+        check_smoke(function_zip, [deps_zip, *extra_zips, model_zip], runtime, arch),
     ]
 
 
@@ -379,8 +416,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runtime", default=DEFAULT_RUNTIME)
     parser.add_argument("--arch", default=DEFAULT_ARCH, choices=sorted(ARCH_TAG))
     parser.add_argument("--figures", action="store_true", help="also measure cold init with and without bytecode")
+    parser.add_argument(
+        "--extras-layer", type=Path, action="append", default=[], help="a layer attached after the dependencies layer"
+    )
+    parser.add_argument("--model-layer", type=Path, default=MODEL_ZIP, help=f"default {MODEL_ZIP}")
     args = parser.parse_args(argv)
-    findings = run_checks(args.runtime, args.arch)
+    findings = run_checks(args.runtime, args.arch, model_zip=args.model_layer, extra_zips=args.extras_layer)
     for f in findings:
         print(f"  [{'ok' if f.ok else 'FAIL'}] {f.check:<15} {f.detail}")
     if not all(f.ok for f in findings):

@@ -82,6 +82,7 @@ from layers.input_contract import (
     probe_missing,
     tabular_contract,
 )
+from layers.pickle_libraries import pickle_modules, required_libraries
 from layers.zipping import write_zip
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,6 +208,14 @@ def check_estimator(file: str, estimator: Any, class_probabilities: bool = False
     return task
 
 
+def artifact_libraries(objects: list[Any], raw: list[bytes]) -> dict[str, str]:
+    """The manifest's ``libraries``: Python and the tracked libraries, and every installed
+    distribution the artifacts' pickles name (:mod:`layers.pickle_libraries`), with the
+    versions installed here (what the function's init then requires)."""
+    modules = set().union(*(pickle_modules(obj, data) for obj, data in zip(objects, raw)))
+    return installed_versions(required_libraries(modules))
+
+
 def build_manifest(
     src: Path,
     *,
@@ -310,7 +319,7 @@ def build_manifest(
     if task == "classifier":
         manifest["classes"] = [c.item() if hasattr(c, "item") else c for c in estimator.classes_]
         manifest["class_probabilities"] = class_probabilities
-    manifest.update({"libraries": installed_versions(), "metrics": metrics or {}})
+    manifest.update({"libraries": artifact_libraries(objects, list(contents.values())), "metrics": metrics or {}})
     if custom:
         manifest["code"] = custom
     if GOLDEN_NAME in pipeline:
@@ -343,7 +352,7 @@ def verify_folder(src: Path) -> Manifest:
     """
     try:
         manifest = read_manifest(src)
-        check_versions(manifest, installed_versions())  # before anything is unpickled
+        check_versions(manifest, installed_versions(manifest["libraries"]))  # before anything is unpickled
     except (ManifestError, ModelLoadError) as exc:
         raise PackagingError(str(exc)) from None
     if "artifacts_uri" in manifest:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from inference.manifest import TRACKED_LIBRARIES
 
-from layers.deps_layer import runtime_pins
+from layers.deps_layer import BuildError, extra_sections, runtime_pins
 from release.settings import DEFAULT_PATH, load_settings
 
 pytestmark = pytest.mark.unit
@@ -59,9 +59,12 @@ def pipfile_section(section: str) -> dict[str, Pin]:
 
 
 def test_requirements_and_pipfile_pin_the_same_versions():
-    packages, dev = pipfile_section("packages"), pipfile_section("dev-packages")
-    assert not set(packages) & set(dev), "a package is in both [packages] and [dev-packages]"
-    combined = {**packages, **dev}
+    sections = ["packages", "dev-packages", *(f"extra-{name}" for name in extra_sections())]
+    combined: dict[str, Pin] = {}
+    for section in sections:
+        pins = pipfile_section(section)
+        assert not set(pins) & set(combined), f"[{section}] pins a package another section pins"
+        combined.update(pins)
     txt = requirements_txt()
 
     assert sorted(txt) == sorted(combined)
@@ -85,6 +88,21 @@ def test_the_layer_pins_are_what_the_venv_has_installed():
     pinned = dict(pin.split("==") for pin in runtime_pins())  # what make deps-layer installs
     assert {canonical(name) for name in pinned} == set(pipfile_section("packages"))
     assert {name: metadata.version(name) for name in pinned} == pinned
+
+
+def test_every_extra_is_pinned_installed_and_named_by_its_section():
+    assert {"pandas", "lightgbm"} <= set(extra_sections())
+    for name in extra_sections():
+        with_extra = dict(pin.split("==") for pin in runtime_pins(extras=[name]))
+        section = pipfile_section(f"extra-{name}")
+        assert canonical(name) in section
+        assert {canonical(n) for n in with_extra} == set(pipfile_section("packages")) | set(section)
+        assert {n: metadata.version(n) for n in with_extra} == with_extra
+
+
+def test_an_unknown_extra_is_refused_naming_the_sections():
+    with pytest.raises(BuildError, match=r"EXTRAS=xgboost.*\[extra-pandas\]"):
+        runtime_pins(extras=["xgboost"])
 
 
 def test_reference_model_was_built_with_the_runtime_pins(reference_model):

@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ from .manifest import Manifest, ManifestError, Task, manifest_task, read_manifes
 #: Every float a model returns must be below this in magnitude: DynamoDB stores numbers
 #: up to 9.99e125 (docs/model-layer.md, "Results").
 MAX_MAGNITUDE = 1e125
+#: What :func:`installed_versions` reports for a library the manifest names and this runtime lacks.
+NOT_INSTALLED = "not installed"
 
 
 class ModelLoadError(RuntimeError):
@@ -194,25 +196,43 @@ class LoadedModel:
         return Predictions(labels, task=task)
 
 
-def installed_versions() -> dict[str, str]:
+def installed_versions(libraries: Iterable[str] = ()) -> dict[str, str]:
+    """Python's and the tracked libraries' versions here, and each other named distribution's.
+
+    ``libraries`` are distribution names (a manifest's ``libraries`` keys: ``lightgbm``,
+    ``pandas``); one that is not installed is reported as :data:`NOT_INSTALLED`.
+    """
     import joblib
     import numpy
     import scipy
     import sklearn
 
-    return {
+    versions = {
         "python": "{}.{}.{}".format(*sys.version_info[:3]),
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
         "joblib": joblib.__version__,
     }
+    others = [name for name in libraries if name not in versions]
+    if others:
+        from importlib import metadata
+
+        for name in others:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                versions[name] = NOT_INSTALLED
+    return versions
 
 
 def check_versions(manifest: Manifest, installed: dict[str, str]) -> None:
-    """Refuse a model trained with other numpy / scipy / scikit-learn / joblib versions.
+    """Refuse a model trained with other versions of any library its manifest records.
 
-    Python must match in major.minor only (pickles are portable across patch releases).
+    ``installed`` is :func:`installed_versions` of the manifest's libraries: numpy / scipy /
+    scikit-learn / joblib always, and every other library the artifacts' pickles name
+    (``lightgbm``, ``pandas``). Python must match in major.minor only (pickles are portable
+    across patch releases).
 
     Raises
     ------
@@ -227,10 +247,17 @@ def check_versions(manifest: Manifest, installed: dict[str, str]) -> None:
         if not same:
             mismatches.append(f"{lib} {want} (trained) vs {have} (installed)")
     if mismatches:
+        absent = [lib for lib, have in installed.items() if have == NOT_INSTALLED]
+        extra = (
+            f" (for {', '.join(absent)}: build the dependencies layer with it, make deps-layer "
+            f"EXTRAS={','.join(absent)}, docs/layers.md)"
+            if absent
+            else ""
+        )
         raise ModelLoadError(
             f"model {manifest['name']} {manifest['version']} was built with other library "
             f"versions than this runtime: {'; '.join(mismatches)}. Retrain with the pinned "
-            "requirements, or attach the dependencies layer built from the same pins"
+            f"requirements, or attach the dependencies layer built from the same pins{extra}"
         )
 
 
@@ -257,7 +284,7 @@ def load_model(model_dir: Path | str, artifacts_uri: str | None = None, cache_di
         manifest = read_manifest(model_dir)
     except ManifestError as exc:
         raise ModelLoadError(str(exc)) from None
-    check_versions(manifest, installed_versions())
+    check_versions(manifest, installed_versions(manifest["libraries"]))
     missing = require_libraries(manifest["input"]) if manifest["input"]["kind"] == "tabular" else ""
     if missing:
         raise ModelLoadError(missing)
