@@ -105,7 +105,7 @@ def _unique(base: str, used: set[str]) -> str:
 
 def _stream_name(source: EventSource) -> str:
     if source.type == "kinesis":
-        return source.source_arn.rsplit("/", 1)[1]
+        return source.stream_arn.rsplit("/", 1)[1]
     return source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
 
 

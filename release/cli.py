@@ -44,6 +44,12 @@ MAKE_TARGETS = {"abort": "release-abort"}
 
 
 def _print_release(release: Release) -> None:
+    if release.ended_split:
+        split = ", ".join(f"version {v}: {w:.0%}" for v, w in release.ended_split.items())
+        print(
+            f"{release.function}:{release.alias} also sent invocations to {split} (alias weights, RoutingConfig); "
+            "cleared: the alias now sends every invocation to its version"
+        )
     if not release.changed:
         print(
             f"{release.function}:{release.alias} already serves {release.model_layer_arn} (version {release.version})"

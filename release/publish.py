@@ -1,4 +1,4 @@
-"""Publish the dependencies and model layers: inline up to 50 MB, else through S3.
+"""Publish the dependencies and model layers: inline up to about 48.5 MiB (:mod:`release.upload`), else through S3.
 
 Each layer version's description records what it holds (library versions, the model's
 name and version, the zip's sha256; :mod:`release.descriptions`), so publishing
@@ -79,7 +79,7 @@ def publish_layer(
     *,
     clients: Clients,
 ) -> dict[str, Any]:
-    """Publish a layer version, inline when the zip is ≤ 50 MB, else through S3.
+    """Publish a layer version, inline when the zip fits the request (:mod:`release.upload`), else through S3.
 
     Parameters
     ----------

@@ -280,16 +280,13 @@ def refuse_if_unfinished(
     ------
     UnfinishedRelease
         If another release is unfinished: only re-running it or undoing it may change the function.
-    ReleaseError
-        If the alias splits traffic between versions (``RoutingConfig``).
+
+    Notes
+    -----
+    Alias weights (``RoutingConfig``) with no release pending (made by hand, or by CodeDeploy for a
+    stack) do not stop a release: it moves the alias to its version alone and says which split it
+    ended (:attr:`release.history.Release.ended_split`). A canary's weights are its pending release.
     """
-    if state.weights:
-        split = ", ".join(f"version {v}: {w:.0%}" for v, w in state.weights.items())
-        raise ReleaseError(
-            f"alias {state.alias_name} of {state.name} serves version {state.alias_version} and also sends traffic "
-            f"to {split} (RoutingConfig); finish or end that split first (aws lambda update-alias --function-name "
-            f"{state.name} --name {state.alias_name} --routing-config '{{}}')"
-        )
     if not state.unfinished:
         return False
     pending = state.pending

@@ -113,11 +113,19 @@ def abort(settings: Settings, clients: Clients) -> list[str]:
     pending = state.pending
     back_to = pending.from_version if pending is not None else state.alias_version
     done = []
-    if back_to is not None and state.alias_version not in (None, back_to):
+    if back_to is not None and (state.alias_version not in (None, back_to) or state.weights):
         lam.update_alias(
-            FunctionName=fn.name, Name=fn.alias, FunctionVersion=back_to, Description=f"release-abort to {back_to}"
+            FunctionName=fn.name,
+            Name=fn.alias,
+            FunctionVersion=back_to,
+            Description=f"release-abort to {back_to}",
+            RoutingConfig={"AdditionalVersionWeights": {}},
         )
-        done.append(f"moved {fn.name}:{fn.alias} back from version {state.alias_version} to {back_to}")
+        if state.alias_version != back_to:
+            done.append(f"moved {fn.name}:{fn.alias} back from version {state.alias_version} to {back_to}")
+        if state.weights:
+            split = ", ".join(f"version {v}: {w:.0%}" for v, w in state.weights.items())
+            done.append(f"cleared the alias weights ({split}): {fn.name}:{fn.alias} sends everything to {back_to}")
     elif back_to is None and state.alias is not None:
         lam.delete_alias(FunctionName=fn.name, Name=fn.alias)
         done.append(f"deleted alias {fn.alias}: nothing was live before the unfinished {pending and pending.action}")
