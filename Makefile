@@ -145,9 +145,10 @@ publish-deps-layer: $(DEPS_LAYER) $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and pu
 	$(LAYER_CHECKS)
 	$(RELEASE) publish-deps-layer --zip $(DEPS_LAYER)
 
-publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias
+publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias (STRATEGY=canary PERCENT=10 MINUTES=30: a share first, alarms watched)
 	$(LAYER_CHECKS)
-	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER)
+	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER) $(if $(STRATEGY),--strategy $(STRATEGY)) \
+	  $(if $(PERCENT),--percent $(PERCENT)) $(if $(MINUTES),--minutes $(MINUTES))
 
 relink: $(STAMP) ## Switch the model layer to LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
 	@test -n "$(LAYER_ARN)" || { echo "relink: set LAYER_ARN=arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N (make releases lists them)" >&2; exit 2; }

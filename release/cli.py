@@ -5,6 +5,7 @@ Usage (``make`` wraps each and sets ``PYTHONPATH=function:.``; settings come fro
 
     python -m release publish-deps-layer  [--zip build/layers/deps-layer.zip]
     python -m release publish-model-layer [--zip build/layers/model-layer.zip]
+                                   [--strategy all-at-once|canary] [--percent 10] [--minutes 30]
     python -m release relink --layer-arn arn:aws:lambda:REGION:ACCOUNT:layer:NAME:N
     python -m release rollback
     python -m release releases
@@ -26,9 +27,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from release.alarms import delete_canary_alarms
 from release.aws import CallLog, Clients
+from release.canary import DEFAULT_POLL_S, CanaryPlan, canary_model_layer
 from release.deploy import DEFAULT_FUNCTION_ZIP, deploy
 from release.errors import ReleaseError
 from release.failures import failure_message
@@ -62,6 +66,40 @@ def _print_release(release: Release) -> None:
     )
 
 
+def publish_all_at_once(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``STRATEGY=all-at-once`` (the default): the alias moves to the new version at once."""
+    result = publish_model_layer(settings, args.zip, clients=clients)
+    print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
+    if result.release is None:
+        print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
+    else:
+        _print_release(result.release)
+
+
+def publish_canary(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``STRATEGY=canary``: a share of the invocations on the new version, alarms watched (:mod:`release.canary`)."""
+    result = canary_model_layer(
+        settings, args.zip, CanaryPlan(args.percent, args.minutes, args.poll_s), clients=clients
+    )
+    print(f"{'already published as' if result.layer.reused else 'published'} {result.layer.layer_arn}")
+    for line in result.lines:
+        print(line)
+    if result.release is not None:
+        _print_release(result.release)
+    if result.outcome == "rolled back":
+        raise ReleaseError(
+            f"canary of {result.layer.layer_arn} rolled back: {result.alarm.name if result.alarm else 'an alarm'} "
+            f"fired; {settings.function.name}:{settings.function.alias} still serves version {result.from_version}"
+        )
+
+
+#: ``make publish-model-layer STRATEGY=...``: how a model layer release moves traffic, by name.
+STRATEGIES: dict[str, Callable[[argparse.Namespace, Settings, Clients], None]] = {
+    "all-at-once": publish_all_at_once,
+    "canary": publish_canary,
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m release", description=__doc__.splitlines()[0])
     parser.add_argument("--settings", type=Path, help="settings file (default: $DEPLOY_SETTINGS or deploy.toml)")
@@ -70,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", type=Path, default=DEFAULT_DEPS_ZIP)
     p = sub.add_parser("publish-model-layer", help="publish the model layer zip and release it")
     p.add_argument("--zip", type=Path, default=DEFAULT_MODEL_ZIP)
+    p.add_argument(
+        "--strategy", choices=sorted(STRATEGIES), default="all-at-once", help="how the release moves traffic"
+    )
+    p.add_argument("--percent", type=float, default=10.0, help="canary: share of invocations on the new version")
+    p.add_argument("--minutes", type=float, default=30.0, help="canary: minutes the alarms are watched")
+    p.add_argument("--poll-s", type=float, default=DEFAULT_POLL_S, help="canary: seconds between reads of the alarms")
     p = sub.add_parser("relink", help="switch the model layer to exactly this layer version")
     p.add_argument("--layer-arn", required=True)
     sub.add_parser("rollback", help="relink to the previously live model layer")
@@ -95,6 +139,8 @@ def rerun_command(args: argparse.Namespace) -> str:
     make = f"make {MAKE_TARGETS.get(args.command, args.command)}"
     if args.command == "relink":
         make += f" LAYER_ARN={args.layer_arn}"
+    if args.command == "publish-model-layer" and args.strategy == "canary":
+        make += f" STRATEGY=canary PERCENT={args.percent:g} MINUTES={args.minutes:g}"
     return make
 
 
@@ -104,12 +150,7 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
         print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
         print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
     elif args.command == "publish-model-layer":
-        result = publish_model_layer(settings, args.zip, clients=clients)
-        print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
-        if result.release is None:
-            print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
-        else:
-            _print_release(result.release)
+        STRATEGIES[args.strategy](args, settings, clients)
     elif args.command == "relink":
         _print_release(relink(settings, args.layer_arn, clients=clients))
     elif args.command == "rollback":
@@ -119,6 +160,9 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
     elif args.command == "abort":
         for line in abort(settings, clients):
             print(line)
+        if clients.cloudwatch is not None:  # a canary's alarms go with it
+            for name in delete_canary_alarms(settings, clients.cloudwatch):
+                print(f"deleted alarm {name}")
     elif args.command == "deploy":
         deployed = deploy(settings, args.function_zip, args.deps_layer_arn, args.model_layer_arn, clients=clients)
         for line in deployed.function_changes + deployed.mapping_changes:

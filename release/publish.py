@@ -11,6 +11,7 @@ published.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_MODEL_ZIP",
     "PublishResult",
     "publish_deps_layer",
+    "publish_candidate",
     "publish_layer",
     "publish_model_layer",
 ]
@@ -206,20 +208,39 @@ def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *,
     return _publish_once(settings, zip_path, settings.layers.dependencies_name, description, clients)
 
 
-def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, *, clients: Clients) -> PublishResult:
-    """Verify, publish and release a model layer zip.
+def publish_candidate(
+    settings: Settings,
+    zip_path: Path,
+    action: str,
+    *,
+    clients: Clients,
+    check: Callable[[FunctionState, bool], None] | None = None,
+) -> tuple[Transaction | None, PublishResult]:
+    """Verify a model layer zip, check it against the live function and publish it, inside release ``action``.
 
-    Every artifact's sha256 must equal the manifest's. If the function exists, the
-    model's library versions are checked against its dependencies layer *before*
-    publishing, then :func:`release.relink.relink` moves the function and alias to
-    the new version. Without a function the layer is only published (``make deploy``
-    attaches it). A zip published before is not published again: its version is relinked.
+    Every artifact's sha256 must equal the manifest's; with a function, the model's library versions
+    must equal its dependencies layer's (checked *before* publishing), no other release may be
+    unfinished, and the function is tagged as under release before the layer is published (unless
+    the alias already serves that very layer). A zip published before is not published again.
+
+    Parameters
+    ----------
+    action : str
+        The release (``publish-model-layer``, ``canary``): the transaction's action.
+    check : callable, optional
+        Called with the function's state and whether this re-runs an unfinished release, before
+        anything is changed; raises to refuse.
+
+    Returns
+    -------
+    tuple
+        The transaction (``None`` when the function does not exist: the layer is only published) and
+        the layer version.
 
     Raises
     ------
     ReleaseError
-        On an unverified zip, a library mismatch, another unfinished release, or a failed
-        release step.
+        On an unverified zip, a library mismatch, or another unfinished release.
     """
     lam, fn = clients.lambda_, settings.function
     manifest = verify_model_zip(zip_path)
@@ -227,9 +248,11 @@ def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, 
     description = model_description(manifest, zip_sha256)
     state = FunctionState.read(settings, clients)
     if state.latest is None:
-        return _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
+        return None, _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
     target = f"sha256={zip_sha256}"
-    resume = refuse_if_unfinished(state, settings, clients, "publish-model-layer", target)
+    resume = refuse_if_unfinished(state, settings, clients, action, target)
+    if check is not None:
+        check(state, resume)
     base = state.live or state.latest
     problems = library_mismatches(parse_description(description)[1], deps_layer_fields(settings, base, lam))
     if problems:
@@ -238,22 +261,38 @@ def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, 
             "layer: " + "; ".join(problems) + ". Retrain with the pinned requirements, or publish and deploy "
             "a dependencies layer built from the model's versions"
         )
-    txn = Transaction(settings, clients, state, "publish-model-layer", target, resume)
+    txn = Transaction(settings, clients, state, action, target, resume)
     existing = _find_published(settings, settings.layers.model_name, description, clients)
     if existing is None or existing != state.live_layer(settings.layers.model_name):
         txn.begin()  # before the layer is published: an interrupted publish is visible in AWS
     if existing is not None:
-        result = PublishResult(existing, reused=True)
-    else:
-        published = publish_layer(
-            zip_path,
-            settings.layers.model_name,
-            description,
-            fn.runtime,
-            fn.architecture,
-            settings.layers.artifact_bucket,
-            clients=clients,
-        )
-        result = PublishResult(str(published["LayerVersionArn"]))
-    result.release = release_layer(settings, clients, txn, LayerArn.parse(result.layer_arn))
+        return txn, PublishResult(existing, reused=True)
+    published = publish_layer(
+        zip_path,
+        settings.layers.model_name,
+        description,
+        fn.runtime,
+        fn.architecture,
+        settings.layers.artifact_bucket,
+        clients=clients,
+    )
+    return txn, PublishResult(str(published["LayerVersionArn"]))
+
+
+def publish_model_layer(settings: Settings, zip_path: Path = DEFAULT_MODEL_ZIP, *, clients: Clients) -> PublishResult:
+    """Verify, publish and release a model layer zip, all at once (:func:`publish_candidate`).
+
+    If the function exists, :func:`release.relink.release_layer` then moves the function and alias
+    to the new version; without a function the layer is only published (``make deploy`` attaches it).
+    A zip published before is not published again: its version is relinked.
+
+    Raises
+    ------
+    ReleaseError
+        On an unverified zip, a library mismatch, another unfinished release, or a failed
+        release step.
+    """
+    txn, result = publish_candidate(settings, zip_path, "publish-model-layer", clients=clients)
+    if txn is not None:
+        result.release = release_layer(settings, clients, txn, LayerArn.parse(result.layer_arn))
     return result

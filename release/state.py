@@ -106,6 +106,8 @@ def finish_command(action: str, target: str) -> str:
         return f"`make relink LAYER_ARN={target}`"
     if action == "publish-model-layer":
         return f"`make publish-model-layer` with the same model (layer zip {target})"
+    if action == "canary":
+        return f"`make publish-model-layer STRATEGY=canary` with the same model (layer zip {target})"
     return f"`make {action}`"
 
 
@@ -228,7 +230,7 @@ class FunctionState:
             f"unfinished {pending.action} (target {pending.target}), started {pending.started} by {pending.by}, "
             f"from version {pending.from_version or '(nothing live)'}:"
         )
-        if pending.action == "publish-model-layer" and clients is not None:
+        if pending.action in ("publish-model-layer", "canary") and clients is not None:
             sha = pending.target.removeprefix("sha256=")
             found = [
                 v["LayerVersionArn"]
