@@ -47,7 +47,7 @@ from release.history import Release, append_history, release_tags
 from release.publish import PublishResult, publish_candidate
 from release.relink import NO_WEIGHTS, check_model_layer
 from release.settings import Settings
-from release.state import FunctionState
+from release.state import FunctionState, Pending
 from release.transaction import Transaction, abort, configuration_of
 
 ACTION = "canary"
@@ -111,6 +111,17 @@ class CanaryResult:
     alarm: AlarmState | None = None
     release: Release | None = None
     lines: list[str] = field(default_factory=list)
+
+
+def undo_alarms(settings: Settings, clients: Clients) -> Callable[[Pending], list[str]]:
+    """The :func:`release.transaction.abort` cleanup that deletes an undone canary's alarms."""
+
+    def cleanup(pending: Pending) -> list[str]:
+        if pending.action != ACTION or clients.cloudwatch is None:
+            return []
+        return [f"deleted alarm {name}" for name in delete_canary_alarms(settings, clients.cloudwatch)]
+
+    return cleanup
 
 
 def _epoch(iso: str, default: float) -> float:
@@ -198,6 +209,12 @@ def canary_model_layer(
                 "version. Any release ends the split (`make relink LAYER_ARN=...` of the live layer), then run the "
                 "canary again; nothing was changed"
             )
+        latest_code, live_code = (state.latest or {}).get("CodeSha256"), state.live.get("CodeSha256")
+        if latest_code != live_code:
+            raise ReleaseError(
+                f"$LATEST of {fn.name} holds code {latest_code}, but the live version {state.alias_version} runs "
+                f"{live_code}: a deploy did not finish. Run `make deploy` first; nothing was changed"
+            )
 
     txn, layer = publish_candidate(settings, zip_path, ACTION, clients=clients, check=check)
     if txn is None or txn.state.live is None or txn.from_version is None:
@@ -205,13 +222,12 @@ def canary_model_layer(
             f"function {fn.name} does not exist: `make deploy` first, then release a model all at once; "
             f"the layer is published as {layer.layer_arn}"
         )
-    state, live = txn.state, txn.from_version
+    state, live, live_config = txn.state, txn.from_version, txn.state.live
     result = CanaryResult(layer, "already served", from_version=live)
     arn = LayerArn.parse(layer.layer_arn)
-    base = configuration_of(state.live)
-    model = check_model_layer(settings, state.live, arn, lam)
-    layers = replace_layers(layer_arns(state.live), {settings.layers.model_name: str(arn)})
-    if layers == layer_arns(state.live) and not txn.started:
+    model = check_model_layer(settings, live_config, arn, lam)
+    layers = replace_layers(layer_arns(live_config), {settings.layers.model_name: str(arn)})
+    if layers == layer_arns(live_config) and not txn.started:
         result.lines.append(f"{fn.name}:{fn.alias} already serves {arn} (version {live}); nothing to canary")
         return result
     txn.begin()
@@ -219,15 +235,9 @@ def canary_model_layer(
     if version is None and state.alias_version != live:
         version = state.alias_version  # an earlier run promoted it, and did not finish
     if version is None:
-        code_sha = state.live.get("CodeSha256")
-        if state.latest is not None and state.latest.get("CodeSha256") != code_sha:
-            raise ReleaseError(
-                f"$LATEST of {fn.name} holds code {state.latest.get('CodeSha256')}, but the live version {live} runs "
-                f"{code_sha}: a deploy did not finish. Run `make deploy` first; the canary changed nothing yet but the "
-                "pending tags: `make release-abort` removes them"
-            )
-        desired = {**base, "Layers": layers}
-        if configuration_of(state.latest) != desired:
+        code_sha = live_config.get("CodeSha256")
+        desired = {**configuration_of(live_config), "Layers": layers}
+        if state.latest is None or configuration_of(state.latest) != desired:
             if (state.latest or {}).get("LastUpdateStatus") == "InProgress":
                 wait_updated(lam, fn.name)
             update_and_wait(lam, "update_function_configuration", fn.name, **desired)
@@ -276,8 +286,7 @@ def canary_model_layer(
         if fired:
             result.outcome, result.alarm = "rolled back", fired[0]
             result.lines.append(f"alarm {fired[0].name} is in ALARM ({fired[0].reason}); rolling back")
-            result.lines += abort(settings, clients)
-            result.lines += [f"deleted alarm {name}" for name in delete_canary_alarms(settings, cloudwatch)]
+            result.lines += abort(settings, clients, undo_alarms(settings, clients))
             return result
 
     # Promote: the alias on the canary version alone.

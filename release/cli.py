@@ -30,9 +30,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from release.alarms import delete_canary_alarms
 from release.aws import CallLog, Clients
-from release.canary import DEFAULT_POLL_S, CanaryPlan, canary_model_layer
+from release.canary import DEFAULT_POLL_S, CanaryPlan, canary_model_layer, undo_alarms
 from release.deploy import DEFAULT_FUNCTION_ZIP, deploy
 from release.errors import ReleaseError
 from release.failures import failure_message
@@ -158,11 +157,8 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
     elif args.command == "releases":
         print(format_listing(releases(settings, clients=clients), settings))
     elif args.command == "abort":
-        for line in abort(settings, clients):
+        for line in abort(settings, clients, undo_alarms(settings, clients)):  # a canary's alarms go with it
             print(line)
-        if clients.cloudwatch is not None:  # a canary's alarms go with it
-            for name in delete_canary_alarms(settings, clients.cloudwatch):
-                print(f"deleted alarm {name}")
     elif args.command == "deploy":
         deployed = deploy(settings, args.function_zip, args.deps_layer_arn, args.model_layer_arn, clients=clients)
         for line in deployed.function_changes + deployed.mapping_changes:

@@ -15,6 +15,7 @@ keeps no copy it can re-upload from here): it says so, and ``make deploy`` repla
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from release.aws import Clients, get_configuration, paginate, update_and_wait
@@ -96,8 +97,14 @@ class Transaction:
             self.started = False
 
 
-def abort(settings: Settings, clients: Clients) -> list[str]:
+def abort(settings: Settings, clients: Clients, cleanup: Callable[[Pending], list[str]] | None = None) -> list[str]:
     """Undo the unfinished release of the function (module docstring); returns what was done.
+
+    Parameters
+    ----------
+    cleanup : callable, optional
+        Called with the undone release's record after the function is back, to undo what the
+        release made beside it (a canary's alarms); returns what it did.
 
     Returns
     -------
@@ -155,4 +162,6 @@ def abort(settings: Settings, clients: Clients) -> list[str]:
                 done.append(f"deleted version {version}, published by the unfinished {pending.action}, never kept live")
         lam.untag_resource(Resource=state.function_arn, TagKeys=list(PENDING_KEYS))
         done.append(f"the unfinished {pending.action} (target {pending.target}) is undone")
+        if cleanup is not None:
+            done += cleanup(pending)
     return done
