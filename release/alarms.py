@@ -132,6 +132,27 @@ def alarm_states(cloudwatch: Any, names: list[str]) -> list[AlarmState]:
     return [found[name] for name in names if name in found]
 
 
+def version_invocations(settings: Settings, cloudwatch: Any, version: str, start: float, end: float) -> float:
+    """How often the alias ran ``version`` between ``start`` and ``end`` (epoch seconds): ``Invocations``, summed."""
+    from datetime import UTC, datetime
+
+    fn = settings.function
+    points = cloudwatch.get_metric_statistics(
+        Namespace="AWS/Lambda",
+        MetricName="Invocations",
+        Dimensions=[
+            {"Name": "FunctionName", "Value": fn.name},
+            {"Name": "Resource", "Value": f"{fn.name}:{fn.alias}"},
+            {"Name": "ExecutedVersion", "Value": version},
+        ],
+        StartTime=datetime.fromtimestamp(start - PERIOD_S, UTC),
+        EndTime=datetime.fromtimestamp(end + PERIOD_S, UTC),
+        Period=PERIOD_S,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return float(sum(point.get("Sum", 0.0) for point in points))
+
+
 def delete_canary_alarms(settings: Settings, cloudwatch: Any) -> list[str]:
     """Delete every canary alarm of the function (any version); returns their names."""
     names = [

@@ -15,7 +15,9 @@
      back on its version alone (weights cleared), ``$LATEST`` reset, version N deleted, the pending
      tags removed;
    * the time is up with no alarm: **promote**: the alias on N alone (weights cleared), the release
-     tags written and the pending ones removed, the release appended to the history file;
+     tags written and the pending ones removed, the release appended to the history file; unless N
+     served no invocation at all in that time (``AWS/Lambda`` ``Invocations`` by ``ExecutedVersion``):
+     a canary nothing ran on proves nothing, so that rolls back too;
 6. the canary's alarms are deleted.
 
 Interrupted anywhere (Ctrl-C, a lost connection), the release is unfinished like any other: the
@@ -38,7 +40,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from release.alarms import AlarmState, alarm_states, canary_alarms, delete_canary_alarms, put_alarms
+from release.alarms import (
+    AlarmState,
+    alarm_states,
+    canary_alarms,
+    delete_canary_alarms,
+    put_alarms,
+    version_invocations,
+)
 from release.arns import LayerArn, layer_arns, replace_layers
 from release.aws import Clients, call_with_retry, update_and_wait, wait_updated
 from release.descriptions import parse_description, version_description
@@ -283,6 +292,15 @@ def canary_model_layer(
             )
             sleep(min(plan.poll_s, deadline - now))
         _progress("\n")
+        if not fired and version_invocations(settings, cloudwatch, version, started, clock()) == 0:
+            fired = [
+                AlarmState(
+                    "no-invocations",
+                    "ALARM",
+                    f"version {version} served no invocation in {plan.minutes:g} min (AWS/Lambda Invocations by "
+                    "ExecutedVersion): nothing to judge it by; run the canary again with more MINUTES or PERCENT",
+                )
+            ]
         if fired:
             result.outcome, result.alarm = "rolled back", fired[0]
             result.lines.append(f"alarm {fired[0].name} is in ALARM ({fired[0].reason}); rolling back")

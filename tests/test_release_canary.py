@@ -70,6 +70,18 @@ def _trip(name: str) -> None:
     )
 
 
+def _invoked(version: str) -> None:
+    """What Lambda publishes when the alias runs ``version`` (an invocation of the canary)."""
+    dimensions = [
+        {"Name": "FunctionName", "Value": FN},
+        {"Name": "Resource", "Value": f"{FN}:live"},
+        {"Name": "ExecutedVersion", "Value": version},
+    ]
+    boto3.client("cloudwatch", region_name=REGION).put_metric_data(
+        Namespace="AWS/Lambda", MetricData=[{"MetricName": "Invocations", "Dimensions": dimensions, "Value": 1.0}]
+    )
+
+
 def _run(env: dict[str, Any], fake: FakeTime, version: str = "3.0.0", minutes: float = 30):
     return canary_model_layer(
         env["settings"], model_zip(env["tmp"], version), CanaryPlan(10, minutes, poll_s=60),
@@ -81,7 +93,7 @@ def test_a_healthy_canary_routes_its_share_watches_the_alarms_and_promotes(env):
     lam = env["clients"].lambda_
     deployed(env)
     seen: list[Any] = []
-    fake = FakeTime(lambda n: seen.append((_alias(lam), _alarm_names())) if n == 1 else None)
+    fake = FakeTime(lambda n: (seen.append((_alias(lam), _alarm_names())), _invoked("3")) if n == 1 else None)
 
     result = _run(env, fake)
 
@@ -134,6 +146,7 @@ def test_an_interrupted_canary_is_reported_refused_elsewhere_and_finished_by_its
     with pytest.raises(ReleaseError, match="refusing to publish-model-layer while a release of stream-inference is"):
         publish_model_layer(env["settings"], model_zip(env["tmp"], "3.0.0"), clients=env["clients"])
 
+    _invoked("3")
     rerun = FakeTime()
     rerun.now = first.now  # five minutes later: the deadline is the first run's
     result = _run(env, rerun)
@@ -163,6 +176,15 @@ def test_an_alarm_that_fired_before_an_interruption_still_rolls_back_the_rerun(e
     assert _alias(lam) == ("2", {}) and _versions(lam) == ["1", "2"]
 
 
+def test_a_canary_nothing_ran_on_rolls_back(env):
+    lam = env["clients"].lambda_
+    deployed(env)
+    result = _run(env, FakeTime())
+    assert result.outcome == "rolled back" and result.alarm.name == "no-invocations"
+    assert "served no invocation in 30 min" in result.alarm.reason
+    assert _alias(lam) == ("2", {}) and _versions(lam) == ["1", "2"]
+
+
 def test_release_abort_undoes_an_interrupted_canary_and_its_alarms(env, capsys):
     lam = env["clients"].lambda_
     deployed(env)
@@ -187,6 +209,7 @@ def test_the_command_line_promotes_and_a_rollback_exits_non_zero(env, capsys):
     deployed(env)
     args = ["--settings", str(env["toml"]), "publish-model-layer", "--strategy", "canary", "--percent", "10"]
 
+    _invoked("3")  # the version the canary will publish
     assert main([*args, "--zip", str(model_zip(env["tmp"], "3.0.0")), "--minutes", "0"], clients=env["clients"]) == 0
     out = capsys.readouterr().out
     assert "sends 10 % of invocations to version 3" in out and "promoted version 3" in out
