@@ -212,3 +212,26 @@ def test_the_template_reads_a_consumer_with_the_grants_it_needs(tmp_path: Path):
     stream = "arn:aws:kinesis:us-east-1:123456789012:stream/reviews"
     assert grants["kinesis:SubscribeToShard"] == {CONSUMER} == grants["kinesis:DescribeStreamConsumer"]
     assert grants["kinesis:GetRecords"] == {stream} == grants["kinesis:ListShards"]
+
+
+# --------------------------------------------------------------------------- the stack's canary
+
+
+def test_the_stack_deploys_new_versions_as_a_canary_stopped_by_the_alarms():
+    case = Case(load_settings(Path(__file__).parents[1] / "deploy.toml"))
+    preference = case.sam["Resources"]["Function"]["Properties"]["DeploymentPreference"]
+    assert preference["Type"] == "Canary10Percent30Minutes"
+    assert preference["Alarms"] == [{"Ref": "IteratorAgeAlarm"}, {"Ref": "ErrorsAlarm"}, {"Ref": "QuarantineAlarm"}]
+    (group,) = case.of_type("AWS::CodeDeploy::DeploymentGroup").values()
+    assert group["Properties"]["ServiceRoleArn"] == {"Fn::GetAtt": ["DeploymentRole", "Arn"]}
+    alarms = group["Properties"]["AlarmConfiguration"]
+    assert alarms["Enabled"] is True and len(alarms["Alarms"]) == 3
+    statements = case.resources["DeploymentRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    grants = {action: case.resolve(s["Resource"]) for s in statements for action in s["Action"]}
+    function = "arn:aws:lambda:us-east-1:123456789012:function:stream-inference"
+    assert grants["lambda:UpdateAlias"] == [function, f"{function}:live"]
+    assert grants["cloudwatch:DescribeAlarms"] == [
+        "<IteratorAgeAlarm.Arn>",
+        "<ErrorsAlarm.Arn>",
+        "<QuarantineAlarm.Arn>",
+    ]
