@@ -250,3 +250,125 @@ def test_a_canary_needs_a_live_version_one_alias_version_and_a_share(env):
         _run(env, FakeTime())
     text = format_listing(releases(env["settings"], clients=env["clients"]), env["settings"])
     assert "live splits invocations by weight (RoutingConfig): version 2 50%, version 1 50%" in text
+
+
+# --------------------------------------------------------------------------- a lost connection at every change
+
+
+#: The calls a canary of a new model makes that change something, in order (``test_the_changes_are_these``
+#: keeps the list true): a fault is injected at each.
+CHANGES = [
+    ("lambda", "tag_resource", 1),
+    ("lambda", "publish_layer_version", 1),
+    ("lambda", "update_function_configuration", 1),
+    ("lambda", "publish_version", 1),
+    ("cloudwatch", "put_metric_alarm", 1),
+    ("cloudwatch", "put_metric_alarm", 2),
+    ("cloudwatch", "put_metric_alarm", 3),
+    ("lambda", "update_alias", 1),
+    ("lambda", "update_alias", 2),
+    ("lambda", "tag_resource", 2),
+    ("lambda", "untag_resource", 1),
+    ("cloudwatch", "delete_alarms", 1),
+]
+CHANGING = ("create_", "update_", "publish_", "tag_", "untag_", "delete_", "put_")
+
+
+class Faulty:
+    """A client that loses the connection at one call: ``drop`` before sending it, ``timeout`` after AWS applied it."""
+
+    def __init__(self, client: Any, service: str, log: list[tuple[str, str, int]], fault: tuple | None) -> None:
+        self._client, self._service, self._log, self._fault = client, service, log, fault
+
+    def __getattr__(self, name: str) -> Any:
+        from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+        attr = getattr(self._client, name)
+        if not callable(attr) or not name.startswith(CHANGING):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nth = 1 + sum(1 for s, n, _ in self._log if (s, n) == (self._service, name))
+            self._log.append((self._service, name, nth))
+            kind = self._fault[1] if self._fault and self._fault[0] == (self._service, name, nth) else None
+            if kind == "drop":
+                raise EndpointConnectionError(endpoint_url="https://lambda.us-east-1.amazonaws.com")
+            result = attr(*args, **kwargs)
+            if kind == "timeout":
+                raise ReadTimeoutError(endpoint_url="https://lambda.us-east-1.amazonaws.com")
+            return result
+
+        return call
+
+
+def _faulty(env: dict[str, Any], log: list, fault: tuple | None = None) -> Any:
+    c = env["clients"]
+    return type(c)(
+        Faulty(c.lambda_, "lambda", log, fault), c.s3, c.sts, cloudwatch=Faulty(c.cloudwatch, "cloudwatch", log, fault)
+    )
+
+
+def test_the_changes_are_these(env):
+    deployed(env)
+    log: list = []
+    fake = FakeTime(lambda n: _invoked("3") if n == 1 else None)
+    canary_model_layer(
+        env["settings"], model_zip(env["tmp"], "3.0.0"), CanaryPlan(10, 30, poll_s=600),
+        clients=_faulty(env, log), clock=fake.clock, sleep=fake.sleep,
+    )  # fmt: skip
+    assert log == CHANGES
+
+
+def _cut(env: dict[str, Any], change: tuple, kind: str) -> FakeTime:
+    """A canary of 3.0.0 whose connection is lost at ``change``; returns its clock."""
+    _invoked("3")
+    first = FakeTime()
+    with pytest.raises(Exception, match="Connect timeout|Could not connect|Read timeout"):
+        canary_model_layer(
+            env["settings"], model_zip(env["tmp"], "3.0.0"), CanaryPlan(10, 30, poll_s=600),
+            clients=_faulty(env, [], (change, kind)), clock=first.clock, sleep=first.sleep,
+        )  # fmt: skip
+    served, weights = _alias(env["clients"].lambda_)
+    assert served in ("2", "3") and set(weights) <= {"3"}
+    return first
+
+
+#: ``timeout`` (applied, the answer lost) at every change; ``drop`` (never sent) leaves what ``timeout`` at the
+#: change before leaves, so it adds only the first change (nothing changed at all).
+CUTS = [(change, "timeout") for change in CHANGES] + [(CHANGES[0], "drop")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "kind"), CUTS, ids=[f"{s}.{n}#{i}-{k}" for (s, n, i), k in CUTS])
+def test_a_canary_cut_at_any_change_is_finished_by_its_rerun(env, change, kind):
+    lam = env["clients"].lambda_
+    deployed(env)
+    first = _cut(env, change, kind)
+
+    rerun = FakeTime()
+    rerun.now = first.now  # the rerun keeps the first run's deadline
+    result = _run(env, rerun)
+
+    assert result.outcome in ("promoted", "already served")  # already: the cut was after the promotion
+    assert _alias(lam) == ("3", {}) and _versions(lam) == ["1", "2", "3"] and _alarm_names() == []
+    model = lam.get_function_configuration(FunctionName=FN, Qualifier="live")["Layers"][1]["Arn"]
+    assert model.endswith(":3")
+    assert [v["Version"] for v in lam.list_layer_versions(LayerName="model-layer")["LayerVersions"]] == [3, 2, 1]
+    assert not FunctionState.read(env["settings"], env["clients"]).unfinished
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", CHANGES, ids=[f"{s}.{n}#{i}" for s, n, i in CHANGES])
+def test_a_canary_whose_answer_was_lost_at_any_change_is_undone_by_release_abort(env, change, capsys):
+    lam = env["clients"].lambda_
+    deployed(env)
+    _cut(env, change, "timeout")
+    finished = not FunctionState.read(env["settings"], env["clients"]).unfinished
+
+    assert main(["--settings", str(env["toml"]), "abort"], clients=env["clients"]) == 0
+
+    if finished:  # the answer lost was the release's last (untag) or after it: it is done, nothing to undo
+        assert "nothing unfinished" in capsys.readouterr().out and _alias(lam) == ("3", {})
+        return
+    assert _alias(lam) == ("2", {}) and _versions(lam) == ["1", "2"] and _alarm_names() == []
+    assert not FunctionState.read(env["settings"], env["clients"]).unfinished
