@@ -64,7 +64,7 @@ class AlarmEvaluator:
 
     def _statistic(self, metric: dict[str, Any], period: int, stat: str, periods: int) -> list[float | None]:
         """The statistic of each of the last ``periods`` periods, oldest first; ``None`` where no data."""
-        end = datetime.fromtimestamp(self.clock(), UTC)
+        end = datetime.fromtimestamp(int(self.clock()) + 1, UTC)  # through the current second, whole seconds
         values: list[float | None] = []
         for n in range(periods, 0, -1):
             start = end - timedelta(seconds=period * n)

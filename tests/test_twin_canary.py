@@ -202,3 +202,43 @@ def test_the_alias_draw_follows_the_weights() -> None:
     assert [pick_version("1", {"2": 0.1}, d) for d in (0.0, 0.099, 0.1, 0.5, 0.999)] == ["2", "2", "1", "1", "1"]
     assert pick_version("1", {}, 0.0) == "1"
     assert [pick_version("1", {"3": 0.2, "2": 0.3}, d) for d in (0.1, 0.4, 0.6)] == ["2", "3", "1"]
+
+
+@pytest.mark.aws
+def test_the_evaluator_sets_what_cloudwatch_would(mocked_aws: None) -> None:
+    import boto3
+
+    from release.alarms import canary_alarms
+
+    settings = load_settings(Path(__file__).parents[1] / "deploy.toml")
+    cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
+    for alarm in canary_alarms(settings, "4"):
+        cloudwatch.put_metric_alarm(**alarm)
+    evaluator = AlarmEvaluator(cloudwatch, alarm_prefix(settings))
+
+    def states() -> dict[str, str]:
+        return {
+            a["AlarmName"].rsplit("-v4-", 1)[1]: a["StateValue"] for a in cloudwatch.describe_alarms()["MetricAlarms"]
+        }
+
+    evaluator.evaluate()  # no data: not breaching
+    assert states() == {"errors": "OK", "iterator-age": "OK", "quarantine-rate": "OK"}
+
+    version = [{"Name": "FunctionName", "Value": FN}, {"Name": "Resource", "Value": f"{FN}:live"}]
+    cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=[
+        {"MetricName": "Errors", "Dimensions": [*version, {"Name": "ExecutedVersion", "Value": "4"}], "Value": 1.0},
+        {"MetricName": "IteratorAge", "Dimensions": version, "Value": 1000.0},
+    ])  # fmt: skip
+    service = [{"Name": "Service", "Value": FN}]
+    cloudwatch.put_metric_data(Namespace="StreamInference", MetricData=[
+        {"MetricName": "RecordsIn", "Dimensions": service, "Value": 100.0},
+        {"MetricName": "RecordsQuarantined", "Dimensions": service, "Value": 6.0},
+    ])  # fmt: skip
+    evaluator.evaluate()
+    assert states() == {"errors": "ALARM", "iterator-age": "OK", "quarantine-rate": "ALARM"}  # 6 % > 5 %
+    assert sorted(evaluator.changes) == [
+        (f"{FN}-canary-v4-errors", "ALARM"),
+        (f"{FN}-canary-v4-quarantine-rate", "ALARM"),
+    ]
+    reason = cloudwatch.describe_alarms(AlarmNames=[f"{FN}-canary-v4-errors"])["MetricAlarms"][0]["StateReason"]
+    assert reason.startswith("Threshold Crossed: [1]")
