@@ -38,7 +38,10 @@ Modules, each with one job:
 ``relink``         releasing a model layer version: relink, rollback.
 ``listing``        ``make releases``: releases, model layer versions, anything unfinished.
 ``publish``        publishing the dependencies and model layers.
+``canary``         a canary release: a share of the invocations by alias weights, alarms watched, promote or roll back.
+``alarms``         the CloudWatch alarms a canary puts for its version, reads and deletes.
 ``deploy``         the function, its alias and its event source mappings, from ``deploy.toml``.
+``other_mappings`` mappings of the configured streams to the function that ``deploy`` does not manage.
 ``settings``       ``deploy.toml``, read and validated.
 ``role_policy``    the execution role's trust and least-privilege policy (also ``template.yaml``'s).
 ``bootstrap``      creating what a first deploy needs (``make bootstrap``).
