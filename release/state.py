@@ -254,6 +254,9 @@ class FunctionState:
             f"  alias moved: {'yes' if moved else 'no'}; {alias} serves version {self.alias_version} "
             f"(model layer {live_model})"
         )
+        if self.weights:
+            split = ", ".join(f"version {v}: {w:.0%}" for v, w in self.weights.items())
+            lines.append(f"  alias weights: {alias} also sends {split} of its invocations (RoutingConfig)")
         lines.append(f"  finish it: {finish_command(pending.action, pending.target)}; undo it: `make release-abort`")
         return lines
 

@@ -143,6 +143,7 @@ def test_an_interrupted_canary_is_reported_refused_elsewhere_and_finished_by_its
     report = "\n".join(FunctionState.read(env["settings"], env["clients"]).report(env["settings"], env["clients"]))
     assert "unfinished canary" in report and "make publish-model-layer STRATEGY=canary" in report
     assert "layer published: yes" in report
+    assert "alias weights: stream-inference:live also sends version 3: 10% of its invocations" in report
     with pytest.raises(ReleaseError, match="refusing to publish-model-layer while a release of stream-inference is"):
         publish_model_layer(env["settings"], model_zip(env["tmp"], "3.0.0"), clients=env["clients"])
 
