@@ -48,8 +48,8 @@ from release.alarms import (
     put_alarms,
     version_invocations,
 )
-from release.arns import LayerArn, layer_arns, replace_layers
-from release.aws import Clients, call_with_retry, update_and_wait, wait_updated
+from release.arns import LayerArn, find_layer, layer_arns, replace_layers
+from release.aws import Clients, call_with_retry, get_configuration, update_and_wait, wait_updated
 from release.descriptions import parse_description, version_description
 from release.errors import ReleaseError
 from release.history import Release, append_history, release_tags
@@ -270,7 +270,8 @@ def canary_model_layer(
 
     if state.alias_version == live:
         weight = round(plan.percent / 100, 4)
-        if state.weights != {version: weight}:
+        fired = [a for a in alarm_states(cloudwatch, names) if a.state == "ALARM"]  # a re-run after it fired
+        if state.weights != {version: weight} and not fired:
             lam.update_alias(
                 FunctionName=fn.name,
                 Name=fn.alias,
@@ -284,15 +285,15 @@ def canary_model_layer(
         )
         started = _epoch(txn.state.pending.started, clock()) if txn.state.pending else clock()
         deadline = started + plan.minutes * 60
-        while True:
-            fired = [a for a in alarm_states(cloudwatch, names) if a.state == "ALARM"]
+        while not fired:
             now = clock()
-            if fired or now >= deadline:
+            if now >= deadline:
                 break
             _progress(
                 f"canary {version} at {plan.percent:g} %: {(now - started) / 60:.1f} of {plan.minutes:g} min, no alarm"
             )
             sleep(min(plan.poll_s, deadline - now))
+            fired = [a for a in alarm_states(cloudwatch, names) if a.state == "ALARM"]
         _progress("\n")
         if not fired and version_invocations(settings, cloudwatch, version, started, clock()) == 0:
             fired = [
@@ -318,7 +319,10 @@ def canary_model_layer(
         RoutingConfig=NO_WEIGHTS,
     )
     txn.finish(state.function_arn, release_tags(ACTION, version, str(arn), model, txn.caller))
-    previous_model = state.live_layer(settings.layers.model_name)
+    previous_model = find_layer(
+        live_config if state.alias_version == live else get_configuration(lam, fn.name, live),
+        settings.layers.model_name,
+    )
     release = Release(
         ACTION, fn.name, fn.alias, version, str(arn), model.get("name"), model.get("version"), live, previous_model,
         caller=txn.caller,
