@@ -196,8 +196,10 @@ publish-deps-layer: $(DEPS_LAYER) $(FUNCTION_ZIP) $(MODEL_LAYER) ## Check and pu
 
 # STRATEGY=shadow publishes MODEL_SRC as a candidate beside the live model instead (release/shadow.py):
 # the same model packaged a second time, under candidate/.
-STRATEGY_OPTS = $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(filter shadow,$(STRATEGY)),--candidate-zip $(CANDIDATE_LAYER))
-publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias (STRATEGY=shadow: attach it as a candidate)
+# STRATEGY=canary PERCENT=10 MINUTES=30 sends a share of the invocations first, alarms watched (release/canary.py).
+STRATEGY_OPTS = $(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(filter shadow,$(STRATEGY)),--candidate-zip $(CANDIDATE_LAYER)) \
+  $(if $(PERCENT),--percent $(PERCENT)) $(if $(MINUTES),--minutes $(MINUTES))
+publish-model-layer: model-layer $(FUNCTION_ZIP) $(DEPS_LAYER) ## Check and publish the model layer (MODEL_SRC=dir), relink the function, move the alias (STRATEGY=shadow: attach it as a candidate; STRATEGY=canary PERCENT=10 MINUTES=30: a share first, alarms watched)
 	$(LAYER_CHECKS)
 	$(if $(filter shadow,$(STRATEGY)),$(PY) -m layers.model_layer --src $(MODEL_SRC) --out $(CANDIDATE_LAYER) --layer-dir candidate)
 	$(RELEASE) publish-model-layer --zip $(MODEL_LAYER) $(STRATEGY_OPTS)

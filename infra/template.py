@@ -12,6 +12,9 @@ one event source mapping per ``[[event_sources]]`` entry, with the very options
 * alarms on Lambda's ``IteratorAge`` and ``Errors``, on the quarantine metric the
   function writes as EMF (``RecordsQuarantined``, dimension ``Service``) and on messages
   in the on-failure queue;
+* gradual deployments of a new version (SAM's ``DeploymentPreference``, CodeDeploy:
+  :data:`DEPLOYMENT_PREFERENCE`, rolled back by the alarms above) and CodeDeploy's role,
+  scoped to the alias and those alarms;
 * an HTTP API (``GET /models``, ``GET /models/{name}/metadata``,
   ``POST /models/{name}/predict``) and a function URL, both with IAM auth; the HTTP API logs
   every request as one JSON line (:data:`ACCESS_LOG_FORMAT`) to its own log group, kept for
@@ -129,7 +132,7 @@ def _unique(base: str, used: set[str]) -> str:
 
 def _stream_name(source: EventSource) -> str:
     if source.type == "kinesis":
-        return source.source_arn.rsplit("/", 1)[1]
+        return source.stream_arn.rsplit("/", 1)[1]
     return source.source_arn.split(":table/", 1)[1].split("/", 1)[0]
 
 
@@ -233,6 +236,7 @@ def _function(settings: Settings, events: Json) -> Json:
         "AutoPublishAlias": fn.alias,
         # SnapStart: each version AutoPublishAlias publishes is snapshotted after init (docs/snapstart.md).
         "SnapStart": {"ApplyOn": fn.snap_start},
+        "DeploymentPreference": _deployment_preference(settings),
         "FunctionUrlConfig": {"AuthType": "AWS_IAM"},
         "Events": events,
     }
@@ -242,6 +246,69 @@ def _function(settings: Settings, events: Json) -> Json:
         properties["ReservedConcurrentExecutions"] = fn.reserved_concurrency
     # The log group must exist (with its retention) before Lambda would create one without.
     return {"Type": "AWS::Serverless::Function", "DependsOn": ["LogGroup"], "Properties": properties}
+
+
+#: SAM's gradual deployment of a new version (CodeDeploy): 10 % of invocations for 30 minutes, then all,
+#: rolled back by CodeDeploy if an alarm of :func:`_deployment_alarms` fires meanwhile. The stack's
+#: counterpart of ``make publish-model-layer STRATEGY=canary PERCENT=10 MINUTES=30`` (release.canary).
+DEPLOYMENT_PREFERENCE = "Canary10Percent30Minutes"
+#: The role CodeDeploy assumes to shift the alias and read the alarms.
+DEPLOYMENT_ROLE_ID = "DeploymentRole"
+
+
+def _deployment_alarms(settings: Settings) -> list[str]:
+    """The alarms that stop a stack deployment (logical ids of :func:`_alarms`)."""
+    return (["IteratorAgeAlarm"] if settings.event_sources else []) + ["ErrorsAlarm", "QuarantineAlarm"]
+
+
+def _deployment_preference(settings: Settings) -> Json:
+    return {
+        "Type": DEPLOYMENT_PREFERENCE,
+        "Alarms": [_ref(alarm) for alarm in _deployment_alarms(settings)],
+        "Role": _getatt(DEPLOYMENT_ROLE_ID, "Arn"),
+    }
+
+
+def _deployment_role(settings: Settings) -> Json:
+    """CodeDeploy's role: what AWSCodeDeployRoleForLambda grants that a deployment without hooks uses, scoped.
+
+    The alias's reads and moves on the function, and ``DescribeAlarms`` on the deployment's alarms (alarm
+    ARNs scope it: docs/aws-notes.md §3). No SNS (no triggers), no hooks, no S3.
+    """
+    fn = settings.function
+    function = _TemplateArns(_Destinations(set())).in_account("lambda", f"function:{fn.name}")
+    alias = _TemplateArns(_Destinations(set())).in_account("lambda", f"function:{fn.name}:{fn.alias}")
+    statements = [
+        {
+            "Sid": "ShiftTheAlias",
+            "Effect": "Allow",
+            "Action": ["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig"],
+            "Resource": [function, alias],
+        },
+        {
+            "Sid": "ReadTheAlarms",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:DescribeAlarms"],
+            "Resource": [_getatt(alarm, "Arn") for alarm in _deployment_alarms(settings)],
+        },
+    ]
+    return {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "Description": f"CodeDeploy's role for {fn.name}'s gradual deployments: the alias and its alarms only",
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "codedeploy.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            "Policies": [{"PolicyName": POLICY_NAME, "PolicyDocument": policy_document(statements)}],
+        },
+    }
 
 
 def _alarm(settings: Settings, description: str, metric: Json, threshold: float, operator: str) -> Json:
@@ -393,7 +460,7 @@ def build_template(settings: Settings) -> Json:
             "and shown in clear (template, console, GetFunctionConfiguration). Keep it in Secrets Manager or SSM "
             "Parameter Store and read it at run time"
         )
-    used_ids = {FUNCTION_ID, "FunctionRole", "LogGroup", "HttpApi", "DepsLayerArn", "ModelLayerArn"}
+    used_ids = {FUNCTION_ID, "FunctionRole", DEPLOYMENT_ROLE_ID, "LogGroup", "HttpApi", "DepsLayerArn", "ModelLayerArn"}
     used_ids.add(ACCESS_LOG_GROUP_ID)
     destinations = _Destinations(used_ids)
     events: Json = {}
@@ -418,6 +485,7 @@ def build_template(settings: Settings) -> Json:
         "Resources": {
             FUNCTION_ID: _function(settings, events),
             "FunctionRole": _role(settings, destinations),
+            DEPLOYMENT_ROLE_ID: _deployment_role(settings),
             "LogGroup": {
                 "Type": "AWS::Logs::LogGroup",
                 # Logs are the record of what was scored and quarantined; their retention bounds the cost.

@@ -39,7 +39,10 @@ Modules, each with one job:
 ``listing``        ``make releases``: releases, model layer versions, anything unfinished.
 ``publish``        publishing the dependencies and model layers.
 ``shadow``         a candidate model layer beside the live one: attach, promote, reject.
+``canary``         a canary release: a share of the invocations by alias weights, alarms watched, promote or roll back.
+``alarms``         the CloudWatch alarms a canary puts for its version, reads and deletes.
 ``deploy``         the function, its alias and its event source mappings, from ``deploy.toml``.
+``other_mappings`` mappings of the configured streams to the function that ``deploy`` does not manage.
 ``settings``       ``deploy.toml``, read and validated.
 ``filter_patterns`` Lambda's event filter patterns: validated, and matched as Lambda matches them.
 ``role_policy``    the execution role's trust and least-privilege policy (also ``template.yaml``'s).

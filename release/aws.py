@@ -135,12 +135,15 @@ class Clients:
         records the caller as unknown.
     log : CallLog
         The calls made through clients built by :meth:`from_session`.
+    cloudwatch : botocore client or None
+        A ``cloudwatch`` client: a canary's alarms (:mod:`release.alarms`); ``None`` when not needed.
     """
 
     lambda_: Any
     s3: Any
     sts: Any = None
     log: CallLog = field(default_factory=CallLog)
+    cloudwatch: Any = None
 
     @classmethod
     def from_session(cls, session: Any = None) -> Clients:
@@ -151,10 +154,12 @@ class Clients:
         session = session or boto3.Session()
         config = client_config()
         log = CallLog()
-        lam, s3, sts = (session.client(service, config=config) for service in ("lambda", "s3", "sts"))
-        for client in (lam, s3, sts):
+        lam, s3, sts, cloudwatch = (
+            session.client(service, config=config) for service in ("lambda", "s3", "sts", "cloudwatch")
+        )
+        for client in (lam, s3, sts, cloudwatch):
             client.meta.events.register("before-call", log.note)
-        return cls(lam, s3, sts, log)
+        return cls(lam, s3, sts, log, cloudwatch)
 
     def caller(self) -> str:
         """The caller's ARN (STS ``GetCallerIdentity``), ``unknown`` without an STS client."""

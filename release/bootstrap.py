@@ -397,7 +397,7 @@ def plan(settings: Settings, clients: BootstrapClients, *, create_streams: bool 
     for i, source in enumerate(settings.event_sources, 1):
         setting = f"[[event_sources]] #{i} source_arn"
         if source.type == "kinesis":
-            planner.kinesis_stream(source.source_arn.rsplit("/", 1)[1], setting, create_it=create_streams)
+            planner.kinesis_stream(source.stream_arn.rsplit("/", 1)[1], setting, create_it=create_streams)
         else:
             planner.dynamodb_stream(source.source_arn, setting)
     return planner.items

@@ -4,7 +4,8 @@ Usage (``make`` wraps each and sets ``PYTHONPATH=function:.``; settings come fro
 ``deploy.toml``, see ``release.settings``)::
 
     python -m release publish-deps-layer  [--zip build/layers/deps-layer.zip]
-    python -m release publish-model-layer [--zip build/layers/model-layer.zip] [--strategy all|shadow]
+    python -m release publish-model-layer [--zip build/layers/model-layer.zip]
+                                   [--strategy all-at-once|canary|shadow] [--percent 10] [--minutes 30]
                                    [--function-zip build/function.zip] [--deps-zip build/layers/deps-layer.zip]
                                    [--candidate-zip build/layers/candidate-layer.zip]
     python -m release promote             # the candidate in shadow becomes the live model
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from release.aws import CallLog, Clients
+from release.canary import DEFAULT_POLL_S, CanaryPlan, canary_model_layer, undo_alarms
 from release.deploy import DEFAULT_FUNCTION_ZIP, deploy
 from release.errors import ReleaseError
 from release.failures import failure_message
@@ -49,6 +52,12 @@ MAKE_TARGETS = {"abort": "release-abort"}
 
 
 def _print_release(release: Release) -> None:
+    if release.ended_split:
+        split = ", ".join(f"version {v}: {w:.0%}" for v, w in release.ended_split.items())
+        print(
+            f"{release.function}:{release.alias} also sent invocations to {split} (alias weights, RoutingConfig); "
+            "cleared: the alias now sends every invocation to its version"
+        )
     if not release.changed:
         print(
             f"{release.function}:{release.alias} already serves {release.model_layer_arn} (version {release.version})"
@@ -59,6 +68,62 @@ def _print_release(release: Release) -> None:
         f"{release.model_version} ({release.model_layer_arn}); was version {release.previous_version} "
         f"({release.previous_model_layer_arn})"
     )
+
+
+def publish_all_at_once(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``STRATEGY=all-at-once`` (the default): the alias moves to the new version at once."""
+    missing = [str(path) for path in (args.function_zip, args.deps_zip) if not path.is_file()]
+    if missing:
+        print(
+            f"warning: {', '.join(missing)} missing, so whether the model fits Lambda's 250 MB unzipped is not "
+            "checked (make function-zip deps-layer); the model stays in its layer",
+            file=sys.stderr,
+        )
+    sized = {} if missing else {"function_zip": args.function_zip, "deps_zip": args.deps_zip}
+    result = publish_model_layer(settings, args.zip, clients=clients, **sized)
+    if result.artifacts_uri:
+        print(
+            "the model's artifacts would push the function over Lambda's 250 MB unzipped: uploaded them to "
+            f"{result.artifacts_uri}; the model layer holds the manifest, which points there"
+        )
+    print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
+    if result.release is None:
+        print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
+    else:
+        _print_release(result.release)
+
+
+def publish_in_shadow(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``STRATEGY=shadow``: attached as a candidate beside the live model (:mod:`release.shadow`)."""
+    candidate, release = publish_shadow(settings, args.zip, args.candidate_zip, clients=clients)
+    print(f"candidate {candidate} {'attached' if release.changed else 'already attached'} beside the live model")
+    _print_release(release)
+    print("compare with `make compare`; then `make promote` or `make reject`")
+
+
+def publish_canary(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
+    """``STRATEGY=canary``: a share of the invocations on the new version, alarms watched (:mod:`release.canary`)."""
+    result = canary_model_layer(
+        settings, args.zip, CanaryPlan(args.percent, args.minutes, args.poll_s), clients=clients
+    )
+    print(f"{'already published as' if result.layer.reused else 'published'} {result.layer.layer_arn}")
+    for line in result.lines:
+        print(line)
+    if result.release is not None:
+        _print_release(result.release)
+    if result.outcome == "rolled back":
+        raise ReleaseError(
+            f"canary of {result.layer.layer_arn} rolled back: {result.alarm.name if result.alarm else 'an alarm'} "
+            f"fired; {settings.function.name}:{settings.function.alias} still serves version {result.from_version}"
+        )
+
+
+#: ``make publish-model-layer STRATEGY=...``: how a model layer release moves traffic, by name.
+STRATEGIES: dict[str, Callable[[argparse.Namespace, Settings, Clients], None]] = {
+    "all-at-once": publish_all_at_once,
+    "canary": publish_canary,
+    "shadow": publish_in_shadow,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,12 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--function-zip", type=Path, default=DEFAULT_FUNCTION_ZIP, help="for the 250 MB unzipped check")
     p.add_argument("--deps-zip", type=Path, default=DEFAULT_DEPS_ZIP, help="for the 250 MB unzipped check")
     p.add_argument(
-        "--strategy",
-        choices=STRATEGIES,
-        default="all",
-        help="all: the new model serves every record at once (default); shadow: attach it as a candidate beside "
-        "the live model (release.shadow)",
+        "--strategy", choices=sorted(STRATEGIES), default="all-at-once", help="how the release moves traffic"
     )
+    p.add_argument("--percent", type=float, default=10.0, help="canary: share of invocations on the new version")
+    p.add_argument("--minutes", type=float, default=30.0, help="canary: minutes the alarms are watched")
+    p.add_argument("--poll-s", type=float, default=DEFAULT_POLL_S, help="canary: seconds between reads of the alarms")
     p.add_argument("--candidate-zip", type=Path, default=DEFAULT_CANDIDATE_ZIP, help="the candidate layer (shadow)")
     sub.add_parser("promote", help="release the candidate in shadow as the live model, detaching it")
     sub.add_parser("reject", help="detach the candidate in shadow")
@@ -106,42 +170,11 @@ def rerun_command(args: argparse.Namespace) -> str:
     make = f"make {MAKE_TARGETS.get(args.command, args.command)}"
     if args.command == "relink":
         make += f" LAYER_ARN={args.layer_arn}"
-    if getattr(args, "strategy", "all") != "all":
+    if args.command == "publish-model-layer" and args.strategy == "canary":
+        make += f" STRATEGY=canary PERCENT={args.percent:g} MINUTES={args.minutes:g}"
+    elif args.command == "publish-model-layer" and args.strategy != "all-at-once":
         make += f" STRATEGY={args.strategy}"
     return make
-
-
-#: The rollout strategies of ``publish-model-layer`` (``make publish-model-layer STRATEGY=...``).
-STRATEGIES = ("all", "shadow")
-
-
-def _publish_model(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
-    """``publish-model-layer``, by ``--strategy``."""
-    if args.strategy == "shadow":
-        candidate, release = publish_shadow(settings, args.zip, args.candidate_zip, clients=clients)
-        print(f"candidate {candidate} {'attached' if release.changed else 'already attached'} beside the live model")
-        _print_release(release)
-        print("compare with `make compare`; then `make promote` or `make reject`")
-        return
-    missing = [str(path) for path in (args.function_zip, args.deps_zip) if not path.is_file()]
-    if missing:
-        print(
-            f"warning: {', '.join(missing)} missing, so whether the model fits Lambda's 250 MB unzipped is not "
-            "checked (make function-zip deps-layer); the model stays in its layer",
-            file=sys.stderr,
-        )
-    sized = {} if missing else {"function_zip": args.function_zip, "deps_zip": args.deps_zip}
-    result = publish_model_layer(settings, args.zip, clients=clients, **sized)
-    if result.artifacts_uri:
-        print(
-            "the model's artifacts would push the function over Lambda's 250 MB unzipped: uploaded them to "
-            f"{result.artifacts_uri}; the model layer holds the manifest, which points there"
-        )
-    print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
-    if result.release is None:
-        print(f"function {settings.function.name} does not exist yet: `make deploy` attaches this layer")
-    else:
-        _print_release(result.release)
 
 
 def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None:
@@ -150,7 +183,7 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
         print(f"{'already published as' if result.reused else 'published'} {result.layer_arn}")
         print("attach it with `make deploy` (it attaches the newest dependencies layer version)")
     elif args.command == "publish-model-layer":
-        _publish_model(args, settings, clients)
+        STRATEGIES[args.strategy](args, settings, clients)
     elif args.command in ("promote", "reject"):
         _print_release((promote if args.command == "promote" else reject)(settings, clients=clients))
     elif args.command == "relink":
@@ -160,7 +193,7 @@ def _run(args: argparse.Namespace, settings: Settings, clients: Clients) -> None
     elif args.command == "releases":
         print(format_listing(releases(settings, clients=clients), settings))
     elif args.command == "abort":
-        for line in abort(settings, clients):
+        for line in abort(settings, clients, undo_alarms(settings, clients)):  # a canary's alarms go with it
             print(line)
     elif args.command == "deploy":
         deployed = deploy(settings, args.function_zip, args.deps_layer_arn, args.model_layer_arn, clients=clients)

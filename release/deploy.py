@@ -7,7 +7,9 @@ function's reserved concurrency (:mod:`release.concurrency`). It keeps the model
 layer the alias serves (releases move it, :mod:`release.relink`; never the one ``$LATEST``
 happens to hold, which an unfinished release may have staged), starts from the live
 version's layer list, attaches the newest dependencies layer, and creates or updates one
-event source mapping per ``[[event_sources]]`` entry on the alias. It never deletes mappings.
+event source mapping per ``[[event_sources]]`` entry on the alias. It never deletes mappings, and
+refuses to run while a configured stream also feeds the function through a mapping on ``$LATEST``, a
+version or another alias (:mod:`release.other_mappings`): two mappings deliver every record twice.
 
 A deploy is a release like the others (:class:`release.transaction.Transaction`): it refuses
 while another release is unfinished, and finishes a deploy that did not.
@@ -43,6 +45,7 @@ from release.concurrency import apply_reserved_concurrency
 from release.descriptions import library_mismatches
 from release.errors import ReleaseError
 from release.filter_patterns import pattern_json
+from release.other_mappings import refuse_other_mappings
 from release.relink import release_model
 from release.settings import EventSource, Settings
 from release.state import FunctionState, refuse_if_unfinished
@@ -280,6 +283,8 @@ def deploy(
     code_sha = base64_sha256(zip_sha256)
     state = FunctionState.read(settings, clients)
     resume = state.latest is not None and refuse_if_unfinished(state, settings, clients, "deploy", None)
+    if state.latest is not None:  # a second mapping of a stream delivers every record twice
+        refuse_other_mappings(settings, lam, f"{state.function_arn}:{fn.alias}")
     config, live = state.latest, state.live
 
     pending_model = state.pending.target if resume and state.pending is not None else None

@@ -42,6 +42,8 @@ class Release:
     changed: bool = True
     time: str = field(default_factory=lambda: now())
     caller: str = "unknown"
+    #: The alias's ``RoutingConfig`` weights (version -> share) the release found and cleared.
+    ended_split: dict[str, float] = field(default_factory=dict)
 
 
 def now() -> str:

@@ -81,6 +81,8 @@ def releases(settings: Settings, *, clients: Clients) -> Listing:
             layers.get(deps_arn or "", {}).get("CompatibleRuntimes", [])
         )
         live = "*" if number == state.alias_version else ""
+        if live and state.weights:  # the alias splits: its own version gets the rest
+            live = f"*{1 - sum(state.weights.values()):.0%}"
         if number in state.weights:
             live = f"{state.weights[number]:.0%}"
         rows.append(
@@ -145,6 +147,13 @@ def format_listing(listing: Listing, settings: Settings) -> str:
     """Plain text: the releases (``*`` marks the live one), the model layer versions, anything unfinished."""
     fn = settings.function
     lines = [f"releases of {fn.name} (alias {fn.alias}; you are {listing.caller})"]
+    if any(row["live"].endswith("%") for row in listing.releases):
+        lines.append(
+            f"  {fn.alias} splits invocations by weight (RoutingConfig): "
+            + ", ".join(
+                f"version {row['version']} {row['live'].lstrip('*')}" for row in listing.releases if row["live"]
+            )
+        )
     if listing.releases:
         lines += _table(
             listing.releases,

@@ -1,4 +1,4 @@
-"""Publish the dependencies and model layers: inline up to 50 MB, else through S3.
+"""Publish the dependencies and model layers: inline up to about 48.5 MiB (:mod:`release.upload`), else through S3.
 
 Each layer version's description records what it holds (library versions, the model's
 name and version, the zip's sha256; :mod:`release.descriptions`), so publishing
@@ -11,6 +11,7 @@ published.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "DEFAULT_MODEL_ZIP",
     "PublishResult",
     "publish_deps_layer",
+    "publish_candidate",
     "publish_layer",
     "publish_model_layer",
     "publish_or_reuse",
@@ -85,7 +87,7 @@ def publish_layer(
     *,
     clients: Clients,
 ) -> dict[str, Any]:
-    """Publish a layer version, inline when the zip is ≤ 50 MB, else through S3.
+    """Publish a layer version, inline when the zip fits the request (:mod:`release.upload`), else through S3.
 
     Parameters
     ----------
@@ -220,32 +222,50 @@ def publish_deps_layer(settings: Settings, zip_path: Path = DEFAULT_DEPS_ZIP, *,
     return _publish_once(settings, zip_path, settings.layers.dependencies_name, description, clients)
 
 
-def publish_model_layer(
+def publish_candidate(
     settings: Settings,
-    zip_path: Path = DEFAULT_MODEL_ZIP,
+    zip_path: Path,
+    action: str,
     *,
     clients: Clients,
+    check: Callable[[FunctionState, bool], None] | None = None,
     function_zip: Path | None = None,
     deps_zip: Path | None = None,
     limit: int | None = None,
-) -> PublishResult:
-    """Verify, publish and release a model layer zip.
+) -> tuple[Transaction | None, PublishResult]:
+    """Verify a model layer zip, check it against the live function and publish it, inside release ``action``.
 
-    Every artifact's sha256 must equal the manifest's. Given the ``function_zip`` and
-    ``deps_zip`` it will run with, a model whose artifacts would push the function over
-    ``limit`` bytes unzipped (default :data:`layers.checks.UNZIPPED_LIMIT`, Lambda's) has them uploaded to S3 and a layer with just the
-    manifest (+ golden predictions and code) published instead (:mod:`release.model_artifacts`;
-    the result's ``artifacts_uri`` says where). If the function exists, the
-    model's library versions are checked against its dependencies layer *before*
-    publishing, then :func:`release.relink.relink` moves the function and alias to
-    the new version. Without a function the layer is only published (``make deploy``
-    attaches it). A zip published before is not published again: its version is relinked.
+    Every artifact's sha256 must equal the manifest's; with a function, the model's library versions
+    must equal its dependencies layer's (checked *before* publishing), no other release may be
+    unfinished, and the function is tagged as under release before the layer is published (unless
+    the alias already serves that very layer). A zip published before is not published again.
+    Given the ``function_zip`` and ``deps_zip`` it will run with, a model whose artifacts would push
+    the function over ``limit`` bytes unzipped (default :data:`layers.checks.UNZIPPED_LIMIT`,
+    Lambda's) has them uploaded to S3 and a layer with just the manifest (+ golden predictions and
+    code) published instead (:mod:`release.model_artifacts`; the result's ``artifacts_uri`` says where).
+
+    Parameters
+    ----------
+    action : str
+        The release (``publish-model-layer``, ``canary``): the transaction's action.
+    check : callable, optional
+        Called with the function's state and whether this re-runs an unfinished release, before
+        anything is changed; raises to refuse.
+    function_zip, deps_zip : Path, optional
+        The zips the model will run with, for the 250 MB unzipped check.
+    limit : int, optional
+        The unzipped limit in bytes (tests lower it).
+
+    Returns
+    -------
+    tuple
+        The transaction (``None`` when the function does not exist: the layer is only published) and
+        the layer version.
 
     Raises
     ------
     ReleaseError
-        On an unverified zip, a library mismatch, another unfinished release, or a failed
-        release step.
+        On an unverified zip, a library mismatch, or another unfinished release.
     """
     lam, fn = clients.lambda_, settings.function
     manifest = verify_model_zip(zip_path)
@@ -261,9 +281,11 @@ def publish_model_layer(
     if state.latest is None:
         result = _publish_once(settings, zip_path, settings.layers.model_name, description, clients)
         result.artifacts_uri = artifacts_uri
-        return result
+        return None, result
     target = f"sha256={zip_sha256}"
-    resume = refuse_if_unfinished(state, settings, clients, "publish-model-layer", target)
+    resume = refuse_if_unfinished(state, settings, clients, action, target)
+    if check is not None:
+        check(state, resume)
     base = state.live or state.latest
     problems = library_mismatches(parse_description(description)[1], deps_layer_fields(settings, base, lam))
     if problems:
@@ -272,7 +294,7 @@ def publish_model_layer(
             "layer: " + "; ".join(problems) + ". Retrain with the pinned requirements, or publish and deploy "
             "a dependencies layer built from the model's versions"
         )
-    txn = Transaction(settings, clients, state, "publish-model-layer", target, resume)
+    txn = Transaction(settings, clients, state, action, target, resume)
     existing = _find_published(settings, settings.layers.model_name, description, clients)
     if existing is None or existing != state.live_layer(settings.layers.model_name):
         txn.begin()  # before the layer is published: an interrupted publish is visible in AWS
@@ -289,6 +311,41 @@ def publish_model_layer(
             clients=clients,
         )
         result = PublishResult(str(published["LayerVersionArn"]))
-    result.release = release_layer(settings, clients, txn, LayerArn.parse(result.layer_arn))
     result.artifacts_uri = artifacts_uri
+    return txn, result
+
+
+def publish_model_layer(
+    settings: Settings,
+    zip_path: Path = DEFAULT_MODEL_ZIP,
+    *,
+    clients: Clients,
+    function_zip: Path | None = None,
+    deps_zip: Path | None = None,
+    limit: int | None = None,
+) -> PublishResult:
+    """Verify, publish and release a model layer zip, all at once (:func:`publish_candidate`).
+
+    If the function exists, :func:`release.relink.release_layer` then moves the function and alias
+    to the new version; without a function the layer is only published (``make deploy`` attaches it).
+    A zip published before is not published again: its version is relinked. ``function_zip``,
+    ``deps_zip`` and ``limit``: the 250 MB unzipped check (:func:`publish_candidate`).
+
+    Raises
+    ------
+    ReleaseError
+        On an unverified zip, a library mismatch, another unfinished release, or a failed
+        release step.
+    """
+    txn, result = publish_candidate(
+        settings,
+        zip_path,
+        "publish-model-layer",
+        clients=clients,
+        function_zip=function_zip,
+        deps_zip=deps_zip,
+        limit=limit,
+    )
+    if txn is not None:
+        result.release = release_layer(settings, clients, txn, LayerArn.parse(result.layer_arn))
     return result

@@ -41,10 +41,23 @@ def _model_layer(lam: Any, settings: Settings, version: str | None) -> str | Non
     return find_layer(get_configuration(lam, settings.function.name, version), settings.layers.model_name)
 
 
+#: ``RoutingConfig`` of an alias that sends every invocation to its version. ``UpdateAlias`` without it
+#: keeps whatever weights the alias had: a release would then serve its model to only part of the stream.
+NO_WEIGHTS: dict[str, Any] = {"AdditionalVersionWeights": {}}
+
+
 def move_alias(lam: Any, fn: FunctionSettings, version: str, description: str, *, exists: bool) -> None:
-    """Point ``[function] alias`` at ``version``, creating the alias if it does not exist yet."""
-    call = lam.update_alias if exists else lam.create_alias
-    call(FunctionName=fn.name, Name=fn.alias, FunctionVersion=version, Description=description)
+    """Point ``[function] alias`` at ``version`` alone (weights cleared), creating the alias if it does not exist yet."""
+    if exists:
+        lam.update_alias(
+            FunctionName=fn.name,
+            Name=fn.alias,
+            FunctionVersion=version,
+            Description=description,
+            RoutingConfig=NO_WEIGHTS,
+        )
+    else:
+        lam.create_alias(FunctionName=fn.name, Name=fn.alias, FunctionVersion=version, Description=description)
 
 
 def release_model(
@@ -107,6 +120,7 @@ def release_model(
         previous,
         previous_model,
         caller=txn.caller,
+        ended_split=state.weights,
     )
     append_history(settings.history.file, release)
     return release
@@ -147,6 +161,8 @@ def release_layer(settings: Settings, clients: Clients, txn: Transaction, arn: L
     model = check_model_layer(settings, base, arn, lam)
     new_layers = replace_layers(layer_arns(base), {settings.layers.model_name: str(arn)})
     if not txn.started and state.live is not None and layer_arns(state.live) == new_layers:
+        if state.weights:  # served, but only in part: end the split
+            move_alias(lam, fn, state.alias_version or "", f"{txn.action}: end the split", exists=True)
         return Release(
             txn.action,
             fn.name,
@@ -158,6 +174,7 @@ def release_layer(settings: Settings, clients: Clients, txn: Transaction, arn: L
             state.alias_version,
             str(arn),
             changed=False,
+            ended_split=state.weights,
         )
     code_sha = base.get("CodeSha256")
     if state.latest.get("CodeSha256") != code_sha:

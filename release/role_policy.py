@@ -26,7 +26,7 @@ from release.settings import Settings
 POLICY_NAME = "least-privilege"
 
 #: Lambda's documented list for a Kinesis mapping, without kinesis:ListStreams (it takes only
-#: Resource "*") and kinesis:SubscribeToShard (enhanced fan-out consumers only).
+#: Resource "*"); an enhanced fan-out consumer also needs :data:`KINESIS_CONSUMER_READ` on the consumer.
 KINESIS_READ = [
     "kinesis:DescribeStream",
     "kinesis:DescribeStreamSummary",
@@ -34,6 +34,8 @@ KINESIS_READ = [
     "kinesis:GetShardIterator",
     "kinesis:ListShards",
 ]
+#: On an enhanced fan-out consumer ARN (``.../stream/NAME/consumer/C:N``), besides the stream reads.
+KINESIS_CONSUMER_READ = ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"]
 DYNAMODB_STREAM_READ = [
     "dynamodb:DescribeStream",
     "dynamodb:GetRecords",
@@ -175,11 +177,14 @@ def role_statements(settings: Settings, arns: ResourceArns) -> list[dict[str, An
     PolicyError
         If ``QUARANTINE_QUEUE_URL`` is not a queue URL.
     """
-    kinesis = [s.source_arn for s in settings.event_sources if s.type == "kinesis"]
+    kinesis = [s.stream_arn for s in settings.event_sources if s.type == "kinesis"]
+    consumers = [s.consumer_arn for s in settings.event_sources if s.consumer_arn]
     dynamodb = [s.source_arn for s in settings.event_sources if s.type == "dynamodb"]
     statements = [statement("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [arns.log_group()])]
     if kinesis:
         statements.append(statement("ReadKinesisStreams", list(KINESIS_READ), kinesis))
+    if consumers:
+        statements.append(statement("ReadKinesisConsumers", list(KINESIS_CONSUMER_READ), consumers))
     if dynamodb:
         statements.append(statement("ReadDynamoDBStreams", list(DYNAMODB_STREAM_READ), dynamodb))
     statements += _on_failure_statements(settings, arns)

@@ -79,7 +79,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ENV_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _SOURCE_ARN = {
-    "kinesis": re.compile(r"^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[\w.-]+$"),
+    # A stream, or an enhanced fan-out consumer of one (docs/aws-notes.md §2): .../stream/NAME/consumer/C:N.
+    "kinesis": re.compile(r"^arn:aws[a-z-]*:kinesis:[a-z0-9-]+:\d{12}:stream/[\w.-]+(/consumer/[\w.-]+:\d+)?$"),
     "dynamodb": re.compile(r"^arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:\d{12}:table/[\w.-]+/stream/[\w.:-]+$"),
 }
 _TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$")
@@ -151,6 +152,21 @@ class EventSource:
         if self.filter_criteria is None:
             return default_patterns(self.type)
         return tuple(parse_pattern(text, self.type) for text in self.filter_criteria)
+
+    @property
+    def stream_arn(self) -> str:
+        """The stream read: ``source_arn``, or the stream of an enhanced fan-out consumer ARN."""
+        return stream_of(self.source_arn)
+
+    @property
+    def consumer_arn(self) -> str | None:
+        """The enhanced fan-out consumer ARN (``.../stream/NAME/consumer/C:N``), ``None`` for a plain stream."""
+        return self.source_arn if self.source_arn != self.stream_arn else None
+
+
+def stream_of(source_arn: str) -> str:
+    """The stream ARN of an event source ARN: a Kinesis consumer ARN loses its ``/consumer/...`` part."""
+    return source_arn.split("/consumer/", 1)[0] if ":kinesis:" in source_arn else source_arn
 
 
 @dataclass(frozen=True)
@@ -316,7 +332,7 @@ def _event_source(data: Any, index: int, path: Path) -> EventSource:
     t = _Table(data, f"[[event_sources]] #{index}", path, _keys(EventSource))
     kind = t.choice("type", SOURCE_TYPES)
     example = {
-        "kinesis": "arn:aws:kinesis:REGION:ACCOUNT:stream/NAME",
+        "kinesis": "arn:aws:kinesis:REGION:ACCOUNT:stream/NAME, or a consumer .../stream/NAME/consumer/C:N",
         "dynamodb": "arn:aws:dynamodb:REGION:ACCOUNT:table/TABLE/stream/LABEL",
     }[kind]
     source_arn = t.pattern("source_arn", _SOURCE_ARN[kind], f"a {kind} stream ARN ({example})")
@@ -432,9 +448,9 @@ def parse_settings(data: dict[str, Any], path: Path) -> Settings:
     event_sources = tuple(_event_source(entry, i + 1, path) for i, entry in enumerate(sources))
     seen: set[str] = set()
     for source in event_sources:
-        if source.source_arn in seen:
-            top.fail(f"[[event_sources]] lists {source.source_arn} twice; keep one entry per stream")
-        seen.add(source.source_arn)
+        if source.stream_arn in seen:  # a stream and a consumer of it would deliver every record twice
+            top.fail(f"[[event_sources]] lists {source.stream_arn} twice; keep one entry per stream")
+        seen.add(source.stream_arn)
     history = _Table(top.get("history", dict, {}), "[history]", path, ("file",))
     history_file = Path(history.get("file", str, "build/releases.jsonl"))
     function = _function(top.get("function", dict), path)

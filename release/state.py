@@ -108,6 +108,8 @@ def finish_command(action: str, target: str) -> str:
         return f"`make publish-model-layer` with the same model (layer zip {target})"
     if action == "shadow":
         return f"`make publish-model-layer STRATEGY=shadow` with the same candidate (layer zip {target})"
+    if action == "canary":
+        return f"`make publish-model-layer STRATEGY=canary` with the same model (layer zip {target})"
     return f"`make {action}`"
 
 
@@ -230,7 +232,7 @@ class FunctionState:
             f"unfinished {pending.action} (target {pending.target}), started {pending.started} by {pending.by}, "
             f"from version {pending.from_version or '(nothing live)'}:"
         )
-        if pending.action == "publish-model-layer" and clients is not None:
+        if pending.action in ("publish-model-layer", "canary") and clients is not None:
             sha = pending.target.removeprefix("sha256=")
             found = [
                 v["LayerVersionArn"]
@@ -254,6 +256,9 @@ class FunctionState:
             f"  alias moved: {'yes' if moved else 'no'}; {alias} serves version {self.alias_version} "
             f"(model layer {live_model})"
         )
+        if self.weights:
+            split = ", ".join(f"version {v}: {w:.0%}" for v, w in self.weights.items())
+            lines.append(f"  alias weights: {alias} also sends {split} of its invocations (RoutingConfig)")
         lines.append(f"  finish it: {finish_command(pending.action, pending.target)}; undo it: `make release-abort`")
         return lines
 
@@ -282,16 +287,13 @@ def refuse_if_unfinished(
     ------
     UnfinishedRelease
         If another release is unfinished: only re-running it or undoing it may change the function.
-    ReleaseError
-        If the alias splits traffic between versions (``RoutingConfig``).
+
+    Notes
+    -----
+    Alias weights (``RoutingConfig``) with no release pending (made by hand, or by CodeDeploy for a
+    stack) do not stop a release: it moves the alias to its version alone and says which split it
+    ended (:attr:`release.history.Release.ended_split`). A canary's weights are its pending release.
     """
-    if state.weights:
-        split = ", ".join(f"version {v}: {w:.0%}" for v, w in state.weights.items())
-        raise ReleaseError(
-            f"alias {state.alias_name} of {state.name} serves version {state.alias_version} and also sends traffic "
-            f"to {split} (RoutingConfig); finish or end that split first (aws lambda update-alias --function-name "
-            f"{state.name} --name {state.alias_name} --routing-config '{{}}')"
-        )
     if not state.unfinished:
         return False
     pending = state.pending

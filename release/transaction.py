@@ -15,6 +15,7 @@ keeps no copy it can re-upload from here): it says so, and ``make deploy`` repla
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from release.aws import Clients, get_configuration, paginate, update_and_wait
@@ -96,8 +97,14 @@ class Transaction:
             self.started = False
 
 
-def abort(settings: Settings, clients: Clients) -> list[str]:
+def abort(settings: Settings, clients: Clients, cleanup: Callable[[Pending], list[str]] | None = None) -> list[str]:
     """Undo the unfinished release of the function (module docstring); returns what was done.
+
+    Parameters
+    ----------
+    cleanup : callable, optional
+        Called with the undone release's record after the function is back, to undo what the
+        release made beside it (a canary's alarms); returns what it did.
 
     Returns
     -------
@@ -113,11 +120,19 @@ def abort(settings: Settings, clients: Clients) -> list[str]:
     pending = state.pending
     back_to = pending.from_version if pending is not None else state.alias_version
     done = []
-    if back_to is not None and state.alias_version not in (None, back_to):
+    if back_to is not None and (state.alias_version not in (None, back_to) or state.weights):
         lam.update_alias(
-            FunctionName=fn.name, Name=fn.alias, FunctionVersion=back_to, Description=f"release-abort to {back_to}"
+            FunctionName=fn.name,
+            Name=fn.alias,
+            FunctionVersion=back_to,
+            Description=f"release-abort to {back_to}",
+            RoutingConfig={"AdditionalVersionWeights": {}},
         )
-        done.append(f"moved {fn.name}:{fn.alias} back from version {state.alias_version} to {back_to}")
+        if state.alias_version != back_to:
+            done.append(f"moved {fn.name}:{fn.alias} back from version {state.alias_version} to {back_to}")
+        if state.weights:
+            split = ", ".join(f"version {v}: {w:.0%}" for v, w in state.weights.items())
+            done.append(f"cleared the alias weights ({split}): {fn.name}:{fn.alias} sends everything to {back_to}")
     elif back_to is None and state.alias is not None:
         lam.delete_alias(FunctionName=fn.name, Name=fn.alias)
         done.append(f"deleted alias {fn.alias}: nothing was live before the unfinished {pending and pending.action}")
@@ -147,4 +162,6 @@ def abort(settings: Settings, clients: Clients) -> list[str]:
                 done.append(f"deleted version {version}, published by the unfinished {pending.action}, never kept live")
         lam.untag_resource(Resource=state.function_arn, TagKeys=list(PENDING_KEYS))
         done.append(f"the unfinished {pending.action} (target {pending.target}) is undone")
+        if cleanup is not None:
+            done += cleanup(pending)
     return done

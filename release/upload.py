@@ -1,4 +1,12 @@
-"""Hand a zip to Lambda: inline up to 50 MB, through S3 with a progress bar above that."""
+"""Hand a zip to Lambda: inline while its request fits with margin, through S3 with a progress bar above that.
+
+Lambda documents 50 MiB (52,428,800 bytes) for a zip uploaded directly, but the limit bites on the
+request, where the zip travels base64-encoded ("Request must be smaller than 69905067 bytes for the
+PublishLayerVersion operation", docs/aws-notes.md §3): a zip just under 50 MiB can be refused. So a
+zip goes inline only while its base64 size plus :data:`REQUEST_MARGIN_BYTES` for the rest of the
+request fits in :data:`REQUEST_LIMIT_BYTES`; :data:`DIRECT_UPLOAD_LIMIT` is that zip size (about
+48.5 MiB).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,19 @@ from inference.manifest import sha256_file
 
 from release.errors import ReleaseError
 
-#: Largest zip Lambda accepts inline (ZipFile); larger ones go through S3.
-DIRECT_UPLOAD_LIMIT = 52_428_800
+#: The largest request body Lambda accepts for an inline zip, as its error states it (docs/aws-notes.md §3).
+REQUEST_LIMIT_BYTES = 69_905_067
+#: Kept free for the rest of the request (JSON, description, configuration, tags) and an unverified limit.
+REQUEST_MARGIN_BYTES = 2 * 1024 * 1024
+
+
+def base64_size(size: int) -> int:
+    """Bytes of the base64 encoding of ``size`` bytes (padded)."""
+    return 4 * ((size + 2) // 3)
+
+
+#: Largest zip sent inline (ZipFile): its base64 plus the margin fit the request limit; larger ones go through S3.
+DIRECT_UPLOAD_LIMIT = (REQUEST_LIMIT_BYTES - REQUEST_MARGIN_BYTES) // 4 * 3
 
 
 def base64_sha256(hex_digest: str) -> str:
@@ -94,7 +113,8 @@ def code_location(path: Path, bucket: str | None, key: str, s3: Any, what: str) 
     if not bucket:
         raise ReleaseError(
             f"{what} {path} is {size:,} bytes, over Lambda's {DIRECT_UPLOAD_LIMIT:,}-byte direct upload limit; "
-            "set [layers] artifact_bucket in deploy.toml to an S3 bucket in the function's region"
+            "set [layers] artifact_bucket in deploy.toml to an S3 bucket in the function's region (the zip travels "
+            f"base64-encoded, {base64_size(size):,} bytes, in a request Lambda caps at {REQUEST_LIMIT_BYTES:,})"
         )
     upload_to_s3(path, bucket, key, s3)
     return {"S3Bucket": bucket, "S3Key": key}

@@ -292,9 +292,12 @@ def test_log_group_has_the_retention_and_comes_first(case: Case) -> None:
 # --- least privilege --------------------------------------------------------------------
 
 
-def _statements(case: Case) -> list[dict[str, Any]]:
+def _statements(case: Case, role: str | None = None) -> list[dict[str, Any]]:
+    """The statements of every role and policy, or of one role only."""
     out = []
-    for resource in case.resources.values():
+    for name, resource in case.resources.items():
+        if role is not None and name != role:
+            continue
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
                 out += policy["PolicyDocument"]["Statement"]
@@ -309,12 +312,13 @@ def _as_list(value: Any) -> list[Any]:
 
 def test_one_role_with_inline_policies_only(case: Case) -> None:
     roles = case.of_type("AWS::IAM::Role")
-    assert list(roles) == ["FunctionRole"], "SAM must not have generated a role of its own"
-    role = roles["FunctionRole"]["Properties"]
-    assert not role.get("ManagedPolicyArns"), "managed policies grant Resource '*'"
-    assert role["AssumeRolePolicyDocument"]["Statement"] == [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ]
+    assert sorted(roles) == ["DeploymentRole", "FunctionRole"], "SAM must not have generated a role of its own"
+    for name, service in (("FunctionRole", "lambda"), ("DeploymentRole", "codedeploy")):
+        role = roles[name]["Properties"]
+        assert not role.get("ManagedPolicyArns"), "managed policies grant Resource '*'"
+        assert role["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Effect": "Allow", "Principal": {"Service": f"{service}.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
     assert not case.of_type("AWS::IAM::Policy") and not case.of_type("AWS::IAM::ManagedPolicy")
 
 
@@ -333,9 +337,9 @@ def test_no_wildcard_actions_or_resources(case: Case) -> None:
                 assert resource.startswith("arn:aws:s3:::") and "/" in resource, statement
 
 
-def _grants(case: Case) -> dict[str, set[str]]:
+def _grants(case: Case, role: str = "FunctionRole") -> dict[str, set[str]]:
     grants: dict[str, set[str]] = {}
-    for statement in _statements(case):
+    for statement in _statements(case, role):
         for action in _as_list(statement["Action"]):
             grants.setdefault(action, set()).update(_as_list(case.resolve(statement["Resource"])))
     return grants

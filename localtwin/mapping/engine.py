@@ -736,7 +736,7 @@ class EventSourceMapping:
     def _give_up(self, shard: _Shard, batch: _Batch, records: list[Record], condition: str) -> None:
         result = batch.last_result
         if batch.invocations and result is not None:
-            response = {"statusCode": 200, "executedVersion": self.executed_version}
+            response = {"statusCode": 200, "executedVersion": result.executed_version or self.executed_version}
             if result.error is not None:
                 response["functionError"] = "Unhandled"
             request_id = result.report.request_id or str(uuid.uuid4())

@@ -77,3 +77,5 @@ class InvokeResult:
     report: Report
     cold: bool
     logs: list[str] = field(default_factory=list)
+    #: The version that ran it, when an alias picked one (``localtwin.alias``); else the mapping's default.
+    executed_version: str | None = None
