@@ -38,7 +38,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from release.alarms import (
     AlarmState,
@@ -49,7 +48,14 @@ from release.alarms import (
     version_invocations,
 )
 from release.arns import LayerArn, find_layer, layer_arns, replace_layers
-from release.aws import Clients, call_with_retry, get_configuration, update_and_wait, wait_updated
+from release.aws import (
+    Clients,
+    call_with_retry,
+    get_configuration,
+    update_and_wait,
+    wait_updated,
+    wait_version_active,
+)
 from release.descriptions import parse_description, version_description
 from release.errors import ReleaseError
 from release.history import Release, append_history, release_tags
@@ -138,18 +144,6 @@ def _epoch(iso: str, default: float) -> float:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         return default
-
-
-def _wait_active(lam: Any, name: str, version: str) -> None:
-    """Block until a published version is ``Active`` (boto3's ``published_version_active``)."""
-    from botocore.exceptions import WaiterError
-
-    try:
-        lam.get_waiter("published_version_active").wait(FunctionName=name, Qualifier=version)
-    except WaiterError as exc:
-        raise ReleaseError(
-            f"version {version} of {name} did not become Active ({exc}); run `make release-abort` to undo the canary"
-        ) from None
 
 
 def _canary_version(txn: Transaction, layers: list[str]) -> str | None:
@@ -262,7 +256,7 @@ def canary_model_layer(
         version = str(published["Version"])
         result.lines.append(f"published version {version} of {fn.name} (model layer {arn})")
     result.version = version
-    _wait_active(lam, fn.name, version)
+    wait_version_active(lam, fn.name, version)
     cloudwatch = clients.cloudwatch
     alarms = canary_alarms(settings, version)
     put_alarms(cloudwatch, alarms)
