@@ -69,7 +69,8 @@ def require_libraries(contract: TabularInput) -> str:
     except ImportError:
         return (
             "the model was fitted on a pandas DataFrame (its manifest's input.dataframe) and is served one, but "
-            "pandas is not installed: attach a dependencies layer that has pandas"
+            "pandas is not installed: attach a dependencies layer that has pandas "
+            "(`make deps-layer EXTRAS=pandas`, or the extras layer `make extras-layer` after it)"
         )
     return ""
 
