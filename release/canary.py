@@ -52,15 +52,13 @@ from release.aws import (
     Clients,
     call_with_retry,
     get_configuration,
-    update_and_wait,
-    wait_updated,
     wait_version_active,
 )
 from release.descriptions import parse_description, version_description
 from release.errors import ReleaseError
 from release.history import Release, append_history, release_tags
 from release.publish import PublishResult, publish_candidate
-from release.relink import NO_WEIGHTS, check_model_layer
+from release.relink import NO_WEIGHTS, check_model_layer, refuse_unreleased_code, stage_configuration
 from release.settings import Settings
 from release.state import FunctionState, Pending
 from release.transaction import Transaction, abort, configuration_of
@@ -212,12 +210,7 @@ def canary_model_layer(
                 "version. Any release ends the split (`make relink LAYER_ARN=...` of the live layer), then run the "
                 "canary again; nothing was changed"
             )
-        latest_code, live_code = (state.latest or {}).get("CodeSha256"), state.live.get("CodeSha256")
-        if latest_code != live_code:
-            raise ReleaseError(
-                f"$LATEST of {fn.name} holds code {latest_code}, but the live version {state.alias_version} runs "
-                f"{live_code}: a deploy did not finish. Run `make deploy` first; nothing was changed"
-            )
+        refuse_unreleased_code(fn.name, state)
 
     txn, layer = publish_candidate(settings, zip_path, ACTION, clients=clients, check=check)
     if txn is None or txn.state.live is None or txn.from_version is None:
@@ -241,11 +234,7 @@ def canary_model_layer(
         version = state.alias_version  # an earlier run promoted it, and did not finish
     if version is None:
         code_sha = live_config.get("CodeSha256")
-        desired = {**configuration_of(live_config), "Layers": layers}
-        if state.latest is None or configuration_of(state.latest) != desired:
-            if (state.latest or {}).get("LastUpdateStatus") == "InProgress":
-                wait_updated(lam, fn.name)
-            update_and_wait(lam, "update_function_configuration", fn.name, **desired)
+        stage_configuration(lam, fn.name, state.latest, {**configuration_of(live_config), "Layers": layers})
         published = call_with_retry(
             lam,
             "publish_version",

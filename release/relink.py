@@ -160,37 +160,70 @@ def release_layer(settings: Settings, clients: Clients, txn: Transaction, arn: L
     base = state.live or state.latest
     model = check_model_layer(settings, base, arn, lam)
     new_layers = replace_layers(layer_arns(base), {settings.layers.model_name: str(arn)})
-    if not txn.started and state.live is not None and layer_arns(state.live) == new_layers:
+    return release_layers(settings, clients, txn, new_layers, str(arn), model)
+
+
+def refuse_unreleased_code(function_name: str, state: FunctionState) -> None:
+    """Refuse a release while ``$LATEST`` holds code the live version does not run (a deploy cut short)."""
+    base = state.live or state.latest or {}
+    latest_code, live_code = (state.latest or {}).get("CodeSha256"), base.get("CodeSha256")
+    if latest_code != live_code:
+        raise ReleaseError(
+            f"$LATEST of {function_name} holds code {latest_code}, but the live version "
+            f"{state.alias_version} runs {live_code}: a deploy did not finish. Run `make deploy` to release the code "
+            "in build/function.zip, then release the model; nothing was changed"
+        )
+
+
+def stage_configuration(lam: Any, function_name: str, latest: dict[str, Any] | None, desired: dict[str, Any]) -> None:
+    """Give ``$LATEST`` the configuration ``desired`` (waiting out an update in progress), unless it has it."""
+    if latest is not None and configuration_of(latest) == desired:
+        return
+    if (latest or {}).get("LastUpdateStatus") == "InProgress":
+        wait_updated(lam, function_name)
+    update_and_wait(lam, "update_function_configuration", function_name, **desired)
+
+
+def release_layers(
+    settings: Settings, clients: Clients, txn: Transaction, layers: list[str], model_arn: str, model: dict[str, str]
+) -> Release:
+    """Release the live version's configuration with ``layers`` (the model layer ``model_arn`` among them):
+    stage ``$LATEST``, publish a version, move the alias (:func:`release_model`).
+
+    Changes nothing when the alias already serves exactly ``layers`` (ending a weighted split if
+    there is one), unless ``txn`` is finishing an unfinished release.
+    """
+    lam, fn, state = clients.lambda_, settings.function, txn.state
+    assert state.latest is not None
+    base = state.live or state.latest
+    if not txn.started and state.live is not None and layer_arns(state.live) == layers:
         if state.weights:  # served, but only in part: end the split
             move_alias(lam, fn, state.alias_version or "", f"{txn.action}: end the split", exists=True)
+        version = state.alias_version or ""
         return Release(
             txn.action,
             fn.name,
             fn.alias,
-            state.alias_version or "",
-            str(arn),
+            version,
+            model_arn,
             model.get("name"),
             model.get("version"),
-            state.alias_version,
-            str(arn),
+            version,
+            model_arn,
             changed=False,
             ended_split=state.weights,
         )
-    code_sha = base.get("CodeSha256")
-    if state.latest.get("CodeSha256") != code_sha:
-        raise ReleaseError(
-            f"$LATEST of {fn.name} holds code {state.latest.get('CodeSha256')}, but the live version "
-            f"{state.alias_version} runs {code_sha}: a deploy did not finish. Run `make deploy` to release the code "
-            "in build/function.zip, then release the model; nothing was changed"
-        )
-    desired = {**configuration_of(base), "Layers": new_layers}
+    refuse_unreleased_code(fn.name, state)
     txn.begin()
-    if configuration_of(state.latest) != desired:
-        if state.latest.get("LastUpdateStatus") == "InProgress":
-            wait_updated(lam, fn.name)
-        update_and_wait(lam, "update_function_configuration", fn.name, **desired)
+    stage_configuration(lam, fn.name, state.latest, {**configuration_of(base), "Layers": layers})
     return release_model(
-        settings, clients, txn, model_arn=str(arn), model=model, code_sha=code_sha, function_arn=state.function_arn
+        settings,
+        clients,
+        txn,
+        model_arn=model_arn,
+        model=model,
+        code_sha=base.get("CodeSha256"),
+        function_arn=state.function_arn,
     )
 
 

@@ -37,17 +37,17 @@ from typing import Any
 from inference.manifest import sha256_file
 
 from release.arns import LayerArn, layer_arns, layer_name, replace_layers
-from release.aws import Clients, update_and_wait, wait_updated
+from release.aws import Clients
 from release.compatibility import deps_layer_fields, get_layer_version
 from release.descriptions import format_description, library_mismatches, model_description, parse_description
 from release.errors import ReleaseError
 from release.history import Release
 from release.model_zip import verify_model_zip
 from release.publish import publish_or_reuse
-from release.relink import check_model_layer, release_model
+from release.relink import check_model_layer, release_layers
 from release.settings import Settings
 from release.state import FunctionState, refuse_if_unfinished
-from release.transaction import Transaction, configuration_of
+from release.transaction import Transaction
 
 #: The folder a candidate layer's files sit under (``/opt/candidate``).
 CANDIDATE_PREFIX = "candidate/"
@@ -66,40 +66,6 @@ def candidate_description(model_zip_description: str, candidate_sha256: str, mod
     _, fields = parse_description(model_zip_description)
     fields = {**fields, "sha256": candidate_sha256, "promote": str(model_layer_version)}
     return format_description("candidate", fields)
-
-
-def _stage_and_release(
-    settings: Settings,
-    clients: Clients,
-    txn: Transaction,
-    layers: list[str],
-    model_arn: str,
-    model: dict[str, str],
-) -> Release:
-    """Stage the live version's configuration with ``layers``, publish a version, move the alias."""
-    lam, fn, state = clients.lambda_, settings.function, txn.state
-    base = state.live or state.latest
-    assert base is not None and state.latest is not None
-    if not txn.started and state.live is not None and layer_arns(state.live) == layers:
-        version = state.alias_version or ""
-        return Release(txn.action, fn.name, fn.alias, version, model_arn, model.get("name"), model.get("version"),
-                       version, model_arn, changed=False)  # fmt: skip
-    code_sha = base.get("CodeSha256")
-    if state.latest.get("CodeSha256") != code_sha:
-        raise ReleaseError(
-            f"$LATEST of {fn.name} holds code {state.latest.get('CodeSha256')}, but the live version "
-            f"{state.alias_version} runs {code_sha}: a deploy did not finish. Run `make deploy` first; "
-            "nothing was changed"
-        )
-    desired = {**configuration_of(base), "Layers": layers}
-    txn.begin()
-    if configuration_of(state.latest) != desired:
-        if state.latest.get("LastUpdateStatus") == "InProgress":
-            wait_updated(lam, fn.name)
-        update_and_wait(lam, "update_function_configuration", fn.name, **desired)
-    return release_model(
-        settings, clients, txn, model_arn=model_arn, model=model, code_sha=code_sha, function_arn=state.function_arn
-    )
 
 
 def _live_model(settings: Settings, state: FunctionState, lam: Any) -> tuple[str, dict[str, str]]:
@@ -162,7 +128,7 @@ def publish_shadow(
     if not resume and attached is not None:
         _, fields = parse_description(get_layer_version(lam, LayerArn.parse(attached)).get("Description"))
         if fields.get("sha256") == candidate_sha:  # this very candidate is attached already
-            return attached, _stage_and_release(settings, clients, txn, layer_arns(state.live), live_arn, live_model)
+            return attached, release_layers(settings, clients, txn, layer_arns(state.live), live_arn, live_model)
     txn.begin()  # before anything is published: an interrupted shadow is visible in AWS
     model_arn = publish_or_reuse(settings, model_zip, settings.layers.model_name, model_text, clients).layer_arn
     description = candidate_description(model_text, candidate_sha, LayerArn.parse(model_arn).version)
@@ -170,7 +136,7 @@ def publish_shadow(
         settings, candidate_zip, candidate_layer_name(settings), description, clients
     ).layer_arn
     layers = replace_layers(layer_arns(state.live), {candidate_layer_name(settings): candidate_arn})
-    return candidate_arn, _stage_and_release(settings, clients, txn, layers, live_arn, live_model)
+    return candidate_arn, release_layers(settings, clients, txn, layers, live_arn, live_model)
 
 
 def attached_candidate(settings: Settings, state: FunctionState) -> str | None:
@@ -217,7 +183,7 @@ def promote(settings: Settings, *, clients: Clients) -> Release:
         if layer_name(a) != candidate_layer_name(settings)
     ]
     txn = Transaction(settings, clients, state, "promote", str(model_arn), resume)
-    return _stage_and_release(settings, clients, txn, layers, str(model_arn), model)
+    return release_layers(settings, clients, txn, layers, str(model_arn), model)
 
 
 def reject(settings: Settings, *, clients: Clients) -> Release:
@@ -238,4 +204,4 @@ def reject(settings: Settings, *, clients: Clients) -> Release:
     live_arn, live_model = _live_model(settings, state, lam)
     layers = [a for a in layer_arns(state.live) if layer_name(a) != candidate_layer_name(settings)]
     txn = Transaction(settings, clients, state, "reject", target, resume)
-    return _stage_and_release(settings, clients, txn, layers, live_arn, live_model)
+    return release_layers(settings, clients, txn, layers, live_arn, live_model)

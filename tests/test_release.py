@@ -335,6 +335,30 @@ def test_relink_to_an_older_version_then_rollback_goes_back_and_forth(env):
     assert "no unfinished release" in table
 
 
+@pytest.mark.parametrize("release", ["relink", "publish"])
+def test_a_release_over_code_a_deploy_left_unreleased_is_refused_and_changes_nothing(env, release):
+    # $LATEST holds new code that no version runs (a deploy cut short, or a change by hand): releasing a
+    # model on top of it would ship that code unseen, so every release refuses and changes nothing.
+    lam, s, c = env["clients"].lambda_, env["settings"], env["clients"]
+    _, v1 = _deployed(env)
+    publish_model_layer(s, model_zip(env["tmp"], "2.0.0"), clients=c)
+    other_code = write_zip(env["tmp"] / "other-function.zip", {"lambda_function.py": b"def handler(e, c): pass\n"})
+    lam.update_function_code(FunctionName="stream-inference", ZipFile=other_code.read_bytes())
+    lam.get_waiter("function_updated_v2").wait(FunctionName="stream-inference")
+    before = _state(lam)
+    with pytest.raises(ReleaseError, match="(?s)nothing was changed.*CodeSha256.*`make deploy`"):
+        if release == "relink":
+            relink(s, v1, clients=c)
+        else:
+            publish_model_layer(s, model_zip(env["tmp"], "3.0.0"), clients=c)
+    after = _state(lam)
+    assert (after["alias"], after["versions"], after["config"]) == (
+        before["alias"],
+        before["versions"],
+        before["config"],
+    )
+
+
 def test_rollback_without_an_earlier_model_says_what_to_do(env):
     _deployed(env)
     with pytest.raises(ReleaseError, match="relink explicitly"):
