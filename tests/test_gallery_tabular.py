@@ -314,26 +314,32 @@ def test_http_takes_the_same_typed_instances(dataframe_model, table) -> None:
     assert metadata["input"] == dataframe_model[2]["input"] and not list(validator.iter_errors(metadata))
 
 
+#: DynamoDB images with S, N, BOOL and NULL attributes (and one absent) for the object-array model.
+TYPED_IMAGES = [
+    {"id": {"S": "a"}, "color": {"S": "red"}, "size": {"N": "0.5"}, "weight": {"N": "2"}, "member": {"BOOL": True}},
+    {
+        "id": {"S": "b"},
+        "color": {"NULL": True},
+        "size": {"N": "-1.25"},
+        "weight": {"N": "3"},
+        "member": {"BOOL": False},
+    },
+    {"id": {"S": "c"}, "size": {"N": "1"}, "weight": {"N": "1.5"}, "member": {"BOOL": True}},
+    {
+        "id": {"S": "d"},
+        "color": {"S": "blue"},
+        "size": {"NULL": True},
+        "weight": {"N": "1"},
+        "member": {"BOOL": True},
+    },
+]
+
+
 def test_a_dynamodb_image_with_a_typed_attribute_for_every_feature_type(object_array_model, table) -> None:
     """S, N and BOOL attributes; NULL and an absent attribute where the model takes a missing value."""
     model, folder, _ = object_array_model
     images = [
-        {"id": {"S": "a"}, "color": {"S": "red"}, "size": {"N": "0.5"}, "weight": {"N": "2"}, "member": {"BOOL": True}},
-        {
-            "id": {"S": "b"},
-            "color": {"NULL": True},
-            "size": {"N": "-1.25"},
-            "weight": {"N": "3"},
-            "member": {"BOOL": False},
-        },
-        {"id": {"S": "c"}, "size": {"N": "1"}, "weight": {"N": "1.5"}, "member": {"BOOL": True}},
-        {
-            "id": {"S": "d"},
-            "color": {"S": "blue"},
-            "size": {"NULL": True},
-            "weight": {"N": "1"},
-            "member": {"BOOL": True},
-        },
+        *TYPED_IMAGES,
         {"id": {"S": "e"}, "color": {"S": "blue"}, "size": {"N": "1"}, "weight": {"N": "1"}, "member": {"N": "1"}},
     ]
     event = {"Records": [dynamodb_record(image, str(100 + i), event_id=f"e{i}") for i, image in enumerate(images)]}

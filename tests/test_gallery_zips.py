@@ -27,6 +27,7 @@ from localtwin.invoke import invoke
 from testing.events import dynamodb_record
 from tests.test_gallery_tabular import (  # noqa: F401 - the model fixtures
     COLUMNS,
+    TYPED_IMAGES,
     assert_same,
     best_probabilities,
     cancer,
@@ -117,24 +118,7 @@ def test_typed_dynamodb_images_and_kinesis_records_from_the_zips(
     """S, N, BOOL and NULL attributes (NULL where the model takes a missing value); then the same
     model on a Kinesis batch of typed JSON, in the same warm environment."""
     model, folder, _ = object_array_model
-    images = [
-        {"id": {"S": "a"}, "color": {"S": "red"}, "size": {"N": "0.5"}, "weight": {"N": "2"}, "member": {"BOOL": True}},
-        {
-            "id": {"S": "b"},
-            "color": {"NULL": True},
-            "size": {"N": "-1.25"},
-            "weight": {"N": "3"},
-            "member": {"BOOL": False},
-        },
-        {"id": {"S": "c"}, "size": {"N": "1"}, "weight": {"N": "1.5"}, "member": {"BOOL": True}},
-        {
-            "id": {"S": "d"},
-            "color": {"S": "blue"},
-            "size": {"NULL": True},
-            "weight": {"N": "1"},
-            "member": {"BOOL": True},
-        },
-    ]
+    images = TYPED_IMAGES
     stream = {"Records": [dynamodb_record(image, str(100 + i), event_id=f"e{i}") for i, image in enumerate(images)]}
     docs = typed_docs(table[0])
     batch = kinesis_batch(docs)
