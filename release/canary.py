@@ -225,8 +225,8 @@ def canary_model_layer(
     layers = replace_layers(layer_arns(live_config), {settings.layers.model_name: str(arn)})
     if layers == layer_arns(live_config) and not txn.started:
         result.lines.append(f"{fn.name}:{fn.alias} already serves {arn} (version {live}); nothing to canary")
-        if clients.cloudwatch is not None:  # left by a canary whose last call failed after it was done
-            result.lines += [f"deleted alarm {n}" for n in delete_canary_alarms(settings, clients.cloudwatch)]
+        # alarms left by a canary whose last call failed after it was done (the client was checked above)
+        result.lines += [f"deleted alarm {n}" for n in delete_canary_alarms(settings, clients.cloudwatch)]
         return result
     txn.begin()
     version = _canary_version(txn, layers)
