@@ -10,7 +10,7 @@ warm
     ``{"text": ...}``, base64 as Kinesis delivers it) against a bare predict of the same
     texts on the same loaded model in the same process (the preprocessors' ``transform``
     then ``predict_proba``: all the model itself needs). Both run ``--repeat`` times after
-    a warm-up, interleaved; medians are compared (target: handler <= 1.15x bare). The
+    a warm-up, interleaved; the minimums are compared (target: handler <= 1.10x bare, issue 15). The
     per-record way (decode one record, one predict call per record, as a per-record batch
     processor such as Powertools' ``BatchProcessor`` does, minus its own overhead) is timed
     as a baseline too, ``--repeat`` / 3 times.
@@ -57,7 +57,8 @@ from localtwin.invoke import DEFAULT_FUNCTION, DEFAULT_LAYERS, extract
 from testing.events import kinesis_event
 from training.dataset import load_reviews
 
-WARM_TARGET = 1.15
+#: Issue 15: the handler on the minimum of repeated runs within 10 % of the bare predict's minimum.
+WARM_TARGET = 1.10
 COLD_TARGET = 1.10
 #: Cold start to the first answer against a bare load + one predict (issue 12: the lean import).
 FIRST_ANSWER_TARGET = 0.75
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
             order = order[1:] + order[:1]  # rotate, so no kind always runs first
 
     n = args.records
-    warm_ratio = statistics.median(times["handler"]) / statistics.median(times["bare"])
+    warm_ratio = min(times["handler"]) / min(times["bare"])  # issue 15 reads the warm target on the mins
     overhead = statistics.median(times["handler"]) - statistics.median(times["bare"])
     cold_fn = [r["seconds"] for r in cold["function"]]
     cold_bare = [r["seconds"] for r in cold["bare"]]
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             "handler (lambda_handler, response sink)",
             times["handler"],
             times["bare"],
-            _verdict(warm_ratio, WARM_TARGET),
+            _verdict(warm_ratio, WARM_TARGET) + " (on mins)",
         )
     )
     print(_row("bare predict (transform x2 + predict_proba)", times["bare"], times["bare"], "baseline"))

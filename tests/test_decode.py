@@ -518,3 +518,32 @@ def test_a_bad_payload_setting_stops_init_with_a_config_error(text_model_dir) ->
     assert App.from_env({"MODEL_DIR": str(text_model_dir)}).handle(event)["predictions"] != {}
     app = App.from_env({"MODEL_DIR": str(text_model_dir), "PAYLOAD_COMPRESSION": "none"})
     assert app.handle(event)["predictions"] == {}  # quarantined, as the setting asks
+
+
+def test_the_fast_path_and_the_general_path_agree_on_every_fuzzed_record() -> None:
+    """decode_records' fast path for plain Kinesis JSON records must give, record for record, what
+    the general path gives: the fuzzer's hostile records (bad base64, UTF-8, JSON, types, shapes,
+    KPL, gzip, whitespace around JSON, routed DynamoDB changes) and its valid ones."""
+    import random
+
+    from testing.fuzz.cases import generate
+
+    rng = random.Random(15)
+    compared = fast = 0
+    for number in range(600):
+        case = generate(rng, number)
+        records = case.event.get("Records") if isinstance(case.event, dict) else None
+        if not isinstance(records, list) or case.model != "text":
+            continue
+        extra = [
+            kinesis_raw(b64(b' {"text": "padded"} ')),
+            kinesis_raw(b64(b'\xef\xbb\xbf{"text": "bom"}')),
+            kinesis_raw(b64(b'{"text": "a"} {"text": "b"}')),
+            kinesis_raw(b64(b'{"eventSource": "aws:dynamodb", "text": "x"}')),
+        ]
+        for record in [*records, *extra]:
+            general = decode_records([record], "kinesis", TEXT, fast=False)
+            assert decode_records([record], "kinesis", TEXT) == general, record
+            compared += 1
+            fast += general[0].status == "input" if general else 0
+    assert compared > 2_000 and fast > 500  # the run reached both paths, often

@@ -346,8 +346,18 @@ def source_record(records: list[Any], decoded: DecodedRecord) -> Any:
     return {**record, "eventID": decoded.record_id, "kinesis": kinesis}
 
 
+#: The C scanner behind :func:`json.loads` (``JSONDecoder().scan_once``): one value from a
+#: position, without ``json.loads``' two Python frames and whitespace handling.
+_scan_json = json.JSONDecoder().scan_once
+
+
 def decode_records(
-    records: list[Any], kind: EventKind, contract: TextInput | TabularInput, options: PayloadOptions | None = None
+    records: list[Any],
+    kind: EventKind,
+    contract: TextInput | TabularInput,
+    options: PayloadOptions | None = None,
+    *,
+    fast: bool = True,
 ) -> list[DecodedRecord]:
     """Decode a whole batch; one :class:`DecodedRecord` per record (per user record of a KPL
     aggregate), in order.
@@ -357,51 +367,107 @@ def decode_records(
     :class:`~inference.events.DynamoDBStreamRecord` objects, but every field is tested
     before it is used: a record that breaks the shape is poison. ``options`` say how
     Kinesis payloads are read (default: :class:`~inference.payload.PayloadOptions`'s).
+
+    The common record, a well-formed Kinesis record whose data is a JSON object holding the
+    text field as a string, takes a fast path: every test of the general path, made as plain
+    lookups whose failure (a missing key, another type, bad base64, bad UTF-8, JSON that the
+    scanner does not read to its end) sends that one record down the general path, which
+    gives its verdict and reason. So both paths agree on every record; the fast one only
+    skips ``json.loads``' wrappers and the per-field ``isinstance`` tests. ``fast=False`` sends
+    every record down the general path (the tests compare the two).
     """
     options = options or _DEFAULT_OPTIONS
     expected_source = KINESIS_SOURCE if kind == "kinesis" else DYNAMODB_SOURCE
     out: list[DecodedRecord] = []
-    status: Status
+    field = contract["field"] if fast and kind == "kinesis" and contract["kind"] == "text" else None
+    # Names the fast path reads bound once, as locals (a global or attribute lookup per record costs).
+    a2b, scan, record_type, wrapped, append = (
+        binascii.a2b_base64,
+        _scan_json,
+        DecodedRecord,
+        _WRAPPED_FIRST_BYTES,
+        out.append,
+    )
     for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            out.append(
-                DecodedRecord(
-                    len(out),
-                    _content_id(record, index),
-                    None,
-                    "",
-                    "poison",
-                    None,
-                    "record is not an object",
-                    "",
-                    index,
-                )
-            )
-            continue
-        # Any JSON value; read as KinesisData or DynamoDBChange only once it has a sequence number.
-        body: Any = record.get("kinesis" if kind == "kinesis" else "dynamodb")
-        seq = body.get("sequenceNumber" if kind == "kinesis" else "SequenceNumber") if isinstance(body, dict) else None
-        seq = seq if isinstance(seq, str) and seq else None
-        record_id = record.get("eventID")
-        if not isinstance(record_id, str) or not record_id:
-            record_id = seq or _content_id(record, index)
-        arn = record.get("eventSourceARN")
-        arn = arn if isinstance(arn, str) else ""
-        try:
-            source = record.get("eventSource")
-            if source != expected_source:
-                status, value, reason = "poison", None, f"eventSource {describe_source(source)} in a {kind} batch"
-            elif seq is None:
-                status, value, reason = "poison", None, "record has no sequence number"
-            elif kind == "kinesis":
-                payload = _decode_kinesis(body, contract, options)
-                if isinstance(payload, list):  # a KPL aggregate (seq is a str here: tested above)
-                    out.extend(_user_records(payload, len(out), index, record_id, seq, arn, contract, options))
-                    continue
-                status, value, reason = payload
-            else:
-                status, value, reason = _from_change(body, record.get("eventName"), contract)
-        except Exception as exc:  # a shape nobody foresaw must still not sink the batch
-            status, value, reason = "poison", None, f"undecodable record ({type(exc).__name__})"
-        out.append(DecodedRecord(len(out), record_id, seq, arn, status, value, reason, "", index))
+        if field is not None:
+            try:
+                body = record["kinesis"] if type(record) is dict else None
+                seq = body["sequenceNumber"] if type(body) is dict else None
+                record_id = record["eventID"]
+                arn = record["eventSourceARN"]
+                if (
+                    type(seq) is str
+                    and seq
+                    and type(record_id) is str
+                    and record_id
+                    and type(arn) is str
+                    and record["eventSource"] == KINESIS_SOURCE
+                ):
+                    raw = a2b(body["data"], strict_mode=True)
+                    if raw and raw[0] not in wrapped:
+                        text = raw.decode()
+                        doc, end = scan(text, 0)
+                        if end == len(text) and type(doc) is dict and "eventSource" not in doc:
+                            value = doc[field]
+                            if type(value) is str:
+                                append(record_type(len(out), record_id, seq, arn, "input", value, "", "", index))
+                                continue
+            except Exception:  # any deviation: the general path below decides, and says why
+                pass
+        _decode_record(record, index, kind, expected_source, contract, options, out)
     return out
+
+
+def _decode_record(
+    record: Any,
+    index: int,
+    kind: EventKind,
+    expected_source: str,
+    contract: TextInput | TabularInput,
+    options: PayloadOptions,
+    out: list[DecodedRecord],
+) -> None:
+    """Decode the event's record ``index``, appending its :class:`DecodedRecord` (or, for a KPL
+    aggregate, one per user record) to ``out``: every field tested before it is used."""
+    status: Status
+    if not isinstance(record, dict):
+        out.append(
+            DecodedRecord(
+                len(out),
+                _content_id(record, index),
+                None,
+                "",
+                "poison",
+                None,
+                "record is not an object",
+                "",
+                index,
+            )
+        )
+        return
+    # Any JSON value; read as KinesisData or DynamoDBChange only once it has a sequence number.
+    body: Any = record.get("kinesis" if kind == "kinesis" else "dynamodb")
+    seq = body.get("sequenceNumber" if kind == "kinesis" else "SequenceNumber") if isinstance(body, dict) else None
+    seq = seq if isinstance(seq, str) and seq else None
+    record_id = record.get("eventID")
+    if not isinstance(record_id, str) or not record_id:
+        record_id = seq or _content_id(record, index)
+    arn = record.get("eventSourceARN")
+    arn = arn if isinstance(arn, str) else ""
+    try:
+        source = record.get("eventSource")
+        if source != expected_source:
+            status, value, reason = "poison", None, f"eventSource {describe_source(source)} in a {kind} batch"
+        elif seq is None:
+            status, value, reason = "poison", None, "record has no sequence number"
+        elif kind == "kinesis":
+            payload = _decode_kinesis(body, contract, options)
+            if isinstance(payload, list):  # a KPL aggregate (seq is a str here: tested above)
+                out.extend(_user_records(payload, len(out), index, record_id, seq, arn, contract, options))
+                return
+            status, value, reason = payload
+        else:
+            status, value, reason = _from_change(body, record.get("eventName"), contract)
+    except Exception as exc:  # a shape nobody foresaw must still not sink the batch
+        status, value, reason = "poison", None, f"undecodable record ({type(exc).__name__})"
+    out.append(DecodedRecord(len(out), record_id, seq, arn, status, value, reason, "", index))

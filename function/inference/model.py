@@ -187,7 +187,7 @@ class LoadedModel:
                 if self.manifest.get("class_probabilities"):
                     keys = [str(c) for c in estimator.classes_]
                     every = [dict(zip(keys, row)) for row in proba.tolist()]
-                return Predictions(labels, proba[range(len(best)), best].tolist(), class_probabilities=every)
+                return Predictions(labels, proba.max(axis=1).tolist(), class_probabilities=every)
             return Predictions(estimator.predict(features).tolist(), None)
         labels = _checked(estimator.predict(features), "predict").tolist()
         if task == "outlier_detector":
