@@ -1,11 +1,12 @@
 """The twin's AWS endpoint process: moto's server application, metered (``python -m localtwin.endpoint``).
 
-Runs what ``python -m moto.server`` runs (moto's ``DomainDispatcherApplication`` over
-``create_backend_app``, served by werkzeug, a thread per connection; with ``TCP_NODELAY``,
-so that a response's body does not wait ~40 ms for the client's delayed ACK), wrapped in
-:class:`localtwin.replay.meter.MeteredApp`, which times every request per operation and
-answers ``GET /_localtwin/meter`` with the figures. The application itself is moto's,
-unchanged: with ``--fast-moto`` (the demo's and the soak's switch) only, and only in this
+Runs moto's application as ``python -m moto.server`` does (moto's ``DomainDispatcherApplication``
+over ``create_backend_app``), unchanged, wrapped in :class:`localtwin.replay.meter.MeteredApp`,
+which times every request per operation and answers ``GET /_localtwin/meter`` with the figures
+and ``GET /_localtwin/timeline`` with every request's times (arrival, moto's answer, the answer
+written back). It is served by :mod:`localtwin.wsgi_server` rather than werkzeug's development
+server, which closes every connection after one request: here connections are kept alive, with
+``TCP_NODELAY``. With ``--fast-moto`` (the demo's and the soak's switch) only, and only in this
 process, :func:`localtwin.moto_speedups.speed_up_moto` replaces moto's slow paths first.
 :class:`localtwin.embedded_aws.EmbeddedAWS` starts it as a child process
 (:class:`localtwin.moto_server.MotoServer`); it runs until SIGTERM.
@@ -20,10 +21,10 @@ import contextlib
 import logging
 import signal
 import sys
-import time
 from typing import Any
 
-from localtwin.replay.meter import RECEIVED_AT, MeteredApp
+from localtwin.replay.meter import MeteredApp
+from localtwin.wsgi_server import make_server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,26 +40,10 @@ def main(argv: list[str] | None = None) -> int:
             print("endpoint: --fast-moto: this moto lacks the methods the speed-ups replace", file=sys.stderr)
             return 2
     from moto.server import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import WSGIRequestHandler, make_server
-
-    class NoDelayHandler(WSGIRequestHandler):
-        # werkzeug sends a response's headers and its body in two writes: with Nagle's
-        # algorithm on, the body waits for the client's delayed ACK of the headers (~40 ms).
-        disable_nagle_algorithm = True
-
-        def parse_request(self) -> bool:
-            # The request line has just been read: the request is here from now on.
-            self.received_at = time.perf_counter()
-            return bool(super().parse_request())
-
-        def make_environ(self) -> Any:
-            environ = super().make_environ()
-            environ[RECEIVED_AT] = getattr(self, "received_at", None)
-            return environ
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
     app = MeteredApp(DomainDispatcherApplication(create_backend_app))
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=NoDelayHandler)
+    server = make_server(args.host, args.port, app, on_written=app.written)
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)

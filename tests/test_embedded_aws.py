@@ -216,3 +216,20 @@ def test_cached_lookups_match_moto() -> None:
     assert not MOTO_ORIGINALS and moto.backends.list_of_moto_modules is original_list
     assert list(listed) == list(original_list())
     assert names == [original_names(cls) for cls in (DynamoHandler, KinesisResponse)]
+
+
+def test_the_endpoint_keeps_a_clients_connection_open_and_stamps_every_request(aws: EmbeddedAWS) -> None:
+    from localtwin.replay.meter import read_timeline
+
+    table = f"keep-{uuid.uuid4().hex[:8]}"
+    aws.create_table(table, key="record_id")
+    client = aws.client("dynamodb")
+    seen = len(read_timeline(aws.endpoint_url))
+    for i in range(3):
+        client.put_item(TableName=table, Item={"record_id": {"S": f"r{i}"}})
+    calls = [t for t in read_timeline(aws.endpoint_url)[seen:] if t.operation == "DynamoDB.PutItem"]
+    assert len(calls) == 3
+    assert len({t.port for t in calls}) == 1  # one connection for the three calls (werkzeug: three)
+    for t in calls:
+        assert t.received_at <= t.answered_at <= t.written_at
+    assert client.get_item(TableName=table, Key={"record_id": {"S": "r2"}})["Item"]["record_id"] == {"S": "r2"}

@@ -122,6 +122,16 @@ def test_dynamodb_sink_writes_one_typed_item_per_record(aws):
     assert "index" not in first
 
 
+def test_the_sinks_client_skips_botocore_validation_and_the_service_still_refuses_bad_input(aws):
+    create_results_table()
+    client = sinks.aws_client("dynamodb")
+    bad = [{"PutRequest": {"Item": {"record_id": {"S": 5}}}}]  # a number where a string must be
+    # botocore would raise ParamValidationError (not a ClientError) before sending: the service answers instead
+    with pytest.raises(ClientError):
+        client.batch_write_item(RequestItems={"results": bad})
+    assert scan_all("results") == []
+
+
 def test_dynamodb_retried_batch_overwrites_instead_of_duplicating(aws, text_model):
     create_results_table()
     event = kinesis_event(texts(30))

@@ -8,6 +8,11 @@ and the server process's CPU time. In the replay's process, :func:`read_meter` f
 two readings subtracted (:func:`since`) give what one phase of the run cost the endpoint.
 With the function's REPORT durations and the CPU time of the other processes, they show
 where the replay's wall time goes.
+
+The server also keeps a timeline of its requests (:class:`RequestTimes`: the client's port,
+the operation, when the request line was read, when moto answered, when the answer was
+written back), answered at ``GET`` :data:`TIMELINE_PATH` and read by :func:`read_timeline`;
+:mod:`localtwin.replay.waits` matches it with the workers' send times.
 """
 
 from __future__ import annotations
@@ -20,10 +25,29 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from localtwin.wsgi_server import RECEIVED_AT
+
 #: Where the metered server answers with its figures (not an AWS path).
 METER_PATH = "/_localtwin/meter"
-#: WSGI environ key: when the server read the request line (``time.perf_counter``), if it says.
-RECEIVED_AT = "localtwin.received_at"
+#: Where it answers with its timeline of requests (not an AWS path).
+TIMELINE_PATH = "/_localtwin/timeline"
+#: WSGI environ key: when moto's application returned its answer (set by :class:`MeteredApp`).
+ANSWERED_AT = "localtwin.answered_at"
+
+
+@dataclass(frozen=True)
+class RequestTimes:
+    """One request as the server saw it (``time.perf_counter``, CLOCK_MONOTONIC: comparable across processes).
+
+    ``received_at``: its request line read; ``answered_at``: moto's application returned;
+    ``written_at``: the answer written to the socket.
+    """
+
+    port: int
+    operation: str
+    received_at: float
+    answered_at: float
+    written_at: float
 
 
 @dataclass
@@ -64,16 +88,29 @@ class MeteredApp:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self.operations: dict[str, OperationTime] = {}
+        self.timeline: list[RequestTimes] = []
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == METER_PATH:
             return self._answer_reading(start_response)
+        if environ.get("PATH_INFO") == TIMELINE_PATH:
+            return self._answer_timeline(start_response)
         wall, cpu = environ.get(RECEIVED_AT) or time.perf_counter(), time.thread_time()
         try:
             return list(self.app(environ, start_response))
         finally:
-            self._add(_operation(environ), time.perf_counter() - wall, time.thread_time() - cpu)
+            environ[ANSWERED_AT] = now = time.perf_counter()
+            self._add(_operation(environ), now - wall, time.thread_time() - cpu)
+
+    def written(self, environ: dict[str, Any], written_at: float) -> None:
+        """The server has written the answer to the request of ``environ`` (called by its request handler)."""
+        received, answered = environ.get(RECEIVED_AT), environ.get(ANSWERED_AT)
+        if received is None or answered is None:
+            return
+        port = int(environ.get("REMOTE_PORT") or 0)
+        with self._lock:
+            self.timeline.append(RequestTimes(port, _operation(environ), received, answered, written_at))
 
     def _add(self, operation: str, wall_s: float, cpu_s: float) -> None:
         with self._lock:
@@ -88,6 +125,20 @@ class MeteredApp:
         body = json.dumps({"operations": operations, "process_cpu_s": time.process_time()}).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+
+    def _answer_timeline(self, start_response: Any) -> list[bytes]:
+        with self._lock:
+            rows = [[t.port, t.operation, t.received_at, t.answered_at, t.written_at] for t in self.timeline]
+        body = json.dumps(rows).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def read_timeline(endpoint_url: str) -> list[RequestTimes]:
+    """The metered server's requests so far (:class:`RequestTimes`), in the order they were written back."""
+    with urllib.request.urlopen(endpoint_url + TIMELINE_PATH, timeout=30) as response:
+        rows = json.loads(response.read())
+    return [RequestTimes(int(p), str(o), float(r), float(a), float(w)) for p, o, r, a, w in rows]
 
 
 def read_meter(endpoint_url: str) -> EndpointReading:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -59,9 +60,10 @@ from localtwin.mapping.stats import MappingStats
 from localtwin.mapping.streams import open_stream
 from localtwin.replay.cpu import CpuSplit, cpu_split, read_cpu
 from localtwin.replay.ingest import RecordingInvoker, dynamodb_ingest, kinesis_ingest, write_dynamodb, write_kinesis
-from localtwin.replay.meter import OperationTime, since
+from localtwin.replay.meter import OperationTime, read_timeline, since
 from localtwin.replay.results import check_records, export_csv, export_results
 from localtwin.replay.tally import FunctionTally, tally_logs
+from localtwin.replay.waits import InvocationWaits, invocation_waits, read_send_logs
 from localtwin.runtime.pool import LocalLambda
 from release.settings import Settings, load_settings
 
@@ -186,6 +188,8 @@ class ReplayResult:
     shadow_csv_path: Path | None = None
     #: With ``snap_start``: the snapshot's init (once), in milliseconds.
     snapshot_init_ms: float | None = None
+    #: The invocations' durations summed, split by timestamps (:mod:`localtwin.replay.waits`).
+    waits: InvocationWaits = field(default_factory=InvocationWaits)
 
     @property
     def lost(self) -> int:
@@ -271,6 +275,9 @@ def run_replay(
         shards = len(stream.list_shards())
         environments = options.max_environments or shards * esm.source.parallelization_factor
         function = settings.function
+        send_log = out / "sends"
+        shutil.rmtree(send_log, ignore_errors=True)
+        send_log.mkdir()
         faults = (
             stack.enter_context(SinkFaults(options.faults, results_table, aws.endpoint_url)) if options.faults else None
         )
@@ -292,6 +299,7 @@ def run_replay(
             log=log_path,
             workdir=out / "lambda",
             snap_start=options.snap_start,
+            send_log=send_log,
         ) as runtime:
             recorder.invoker = runtime
             if progress is not None:
@@ -305,6 +313,7 @@ def run_replay(
             )
             cpu = cpu_split(cpu_before, read_cpu(aws.pid, runtime.workers_cpu_s))
             replay_requests = since(aws.meter().operations, after_ingest)
+            timeline = read_timeline(aws.endpoint_url)
             snapshot_init_ms = runtime.snapshot_init_ms
         checkpoints = esm.checkpoints
         shard_ends = {shard.shard_id: stream.last_sequence(shard.shard_id) for shard in stream.list_shards()}
@@ -326,6 +335,7 @@ def run_replay(
         on_failure_messages = len(aws.receive_all(queue_url))
 
     tally = tally_logs(stats)
+    waits = invocation_waits((call.result.report for call in stats.invocation_log), timeline, read_send_logs(send_log))
     result_ids = {item["record_id"] for item in items}
     return ReplayResult(
         options=options,
@@ -360,4 +370,5 @@ def run_replay(
         quarantine_messages=quarantine_messages,
         faults=faults.counts if faults is not None else None,
         shadow_csv_path=shadow_csv_path,
+        waits=waits,
     )

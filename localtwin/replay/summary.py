@@ -14,13 +14,12 @@ run's records per invocation, and its cost per delivered record (:func:`filterin
 * the cores' time (``cores x wall``), by process (:mod:`localtwin.replay.cpu`): the
   function's workers, the endpoint's process (per operation from :mod:`localtwin.replay.meter`),
   this process, the machine's other jobs, idle;
-* the function's invocations, their REPORT durations summed: on a core (the worker's CPU
-  time), waiting for a core (its run-queue time), waiting while the endpoint handled its
-  ``BatchWriteItem`` calls (the server's time per request, from its arrival to moto's
-  answer), and the rest: requests queued for moto's interpreter lock before its server reads
-  them (moto's process serves the workers' calls and the mapping's on one lock), the answers
-  written back, the Runtime API exchange with this process, and sleeps between retries.
-  Without a results table (no AWS calls) that rest is 1-3 ms per invocation.
+* the function's invocations, their REPORT durations summed, placed by timestamps
+  (:mod:`localtwin.replay.waits`): on a core (the worker's CPU time), waiting for a core (its
+  run-queue time), its AWS calls (queued from the worker's send until moto's server reads
+  the request, handled by moto, the answer written back), the Runtime API (the event
+  written to the runtime, the response's body read), and the rest no stamp covers (the
+  response waiting for this process's server thread, retry sleeps).
 """
 
 from __future__ import annotations
@@ -90,12 +89,9 @@ def format_summary(result: ReplayResult) -> str:
     restores = sorted(report.restore_ms for report in reports if report.restore_ms is not None)
     usage, prices = ingest_cost(stats, fn.memory_mb)
     wall = stats.wall_s or float("nan")
-    busy_s = sum(report.duration_ms for report in reports) / 1000
     worker_cpu_s = sum(report.cpu_ms for report in reports) / 1000
-    worker_wait_s = sum(report.wait_ms for report in reports) / 1000
     moto, ingest = r.replay_requests, r.ingest_requests
-    writes = moto.get("DynamoDB.BatchWriteItem", OperationTime())
-    function_rest_s = busy_s - worker_cpu_s - worker_wait_s - writes.wall_s
+    waits = r.waits
     cpu = r.cpu
     moto_ops_cpu = sum(op.cpu_s for op in moto.values())
     ages = [stats.iterator_age_ms(p) or 0.0 for p in (50, 95, 100)]
@@ -159,11 +155,15 @@ def format_summary(result: ReplayResult) -> str:
         f"    idle         {cpu.idle_s:>6.1f} core-s",
         f"    unaccounted  {cpu.unaccounted_s:>6.1f} core-s  ({abs(cpu.unaccounted_s) / cpu.capacity_s:.0%}: "
         "the readings' skew and clock ticks)",
-        f"  invocations  {busy_s:>8.1f} s  summed ({busy_s / wall:.1f} in flight on average): on a core "
-        f"{worker_cpu_s:.1f} s, waiting for a core {worker_wait_s:.1f} s, while moto handled their "
-        f"{writes.calls:,} BatchWriteItem calls {writes.wall_s:.1f} s, the rest {function_rest_s:.1f} s "
-        f"({function_rest_s / busy_s if busy_s else 0:.0%}: requests queued for moto's interpreter lock before its "
-        "server reads them, answers written back, the Runtime API exchange, retry sleeps)",
+        f"  invocations  {waits.duration_s:>8.1f} s  summed ({waits.duration_s / wall:.1f} in flight on average), "
+        f"placed by timestamps: on a core {waits.on_core_s:.1f} s, waiting for a core {waits.run_queue_s:.1f} s,",
+        f"                 their {waits.calls:,} AWS calls: queued for moto's server {waits.queued_s:.1f} s, "
+        f"handled {waits.handled_s:.1f} s, answer written back {waits.written_back_s:.1f} s"
+        + (f" ({waits.unmatched_calls:,} sends not found)" if waits.unmatched_calls else "")
+        + f"; the Runtime API: event delivery {waits.event_delivery_s:.1f} s, response read "
+        f"{waits.response_read_s:.1f} s; the rest {waits.rest_s:.1f} s "
+        f"({waits.rest_s / waits.duration_s if waits.duration_s else 0:.0%}: the response waiting for this process "
+        "to read it, retry sleeps)",
         f"    before       {r.write_s:>6.1f} s  writing the ingest: "
         + ", ".join(f"{name} {op.calls:,} x {op.wall_s / op.calls * 1000:.1f} ms" for name, op in _top(ingest, 1)),
         "",

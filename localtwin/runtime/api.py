@@ -66,6 +66,8 @@ class ApiEvent:
     request_id: str | None = None
     body: bytes = b""
     error_type: str | None = None
+    #: When the request's line was read (``time.perf_counter``): before ``at`` by the time its body took.
+    received_at: float | None = None
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -75,6 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
         """Silence the default per-request access log."""
+
+    def parse_request(self) -> bool:
+        # The request line has just been read: the request is here from now on.
+        self.received_at = time.perf_counter()
+        return super().parse_request()
 
     def _read_body(self) -> bytes:
         return read_request_body(self)
@@ -90,6 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        self.last_write_at = time.perf_counter()  # the runtime has the answer from here
         self.wfile.write(data)
         self.wfile.flush()
 
@@ -118,6 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
             "Content-Type": "application/json",
         }
         self._reply(200, {}, headers, invocation.body)
+        api.dispatch_written_at = self.last_write_at
 
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         api = self.server.api
@@ -136,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(400, {"errorType": "InvalidRequestID", "errorMessage": f"unknown request {match['id']}"})
             return
         api.current_request_id = None
-        api.notify(ApiEvent(match["kind"], time.perf_counter(), match["id"], body, error_type))
+        api.notify(ApiEvent(match["kind"], time.perf_counter(), match["id"], body, error_type, self.received_at))
         self._reply(202, {"status": "OK"})
 
 
@@ -162,6 +171,8 @@ class RuntimeAPIServer:
         self._pending: queue.Queue[Invocation] = queue.Queue()
         self._closed = threading.Event()
         self.current_request_id: str | None = None
+        #: When the last invocation's event was written to the runtime (``time.perf_counter``).
+        self.dispatch_written_at: float | None = None
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.api = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)

@@ -48,6 +48,8 @@ from localtwin.runtime.snapshot import ClonedProcess, Snapshot, python_command
 
 #: Lambda's init phase limit (a longer timeout stretches it, as a suppressed init would).
 INIT_TIMEOUT_S = 10.0
+#: The worker's variable naming the directory of its send log (the twin's, not the function's).
+SEND_LOG_VARIABLE = "LOCALTWIN_SEND_LOG"
 #: Variables Lambda sets itself; the caller's values for these are ignored.
 RESERVED = {
     "_HANDLER",
@@ -64,10 +66,22 @@ RESERVED = {
 }
 
 # Runs in the worker: Lambda's sys.path order, no bytecode written (/var/task and /opt
-# are read-only on Lambda), then the runtime client's main loop.
+# are read-only on Lambda), then the runtime client's main loop. With SEND_LOG_VARIABLE set
+# (taken out of the environment before the function sees it), an audit hook appends the time
+# and local port of every http.client send (the function's AWS calls) to <dir>/<pid>.
 _BOOTSTRAP = r"""
 import os, sys
 sys.dont_write_bytecode = True
+_dir = os.environ.pop("LOCALTWIN_SEND_LOG", None)
+if _dir:
+    import time
+    def _hook(event, args, _f=open("%s/%d" % (_dir, os.getpid()), "a", buffering=1), _now=time.perf_counter):
+        if event == "http.client.send":
+            try:
+                _f.write("%.6f %d\n" % (_now(), args[0].sock.getsockname()[1]))
+            except Exception:
+                pass
+    sys.addaudithook(_hook)
 opt = sys.argv[1]
 site = "%s/python/lib/python%d.%d/site-packages" % (opt, sys.version_info[0], sys.version_info[1])
 sys.path[:0] = [os.environ["LAMBDA_TASK_ROOT"], site, opt + "/python", os.environ["LAMBDA_RUNTIME_DIR"]]
@@ -94,6 +108,8 @@ class FunctionSpec:
     function_name: str
     function_arn: str
     handler: str
+    #: Where workers log the time and port of each AWS call they send (:mod:`localtwin.replay.waits`); off if None.
+    send_log: Path | None = None
 
 
 def worker_environment(
@@ -122,6 +138,7 @@ def worker_environment(
         "AWS_LAMBDA_RUNTIME_API": api_address,
         "LAMBDA_TASK_ROOT": str(spec.task),
         "LAMBDA_RUNTIME_DIR": str(spec.runtime_dir),
+        **({SEND_LOG_VARIABLE: str(spec.send_log)} if spec.send_log is not None else {}),
     }
 
 
@@ -138,6 +155,9 @@ class Outcome:
     #: Seconds the worker waited for a core (runnable, not running) during the invocation.
     wait_s: float = 0.0
     exit_detail: str = ""
+    #: The event written to the runtime, and the outcome's request line read (``time.perf_counter``).
+    dispatch_written_at: float | None = None
+    outcome_received_at: float | None = None
 
 
 class ExecutionEnvironment:
@@ -335,7 +355,15 @@ class ExecutionEnvironment:
                     self.sink(f"START RequestId: {request_id} Version: $LATEST")
                 elif event.kind in ("response", "error", "init_error", "restore_error"):
                     kind = "init_error" if event.kind == "restore_error" else event.kind  # an after restore hook raised
-                    return self._finish(kind, event.at, dispatched_at, body=event.body, error_type=event.error_type)
+                    return self._finish(
+                        kind,
+                        event.at,
+                        dispatched_at,
+                        body=event.body,
+                        error_type=event.error_type,
+                        dispatch_written_at=self.api.dispatch_written_at if dispatched_at is not None else None,
+                        outcome_received_at=event.received_at,
+                    )
             if len(self._selector.get_map()) == 1:  # stdout and stderr closed: the worker is exiting
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.proc.wait(timeout=wait)

@@ -36,7 +36,7 @@ from localtwin.runtime.environment import (
     Outcome,
     worker_environment,
 )
-from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES, InvokeResult, PayloadTooLargeError, Report
+from localtwin.runtime.report import PAYLOAD_LIMIT_BYTES, InvokeResult, PayloadTooLargeError, Report, Timing
 from localtwin.runtime.snapshot import Snapshot, python_command
 from localtwin.runtime.staging import ensure_runtime_dir, extract_once
 from pricing import billing
@@ -83,6 +83,9 @@ class LocalLambda:
         environment is restored from that snapshot (:mod:`localtwin.runtime.snapshot`): a
         ``RESTORE_START`` line, and ``Restore Duration`` instead of ``Init Duration``. If that
         init fails, environments start the usual way (and report the init error).
+    send_log : Path, optional
+        A directory where each worker logs the time and local port of every AWS call it sends
+        (``<pid>`` files; :mod:`localtwin.replay.waits` places the invocations' waits with them).
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class LocalLambda:
         idle_ttl_s: float | None = None,
         handler: str = HANDLER,
         snap_start: bool = False,
+        send_log: Path | None = None,
     ) -> None:
         if not 128 <= memory_mb <= 10240:
             raise ValueError(f"memory_mb={memory_mb}: Lambda allows 128-10240 MB")
@@ -131,6 +135,7 @@ class LocalLambda:
             function_name=function_name,
             function_arn=f"arn:aws:lambda:{region}:123456789012:function:{function_name}",
             handler=handler,
+            send_log=Path(send_log) if send_log is not None else None,
         )
         self.max_environments = max_environments
         self.idle_ttl_s = idle_ttl_s
@@ -348,6 +353,15 @@ class LocalLambda:
             wait_ms=outcome.wait_s * 1000,
             restore_ms=restore_ms,
             billed_restore_ms=math.ceil(hooks_ms or 0.0) if restore_ms is not None else None,
+            timing=Timing(
+                env.proc.pid if env.proc is not None else 0,
+                begin,
+                outcome.dispatch_written_at,
+                outcome.outcome_received_at,
+                outcome.finished_at,
+            )
+            if outcome.dispatched_at is not None
+            else None,
         )
         self._write(f"END RequestId: {request_id}")
         self._write(report.line())

@@ -22,6 +22,22 @@ class PayloadTooLargeError(ValueError):
     """The event exceeds Lambda's 6 MB invocation payload (Lambda refuses the call)."""
 
 
+@dataclass(frozen=True)
+class Timing:
+    """When one invocation's steps happened (``time.perf_counter``), for :mod:`localtwin.replay.waits`.
+
+    ``pid``: the worker's; ``dispatched_at``: the event handed to the runtime (the duration's
+    start); ``dispatch_written_at``: the event written to it; ``outcome_received_at``: the
+    response's (or error's) request line read; ``finished_at``: its body read (the duration's end).
+    """
+
+    pid: int
+    dispatched_at: float
+    dispatch_written_at: float | None
+    outcome_received_at: float | None
+    finished_at: float
+
+
 @dataclass
 class Report:
     """The figures of Lambda's ``REPORT`` line for one invocation, plus CPU time.
@@ -46,6 +62,8 @@ class Report:
     #: restore up to the first invocation, and the after restore hooks' part of it, rounded up.
     restore_ms: float | None = None
     billed_restore_ms: int | None = None
+    #: The steps' times (not on Lambda's line); None when the invocation never reached the runtime.
+    timing: Timing | None = None
 
     def line(self) -> str:
         """The ``REPORT RequestId: …`` line, tab-separated as Lambda writes it."""
