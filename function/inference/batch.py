@@ -218,6 +218,7 @@ def process_batch(
                 record_key(wanted, source_record(records, rec), rec, payload) if wanted is not None else None,
             )
             for rec, outcome in zip(pending, outcomes)
+            if outcome is not None  # always, with no errors: this narrows the type
         ]
     else:
         results = []

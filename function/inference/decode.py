@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -348,7 +349,7 @@ def source_record(records: list[Any], decoded: DecodedRecord) -> Any:
 
 #: The C scanner behind :func:`json.loads` (``JSONDecoder().scan_once``): one value from a
 #: position, without ``json.loads``' two Python frames and whitespace handling.
-_scan_json = json.JSONDecoder().scan_once
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def decode_records(
@@ -391,7 +392,7 @@ def decode_records(
     for index, record in enumerate(records):
         if field is not None:
             try:
-                body = record["kinesis"] if type(record) is dict else None
+                body: Any = record["kinesis"] if type(record) is dict else None
                 seq = body["sequenceNumber"] if type(body) is dict else None
                 record_id = record["eventID"]
                 arn = record["eventSourceARN"]
