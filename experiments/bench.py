@@ -366,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     print()
-    print(f"  {'':<44} {'median':>11} {'min':>11}  {'ratio':>7} {'(mins)':>7} {'paired':>7}  target (on medians)")
+    print(
+        f"  {'':<44} {'median':>11} {'min':>11}  {'ratio':>7} {'(mins)':>7} {'paired':>7}  target (warm on mins, cold on medians)"
+    )
     print(f"warm: one {n:,}-record Kinesis batch, {args.repeat} interleaved repetitions after 3 warm-up ones")
     print(
         _row(

@@ -213,8 +213,8 @@ MUTANTS = {
         "min((i + 1 for i in failed), default=len(decoded))",
     ),
     "cutoff one after a failed result": (
-        "min(sink.write(before), default=cutoff)",
-        "min((i + 1 for i in sink.write(before)), default=cutoff)",
+        "min(sink.write([r for r in results if r.index < cutoff]), default=cutoff)",
+        "min((i + 1 for i in sink.write([r for r in results if r.index < cutoff])), default=cutoff)",
     ),
     "the cutoff is not moved back": (
         "while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:",
@@ -222,7 +222,7 @@ MUTANTS = {
     ),
     "a sequence number named twice": ("if seq is not None and seq not in seen:", "if seq is not None:"),
     "the sink gets records past a failed quarantine": (
-        "sink.write(before)",
+        "sink.write([r for r in results if r.index < cutoff])",
         "sink.write(results)",
     ),
     "a lone input that raises fails the batch": (

@@ -205,40 +205,24 @@ def process_batch(
     poison: list[DecodedRecord] = [d for d in decoded if d.status == "poison"]
     name, version = model.name, model.version  # looked up once, not once per record
     wanted = result_keys if result_keys else None  # `is not None` below is cheaper than its __bool__
-    if not errors:  # the common batch: one comprehension, no per-record branch
-        results = [
-            ResultItem(
-                rec.index,
-                rec.record_id,
-                rec.sequence_number or "",
-                rec.source_arn,
-                outcome,
-                name,
-                version,
-                record_key(wanted, source_record(records, rec), rec, payload) if wanted is not None else None,
-            )
-            for rec, outcome in zip(pending, outcomes)
-            if outcome is not None  # always, with no errors: this narrows the type
-        ]
-    else:
-        results = []
-        for position, (rec, outcome) in enumerate(zip(pending, outcomes)):
-            if outcome is None:
-                rec.status, (rec.reason, rec.detail) = "poison", errors[position]
-                poison.append(rec)
-            else:
-                results.append(
-                    ResultItem(
-                        rec.index,
-                        rec.record_id,
-                        rec.sequence_number or "",
-                        rec.source_arn,
-                        outcome,
-                        name,
-                        version,
-                        record_key(wanted, source_record(records, rec), rec, payload) if wanted is not None else None,
-                    )
-                )
+    for position, (reason, detail) in errors.items():  # the inputs that failed alone: poison
+        rec = pending[position]
+        rec.status, rec.reason, rec.detail = "poison", reason, detail
+        poison.append(rec)
+    results = [
+        ResultItem(
+            rec.index,
+            rec.record_id,
+            rec.sequence_number or "",
+            rec.source_arn,
+            outcome,
+            name,
+            version,
+            record_key(wanted, source_record(records, rec), rec, payload) if wanted is not None else None,
+        )
+        for rec, outcome in zip(pending, outcomes)
+        if outcome is not None  # None exactly at the positions of ``errors``
+    ]
     poison.sort(key=lambda d: d.index)
 
     # Persist in stream order of priority: quarantine, then results before the cutoff.
@@ -252,8 +236,7 @@ def process_batch(
     )
     cutoff = _unit_start(decoded, min(failed, default=len(decoded)))
     # A sink reports only indices of the items it was given, all before the cutoff.
-    before = results if cutoff == len(decoded) else [r for r in results if r.index < cutoff]
-    cutoff = _unit_start(decoded, min(sink.write(before), default=cutoff))
+    cutoff = _unit_start(decoded, min(sink.write([r for r in results if r.index < cutoff]), default=cutoff))
 
     # Lambda can only resume at a record that has a sequence number.
     while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:

@@ -381,14 +381,6 @@ def decode_records(
     expected_source = KINESIS_SOURCE if kind == "kinesis" else DYNAMODB_SOURCE
     out: list[DecodedRecord] = []
     field = contract["field"] if fast and kind == "kinesis" and contract["kind"] == "text" else None
-    # Names the fast path reads bound once, as locals (a global or attribute lookup per record costs).
-    a2b, scan, record_type, wrapped, append = (
-        binascii.a2b_base64,
-        _scan_json,
-        DecodedRecord,
-        _WRAPPED_FIRST_BYTES,
-        out.append,
-    )
     for index, record in enumerate(records):
         if field is not None:
             try:
@@ -404,14 +396,14 @@ def decode_records(
                     and type(arn) is str
                     and record["eventSource"] == KINESIS_SOURCE
                 ):
-                    raw = a2b(body["data"], strict_mode=True)
-                    if raw and raw[0] not in wrapped:
+                    raw = binascii.a2b_base64(body["data"], strict_mode=True)
+                    if raw and raw[0] not in _WRAPPED_FIRST_BYTES:
                         text = raw.decode()
-                        doc, end = scan(text, 0)
+                        doc, end = _scan_json(text, 0)
                         if end == len(text) and type(doc) is dict and "eventSource" not in doc:
                             value = doc[field]
                             if type(value) is str:
-                                append(record_type(len(out), record_id, seq, arn, "input", value, "", "", index))
+                                out.append(DecodedRecord(len(out), record_id, seq, arn, "input", value, "", "", index))
                                 continue
             except Exception:  # any deviation: the general path below decides, and says why
                 pass
