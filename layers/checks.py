@@ -325,8 +325,25 @@ def smoke_run(task: Path, opt: Path, drop_bytecode: bool = False) -> dict:
         env=env,
     )
     if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "no output")
+        raise RuntimeError(smoke_failure(proc.stderr))
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_MISSING_MODULE = re.compile(r"No module named '([\w.]+)'")
+
+
+def smoke_failure(stderr: str) -> str:
+    """What the smoke test's failure says: its last line, and where a module was missing
+    (``scipy.stats``, which the trimmed layer leaves out), the fix: an untrimmed layer."""
+    message = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+    missing = _MISSING_MODULE.search(stderr)
+    if missing:
+        message += (
+            f"; the model needs {missing[1]}, which the layers do not have: the trimmed dependencies layer "
+            "keeps only what the gallery models' load + predict import (layers/trim.py, docs/layers.md), so "
+            "rebuild it with every module: make deps-layer TRIM=0"
+        )
+    return message
 
 
 def check_smoke(function_zip: Path, layers: list[Path], runtime: str, arch: str) -> Finding:

@@ -45,6 +45,8 @@ SKLEARN_TEST_MODULES = (
 )
 #: Imported (their top-level package) besides every module of scikit-learn's.
 BASE_ROOTS = ("joblib", "threadpoolctl", "numpy", "scipy", "sklearn")
+#: The function's lean import, applied to the trace exactly as ``lambda_function`` applies it at init.
+LEAN_IMPORT = Path(__file__).resolve().parents[1] / "function" / "inference" / "lean_import.py"
 
 
 class TrimError(RuntimeError):
@@ -59,11 +61,13 @@ class TrimReport:
     traced: set[str] = field(default_factory=set)
     removed: list[str] = field(default_factory=list)
     removed_bytes: int = 0
+    #: Modules the lean import defers that no traced load + predict made real (not followed).
+    deferred: set[str] = field(default_factory=set)
 
 
 _TRACE = r"""
 import importlib, io, json, os, pkgutil, sys, warnings
-site, gallery_dir, roots, skips, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), tuple(json.loads(sys.argv[4])), sys.argv[5]
+site, gallery_dir, roots, skips, out, lean_path = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), tuple(json.loads(sys.argv[4])), sys.argv[5], sys.argv[6]
 opened = set()
 def hook(event, args):
     if event == "open" and isinstance(args[0], str) and args[0].startswith(site):
@@ -72,30 +76,54 @@ def hook(event, args):
         opened.add(args[0])
 sys.addaudithook(hook)
 warnings.simplefilter("ignore")
+import importlib.util
+spec = importlib.util.spec_from_file_location("_lean_import", lean_path)
+lean = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(lean)
+lean.defer_unused_modules()  # as lambda_function does at init, before scikit-learn is imported
 import joblib
+models = []
 for name in sorted(os.listdir(gallery_dir)):
-    *steps, estimator = joblib.load(os.path.join(gallery_dir, name, "artifacts.joblib"))
-    x = joblib.load(os.path.join(gallery_dir, name, "rows.joblib"))
+    models.append((joblib.load(os.path.join(gallery_dir, name, "artifacts.joblib")),
+                   joblib.load(os.path.join(gallery_dir, name, "rows.joblib"))))
+lean.forget_unused_optional_modules()  # as lambda_function does once the model is loaded
+for (*steps, estimator), x in models:
     for step in steps:
         x = step.transform(x)
     estimator.predict(x)
     for method in ("predict_proba", "decision_function"):
         if hasattr(estimator, method):
             getattr(estimator, method)(x)
-traced = sorted(sys.modules)
-failed = {}
+traced = sorted(n for n in sys.modules if not lean.is_deferred(n))
+failed, needs_deferred = {}, {}
 for root in roots:
     importlib.import_module(root)
-for info in pkgutil.walk_packages(sys.modules["sklearn"].__path__, "sklearn."):
-    if info.name.startswith(skips) or ".tests" in info.name or info.name.endswith((".conftest", ".__main__")):
+def walk(path, prefix):  # scikit-learn's module list from its folders, importing nothing (unlike pkgutil.walk_packages)
+    for info in pkgutil.iter_modules(path, prefix):
+        yield info.name
+        if info.ispkg:
+            yield from walk([os.path.join(path[0], info.name.rpartition(".")[2])], info.name + ".")
+for name in list(walk(list(sys.modules["sklearn"].__path__), "sklearn.")):
+    if name.startswith(skips) or ".tests" in name or name.endswith((".conftest", ".__main__")):
         continue
-    if True:
-        try:
-            importlib.import_module(info.name)
-        except Exception as exc:  # optional dependencies (torch, cupy, ...) the layer does not have
-            failed[info.name] = type(exc).__name__
+    before, seen, pending = set(sys.modules), set(opened), [n for n in lean.DEFERRED if lean.is_deferred(n)]
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # optional dependencies (torch, cupy, ...) the layer does not have
+        failed[name] = type(exc).__name__
+    made_real = [n for n in pending if not lean.is_deferred(n)]
+    if made_real:  # importing it needs a deferred module: not kept for it; undo, and defer again
+        needs_deferred[name] = made_real
+        opened.intersection_update(seen)
+        for new in set(sys.modules) - before:
+            del sys.modules[new]
+        for real in made_real:
+            sys.modules.pop(real, None)
+            lean.defer(real, lean.DEFERRED[real])
+deferred = sorted(name for name in lean.DEFERRED if lean.is_deferred(name))
+modules = sorted(name for name in sys.modules if not lean.is_deferred(name))
 with open(out, "w") as fh:
-    json.dump({"traced": traced, "modules": sorted(sys.modules), "opened": sorted(opened), "failed": failed}, fh)
+    json.dump({"traced": traced, "modules": modules, "opened": sorted(opened), "failed": failed, "deferred": deferred, "needs_deferred": needs_deferred}, fh)
 """
 
 
@@ -180,22 +208,40 @@ def imported_names(source: Path, module: str, is_package: bool) -> set[str]:
     return names
 
 
-def keep_set(site: Path, seeds: set[str]) -> set[str]:
-    """The seeds, closed over :func:`imported_names` and parent packages, among the layer's modules."""
+def keep_set(site: Path, seeds: set[str], deferred: set[str] = frozenset()) -> set[str]:
+    """The seeds, closed over :func:`imported_names` and parent packages, among the layer's modules.
+
+    ``deferred`` modules (the lean import's placeholders that the trace never made real) are
+    not followed: a source naming one, or a module under one, does not keep it, and one kept
+    only as the parent package of a traced module keeps its ``__init__`` but not what that imports.
+    """
     index = module_index(site)
+
+    def behind_deferred(name: str) -> bool:
+        return any(name == d or name.startswith(d + ".") for d in deferred)
+
     kept: set[str] = set()
-    todo = [name for name in seeds if name in index]
+    scanned: set[str] = set()
+    todo = [(name, True) for name in seeds if name in index]
     while todo:
-        name = todo.pop()
-        if name in kept:
+        name, scan = todo.pop()
+        if name in scanned or (name in kept and not scan):
             continue
         kept.add(name)
         parts = name.split(".")
-        todo.extend(".".join(parts[:n]) for n in range(1, len(parts)) if ".".join(parts[:n]) in index)
+        parents = [".".join(parts[:n]) for n in range(1, len(parts))]
+        todo.extend((parent, parent not in deferred) for parent in parents if parent in index)
+        if not scan:
+            continue
+        scanned.add(name)
         path = index[name]
         source = _source(path)
         if source is not None:
-            todo.extend(n for n in imported_names(source, name, path.is_dir()) if n in index and n not in kept)
+            todo.extend(
+                (n, True)
+                for n in imported_names(source, name, path.is_dir())
+                if n in index and n not in scanned and not behind_deferred(n)
+            )
     return kept
 
 
@@ -213,7 +259,7 @@ def trace(site: Path, roots: list[str], libraries: set[str]) -> dict:
         code = f"import sys; sys.path[:0] = [{str(site)!r}]\n" + _TRACE
         proc = subprocess.run(
             [sys.executable, "-I", "-S", "-B", "-c", code, str(site), tmp, json.dumps(roots)]
-            + [json.dumps(list(SKLEARN_TEST_MODULES)), str(Path(tmp) / "trace.json")],
+            + [json.dumps(list(SKLEARN_TEST_MODULES)), str(Path(tmp) / "trace.json"), str(LEAN_IMPORT)],
             capture_output=True,
             text=True,
             env=env,
@@ -240,7 +286,9 @@ def trim(site: Path, extra_packages: list[str], libraries: set[str]) -> TrimRepo
     roots = [*BASE_ROOTS, *extra_packages]
     result = trace(site, roots, libraries)
     report = TrimReport(traced=set(result["traced"]))
-    report.kept = keep_set(site, set(result["modules"]))
+    report.deferred = set(result["deferred"])
+    # A deferred package keeps its ``__init__`` alone: the lean import's placeholder needs its spec.
+    report.kept = keep_set(site, set(result["modules"]), report.deferred) | report.deferred
     touched = {q for p in result["opened"] for q in (Path(p), *Path(p).parents)}
     index = module_index(site)
     for name in sorted(index, key=len):
@@ -276,6 +324,7 @@ def write_report(report: TrimReport, out: Path) -> Path:
         "traced": sorted(report.traced),
         "removed": report.removed,
         "removed_bytes": report.removed_bytes,
+        "deferred": sorted(report.deferred),
     }
     out.write_text(json.dumps(doc, indent=1) + "\n")
     return out

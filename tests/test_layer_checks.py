@@ -114,3 +114,37 @@ def test_built_layer_smoke_test_from_layers_alone(zips):
     function_zip, layers, _ = zips
     finding = checks.check_smoke(function_zip, layers, RUNTIME, "x86_64")
     assert finding.ok, finding.detail
+
+
+@pytest.mark.twin
+def test_a_model_needing_what_the_trim_dropped_is_refused_naming_trim_0(zips, tmp_path):
+    """QuantileTransformer(output_distribution="normal") reads scipy.stats.norm at transform
+    time; the trimmed layer leaves scipy.stats out (no gallery model's load + predict imports it)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import QuantileTransformer
+
+    from tests.test_gallery_tabular import NUMBERS, dumped, package
+
+    function_zip, (deps_layer, _), _ = zips
+    with zipfile.ZipFile(deps_layer) as zf:
+        if "python/scipy/stats/_stats_py.py" not in zf.namelist():  # trimmed: scipy.stats' __init__ alone
+            x, y = load_breast_cancer(return_X_y=True)
+            model = make_pipeline(
+                QuantileTransformer(n_quantiles=50, output_distribution="normal"), LogisticRegression()
+            )
+            folder = dumped(tmp_path / "model", {"model.joblib": model.fit(x[:, :4], y)})
+            package(folder, "quantile-normal", ["model.joblib"], "--features", ",".join(NUMBERS))
+            finding = checks.check_smoke(function_zip, [deps_layer, tmp_path / "layer.zip"], RUNTIME, "x86_64")
+            assert not finding.ok
+            assert "scipy.stats" in finding.detail and "make deps-layer TRIM=0" in finding.detail
+            return
+    pytest.skip(f"{deps_layer} is untrimmed (TRIM=0): it has scipy.stats")
+
+
+def test_a_missing_module_in_the_smoke_test_names_the_untrimmed_layer():
+    stderr = "Traceback ...\nModuleNotFoundError: No module named 'scipy.stats'\n"
+    message = checks.smoke_failure(stderr)
+    assert message.startswith("ModuleNotFoundError") and "scipy.stats" in message and "TRIM=0" in message
+    assert checks.smoke_failure("ValueError: bad\n") == "ValueError: bad"

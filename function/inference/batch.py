@@ -115,6 +115,7 @@ def predict_isolating(
     """
     results: list[dict[str, Any] | None] = [None] * len(inputs)
     errors: dict[int, tuple[str, str]] = {}
+    missing: set[str] = set()
     calls = 0
 
     def run(lo: int, hi: int) -> None:
@@ -125,6 +126,8 @@ def predict_isolating(
         except Exception as exc:
             if hi - lo == 1:
                 errors[lo] = (f"model raised {type(exc).__name__}", str(exc)[:200])
+                if isinstance(exc, ImportError) and exc.name:  # a module name, never record data
+                    missing.add(exc.name)
                 return
             mid = (lo + hi) // 2
             run(lo, mid)
@@ -135,7 +138,8 @@ def predict_isolating(
     if inputs:
         run(0, len(inputs))
     if len(inputs) > 1 and len(errors) == len(inputs):
-        raise ModelFailure(f"model failed on all {len(inputs)} inputs, each alone: {errors[0][0]}")
+        absent = "".join(f" (No module named {name!r})" for name in sorted(missing))
+        raise ModelFailure(f"model failed on all {len(inputs)} inputs, each alone: {errors[0][0]}{absent}")
     return results, errors, calls
 
 

@@ -31,14 +31,13 @@ import importlib.util
 import sys
 import threading
 import types
-from collections.abc import Callable
 from typing import Any
 
 #: Imported by scikit-learn at import time, used by no supported model's load and predict; with
 #: the functions scikit-learn's modules take from them by name when they are imported
 #: (``from scipy.stats import rankdata``), which the placeholder hands out as forwarders.
 DEFERRED: dict[str, tuple[str, ...]] = {
-    "scipy.stats": ("rankdata", "gmean", "spearmanr"),
+    "scipy.stats": ("rankdata", "gmean", "spearmanr", "chi2"),
     "scipy.optimize": ("minimize", "minimize_scalar", "linear_sum_assignment", "linprog"),
     "scipy.integrate": ("trapezoid",),
 }
@@ -83,16 +82,31 @@ class DeferredModule(types.ModuleType):
         return real
 
 
-def _forwarder(module: DeferredModule, attr: str) -> Callable[..., Any]:
-    """A function that calls the real module's ``attr`` (importing the module on its first call)."""
+class _Forwarder:
+    """Stands for the real module's ``attr``: calling it calls that, reading an attribute reads
+    that one's (``chi2.isf``: SciPy's distributions are objects); the module is imported on first use."""
 
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return getattr(module._real_module(), attr)(*args, **kwargs)
+    def __init__(self, module: DeferredModule, attr: str) -> None:
+        self._module, self._attr = module, attr
+        self.__name__ = self.__qualname__ = attr
+        self.__module__ = module.__name__
+        self.__doc__ = f"{module.__name__}.{attr}, imported on its first use (inference.lean_import)."
 
-    forward.__name__ = forward.__qualname__ = attr
-    forward.__module__ = module.__name__
-    forward.__doc__ = f"{module.__name__}.{attr}, imported on its first call (inference.lean_import)."
-    return forward
+    def _target(self) -> Any:
+        return getattr(self._module._real_module(), self._attr)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._target()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_module", "_attr"):
+            raise AttributeError(name)
+        return getattr(self._target(), name)
+
+
+def _forwarder(module: DeferredModule, attr: str) -> _Forwarder:
+    """What stands for the real module's ``attr`` until first use (:class:`_Forwarder`)."""
+    return _Forwarder(module, attr)
 
 
 def defer(name: str, functions: tuple[str, ...] = ()) -> bool:
