@@ -66,7 +66,8 @@ BUILD_IMAGE = "public.ecr.aws/sam/build-{runtime}"
 
 #: Directory names removed wherever they appear, except under ``KEEP_TESTS_IN``.
 TEST_DIRS = {"tests", "test"}
-#: numpy.testing imports numpy._core.tests._natype (docs/aws-notes.md §3).
+#: numpy 2.2's numpy.testing imported numpy._core.tests._natype (docs/aws-notes.md §3): numpy's
+#: test suites are left to the trim (layers/trim.py), which removes them when nothing imports them.
 KEEP_TESTS_IN = {"numpy"}
 #: Files that no import ever reads: build inputs and type stubs.
 UNNEEDED_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi"}

@@ -7,7 +7,7 @@ removed; zipped the same way as ours.
 
 ``python -m layers.size_report`` (``make layer-figures``) prints, from the built zips:
 each layer's size unzipped and zipped, the total against Lambda's limit with and without
-the extras layer, and the cold init (median of fresh interpreters that see only the
+the extras layer, the dependencies layer by kind (:func:`sizes_by_kind`), and the cold init (median of fresh interpreters that see only the
 function and the layers, :func:`layers.checks.smoke_run`) of the reference model on the
 dependencies layer, of the LightGBM gallery model on the dependencies + extras layers,
 and of ``import pandas`` from the layers.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 from layers.checks import UNZIPPED_LIMIT, smoke_run, unzipped_size
@@ -100,6 +101,45 @@ def median_pandas_import(layers: list[Path], repeat: int) -> tuple[float, float]
     return sorted(float(w) for w, _ in runs)[repeat // 2], sorted(float(c) for _, c in runs)[repeat // 2]
 
 
+#: Issue 12's target for the dependencies layer without pandas, unzipped.
+TRIMMED_TARGET = 120_000_000
+
+
+def sizes_by_kind(layer: Path) -> dict[str, int]:
+    """Unzipped bytes of a layer zip by kind: ``vendored libraries`` (``*.libs/``, ``lib/``),
+    ``extension modules``, ``bytecode``, ``sources`` and ``other`` (data, metadata)."""
+    kinds = dict.fromkeys(("vendored libraries", "extension modules", "bytecode", "sources", "other"), 0)
+    with zipfile.ZipFile(layer) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if ".libs/" in name or name.startswith("lib/"):
+                kind = "vendored libraries"
+            elif name.endswith(".so") or ".so." in name:
+                kind = "extension modules"
+            elif name.endswith(".pyc"):
+                kind = "bytecode"
+            elif name.endswith(".py"):
+                kind = "sources"
+            else:
+                kind = "other"
+            kinds[kind] += info.file_size
+    return kinds
+
+
+def print_kinds(layer: Path) -> None:
+    """What the layer holds by kind, and what stays without sources against the 120 MB target."""
+    mb = 1e6
+    kinds = sizes_by_kind(layer)
+    print(f"\n{layer.name} by kind (unzipped):")
+    for kind, size in kinds.items():
+        print(f"  {kind:<22}{size / mb:>9.1f} MB")
+    floor = kinds["vendored libraries"] + kinds["extension modules"] + kinds["bytecode"]
+    print(
+        f"  binaries + bytecode   {floor / mb:>9.1f} MB: what SOURCES=0 cannot remove "
+        f"(target {TRIMMED_TARGET / mb:.0f} MB unzipped without pandas)"
+    )
+
+
 def print_extras_figures(deps: Path = DEFAULT_OUT, extras: Path = EXTRAS_OUT, repeat: int = 5) -> None:
     """Sizes and cold init with and without the extras layer (module docstring)."""
     mb = 1e6
@@ -112,6 +152,7 @@ def print_extras_figures(deps: Path = DEFAULT_OUT, extras: Path = EXTRAS_OUT, re
         print(
             f"  function + layers {label:<16}{total / mb:>7.1f} MB unzipped; margin {(UNZIPPED_LIMIT - total) / mb:.1f} MB"
         )
+    print_kinds(deps)
     with tempfile.TemporaryDirectory() as tmp:
         lightgbm_layer = lightgbm_model_layer(Path(tmp) / "lightgbm-layer.zip")
         reference = median_init(FUNCTION_ZIP, [deps, MODEL_ZIP], repeat)

@@ -130,15 +130,19 @@ with open(out, "w") as fh:
 def module_index(site: Path) -> dict[str, Path]:
     """``module name -> its file`` (a package: its directory) for every module under ``site``.
 
-    Packages are directories with ``__init__.py``; a module is a ``.py`` or an extension
-    module (``name.cpython-312-x86_64-linux-gnu.so``) in a package or at the top.
+    Packages are directories with ``__init__.py``, and, inside a package, directories of
+    ``.py`` files without one, which Python imports as namespace packages (NumPy's
+    ``numpy/_core/tests``); a module is a ``.py`` or an extension module
+    (``name.cpython-312-x86_64-linux-gnu.so``) in a package or at the top.
     """
     index: dict[str, Path] = {}
 
     def visit(directory: Path, prefix: str) -> None:
         for entry in sorted(directory.iterdir()):
             if entry.is_dir():
-                if (entry / "__init__.py").is_file() and entry.name.isidentifier():
+                regular = (entry / "__init__.py").is_file()
+                namespace = bool(prefix) and not regular and any(entry.glob("*.py"))
+                if (regular or namespace) and entry.name.isidentifier():
                     index[prefix + entry.name] = entry
                     visit(entry, prefix + entry.name + ".")
             elif entry.suffix == ".py" and entry.stem != "__init__" and entry.stem.isidentifier():
@@ -152,7 +156,7 @@ def module_index(site: Path) -> dict[str, Path]:
 
 def _source(path: Path) -> Path | None:
     source = path / "__init__.py" if path.is_dir() else path
-    return source if source.suffix == ".py" else None
+    return source if source.suffix == ".py" and source.is_file() else None
 
 
 def imported_names(source: Path, module: str, is_package: bool) -> set[str]:
@@ -208,7 +212,7 @@ def imported_names(source: Path, module: str, is_package: bool) -> set[str]:
     return names
 
 
-def keep_set(site: Path, seeds: set[str], deferred: set[str] = frozenset()) -> set[str]:
+def keep_set(site: Path, seeds: set[str], deferred: set[str] | frozenset[str] = frozenset()) -> set[str]:
     """The seeds, closed over :func:`imported_names` and parent packages, among the layer's modules.
 
     ``deferred`` modules (the lean import's placeholders that the trace never made real) are

@@ -126,26 +126,43 @@ def test_the_extras_layer_ships_libgomp_and_the_check_needs_it(extras_layer: Pat
 
 
 _TRACE_GALLERY = r"""
-import json, sys, warnings
+import json, os, sys, warnings
 warnings.simplefilter("ignore")
-from layers.gallery import gallery, predict_all
-before = set(sys.modules)
-models = gallery({"pandas", "lightgbm"})
-import io, joblib
-for model in models:
-    buffer = io.BytesIO()
-    joblib.dump(model.artifacts, buffer)
-    predict_all(model, joblib.load(io.BytesIO(buffer.getvalue())))
-files = sorted({m.__file__.split("/site-packages/")[1] for m in list(sys.modules.values())
+sys.path.insert(0, "function")
+from inference import lean_import
+lean_import.defer_unused_modules()  # as lambda_function does, before scikit-learn is imported
+import joblib
+loaded = [joblib.load(os.path.join(sys.argv[1], name)) for name in sorted(os.listdir(sys.argv[1]))]
+lean_import.forget_unused_optional_modules()  # as lambda_function does once the model is loaded
+for (*steps, estimator), x in loaded:  # layers.gallery.predict_all, without importing what fits the gallery
+    for step in steps:
+        x = step.transform(x)
+    estimator.predict(x)
+    for method in ("predict_proba", "decision_function"):
+        if hasattr(estimator, method):
+            getattr(estimator, method)(x)
+real = [m for name, m in list(sys.modules.items()) if not lean_import.is_deferred(name)]
+files = sorted({m.__file__.split("/site-packages/")[1] for m in real
                 if getattr(m, "__file__", None) and "/site-packages/" in m.__file__})
 print(json.dumps(files))
 """
 
 
 @pytest.mark.slow
-def test_the_trim_keeps_every_module_the_gallery_imports(deps_layer: Path, extras_layer: Path) -> None:
+def test_the_trim_keeps_every_module_the_gallery_imports(deps_layer: Path, extras_layer: Path, tmp_path: Path) -> None:
+    """The gallery's models, fitted here and pickled, are loaded and predict in a fresh
+    interpreter under the function's lean import; every file they import is in the layers."""
+    from layers.gallery import gallery
+
+    for n, model in enumerate(gallery({"pandas", "lightgbm"})):
+        joblib.dump((model.artifacts, model.rows), tmp_path / f"{n:02d}.joblib")
     proc = subprocess.run(
-        [sys.executable, "-c", _TRACE_GALLERY], capture_output=True, text=True, cwd=ROOT, check=True, timeout=300
+        [sys.executable, "-c", _TRACE_GALLERY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=300,
     )
     imported = json.loads(proc.stdout.strip().splitlines()[-1])
     shipped = set()

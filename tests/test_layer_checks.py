@@ -129,18 +129,14 @@ def test_a_model_needing_what_the_trim_dropped_is_refused_naming_trim_0(zips, tm
 
     function_zip, (deps_layer, _), _ = zips
     with zipfile.ZipFile(deps_layer) as zf:
-        if "python/scipy/stats/_stats_py.py" not in zf.namelist():  # trimmed: scipy.stats' __init__ alone
-            x, y = load_breast_cancer(return_X_y=True)
-            model = make_pipeline(
-                QuantileTransformer(n_quantiles=50, output_distribution="normal"), LogisticRegression()
-            )
-            folder = dumped(tmp_path / "model", {"model.joblib": model.fit(x[:, :4], y)})
-            package(folder, "quantile-normal", ["model.joblib"], "--features", ",".join(NUMBERS))
-            finding = checks.check_smoke(function_zip, [deps_layer, tmp_path / "layer.zip"], RUNTIME, "x86_64")
-            assert not finding.ok
-            assert "scipy.stats" in finding.detail and "make deps-layer TRIM=0" in finding.detail
-            return
-    pytest.skip(f"{deps_layer} is untrimmed (TRIM=0): it has scipy.stats")
+        assert "python/scipy/stats/_stats_py.py" not in zf.namelist(), "make test builds the trimmed layer (TRIM=1)"
+    x, y = load_breast_cancer(return_X_y=True)
+    model = make_pipeline(QuantileTransformer(n_quantiles=50, output_distribution="normal"), LogisticRegression())
+    folder = dumped(tmp_path / "model", {"model.joblib": model.fit(x[:, :4], y)})
+    package(folder, "quantile-normal", ["model.joblib"], "--features", ",".join(NUMBERS))
+    finding = checks.check_smoke(function_zip, [deps_layer, tmp_path / "layer.zip"], RUNTIME, "x86_64")
+    assert not finding.ok
+    assert "scipy.stats" in finding.detail and "make deps-layer TRIM=0" in finding.detail
 
 
 def test_a_missing_module_in_the_smoke_test_names_the_untrimmed_layer():
