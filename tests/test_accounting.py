@@ -209,20 +209,20 @@ def test_check_of_the_response_as_sink_and_of_the_quarantine() -> None:
 #: One deliberate bug each: (text in inference/batch.py, what replaces it).
 MUTANTS = {
     "cutoff one after a failed quarantine": (
-        "min(failed, default=len(decoded))",
-        "min((i + 1 for i in failed), default=len(decoded))",
+        "min(failed, default=n)",
+        "min((i + 1 for i in failed), default=n)",
     ),
     "cutoff one after a failed result": (
-        "min(sink.write([r for r in results if r.index < cutoff]), default=cutoff)",
-        "min((i + 1 for i in sink.write([r for r in results if r.index < cutoff])), default=cutoff)",
+        "min(sink.write(results.before(cutoff)), default=cutoff)",
+        "min((i + 1 for i in sink.write(results.before(cutoff))), default=cutoff)",
     ),
     "the cutoff is not moved back": (
-        "while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:",
+        "while cutoff < n and seqs[cutoff] is None and cutoff > 0:",
         "while False:",
     ),
     "a sequence number named twice": ("if seq is not None and seq not in seen:", "if seq is not None:"),
     "the sink gets records past a failed quarantine": (
-        "sink.write([r for r in results if r.index < cutoff])",
+        "sink.write(results.before(cutoff))",
         "sink.write(results)",
     ),
     "a lone input that raises fails the batch": (

@@ -46,15 +46,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from .decode import DecodedRecord, decode_records, source_record
+from .decode import DecodedBatch, DecodedRecord, decode_records, source_record
 from .events import BatchItemFailure, StreamResponse, classify_event
 from .model import LoadedModel, Predictions
 from .payload import PayloadOptions
 from .quarantine import Quarantine, QuarantineItem
 from .result_keys import ResultKeys, record_key
-from .sinks import ResponseSink, ResultItem, ResultSink
+from .sinks import ResponseSink, Results, ResultSink
 
 if TYPE_CHECKING:  # for the annotations only
     from .shadow import Shadow, ShadowReport
@@ -143,10 +143,11 @@ def predict_isolating(
     return results, errors, calls
 
 
-def _unit_start(decoded: list[DecodedRecord], position: int) -> int:
+def _unit_start(decoded: DecodedBatch, position: int) -> int:
     """The first position of the stream record at ``position``: a KPL aggregate's user
     records are retried together, from its first one (``len(decoded)`` stays as it is)."""
-    while 0 < position < len(decoded) and decoded[position - 1].record_index == decoded[position].record_index:
+    indices = decoded.record_indices
+    while 0 < position < len(indices) and indices[position - 1] == indices[position]:
         position -= 1
     return position
 
@@ -199,35 +200,37 @@ def process_batch(
     """
     kind, records = classify_event(event)
     decoded = decode_records(records, kind, model.manifest["input"], payload)
-    report = BatchReport(size=len(decoded))
+    n = len(decoded)
+    report = BatchReport(size=n)
+    statuses = decoded.statuses
 
-    pending = [d for d in decoded if d.status == "input"]
+    pending = [i for i, status in enumerate(statuses) if status == "input"]  # positions of the inputs
+    values = decoded.values
     started = time.perf_counter()
-    outcomes, errors, report.predict_calls = predict_isolating(model, [d.value for d in pending])
+    outcomes, errors, report.predict_calls = predict_isolating(model, [values[i] for i in pending])
     report.predict_ms = (time.perf_counter() - started) * 1000
 
-    poison: list[DecodedRecord] = [d for d in decoded if d.status == "poison"]
+    for position, (reason, detail) in errors.items():  # the inputs that failed alone: poison
+        decoded.poison(pending[position], reason, detail)
+    poison: list[DecodedRecord] = [decoded[i] for i, status in enumerate(statuses) if status == "poison"]
     name, version = model.name, model.version  # looked up once, not once per record
     wanted = result_keys if result_keys else None  # `is not None` below is cheaper than its __bool__
-    for position, (reason, detail) in errors.items():  # the inputs that failed alone: poison
-        rec = pending[position]
-        rec.status, rec.reason, rec.detail = "poison", reason, detail
-        poison.append(rec)
-    results = [
-        ResultItem(
-            rec.index,
-            rec.record_id,
-            rec.sequence_number or "",
-            rec.source_arn,
-            outcome,
-            name,
-            version,
-            record_key(wanted, source_record(records, rec), rec, payload) if wanted is not None else None,
-        )
-        for rec, outcome in zip(pending, outcomes)
-        if outcome is not None  # None exactly at the positions of ``errors``
-    ]
-    poison.sort(key=lambda d: d.index)
+    ids, seqs, arns = decoded.record_ids, decoded.sequence_numbers, decoded.source_arns
+    # ``outcomes`` is None exactly at the positions of ``errors``: those have no result.
+    scored = [i for i, o in zip(pending, outcomes) if o is not None] if errors else pending
+    done = cast(list[dict[str, Any]], [o for o in outcomes if o is not None] if errors else outcomes)
+    results = Results(
+        scored,
+        [ids[i] for i in scored],
+        [seqs[i] or "" for i in scored],
+        [arns[i] for i in scored],
+        done,
+        name,
+        version,
+        [record_key(wanted, source_record(records, d), d, payload) for d in map(decoded.__getitem__, scored)]
+        if wanted is not None
+        else None,
+    )
 
     # Persist in stream order of priority: quarantine, then results before the cutoff.
     failed = quarantine.send(
@@ -238,45 +241,43 @@ def process_batch(
             for d in poison
         ]
     )
-    cutoff = _unit_start(decoded, min(failed, default=len(decoded)))
+    cutoff = _unit_start(decoded, min(failed, default=n))
     # A sink reports only indices of the items it was given, all before the cutoff.
-    cutoff = _unit_start(decoded, min(sink.write([r for r in results if r.index < cutoff]), default=cutoff))
+    cutoff = _unit_start(decoded, min(sink.write(results.before(cutoff)), default=cutoff))
 
     # Lambda can only resume at a record that has a sequence number.
-    while cutoff < len(decoded) and decoded[cutoff].sequence_number is None and cutoff > 0:
+    while cutoff < n and seqs[cutoff] is None and cutoff > 0:
         cutoff -= 1
-    if cutoff < len(decoded) and decoded[cutoff].sequence_number is None:
+    if cutoff < n and seqs[cutoff] is None:
         # No record at or before the failure can be named: fail the whole batch.
         report.failures = [{"itemIdentifier": ""}]
         cutoff = 0
     cutoff = _unit_start(decoded, cutoff)  # stepping back may land on an aggregate's last user record
-    for d in decoded:
-        if d.index >= cutoff:
-            report.retry.append(d.index)
-        elif d.status == "input":
-            report.predicted.append(d.index)
-        elif d.status == "skip":
-            report.skipped.append(d.index)
+    report.retry = list(range(cutoff, n))
+    for i, status in enumerate(statuses[:cutoff]):
+        if status == "input":
+            report.predicted.append(i)
+        elif status == "skip":
+            report.skipped.append(i)
         else:
-            report.quarantined.append(d.index)
+            report.quarantined.append(i)
     if not report.failures:
         seen: set[str] = set()
         for index in report.retry:
-            seq = decoded[index].sequence_number
+            seq = seqs[index]
             if seq is not None and seq not in seen:
                 seen.add(seq)
                 report.failures.append({"itemIdentifier": seq})
 
     for index in report.quarantined:
-        d = decoded[index]
         logger.warning(
             "record quarantined",
-            extra={"record_id": d.record_id, "sequence_number": d.sequence_number, "reason": d.reason},
+            extra={"record_id": ids[index], "sequence_number": seqs[index], "reason": decoded.reasons.get(index, "")},
         )
     if shadow is not None:
-        written = [r for r in results if r.index < cutoff]
+        written = list(results.before(cutoff))
         try:
-            report.shadow = shadow.run(written, [decoded[r.index].value for r in written], report.predict_ms, context)
+            report.shadow = shadow.run(written, [values[r.index] for r in written], report.predict_ms, context)
         except Exception:  # Shadow.run never raises; this keeps the live batch safe from a bug in it
             logger.exception("shadow failed")
     response: StreamResponse = {"batchItemFailures": report.failures}

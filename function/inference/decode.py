@@ -23,10 +23,10 @@ import binascii
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from .events import DYNAMODB_SOURCE, KINESIS_SOURCE, DynamoDBChange, EventKind, KinesisData, describe_source
 from .kpl import MAGIC as KPL_MAGIC
@@ -37,9 +37,11 @@ from .payload import GZIP_MAGIC, PayloadOptions, gunzip
 Status = Literal["input", "skip", "poison"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class DecodedRecord:
-    """One record of the batch after decoding (one user record, for a KPL aggregate)."""
+    """One record of the batch after decoding (one user record, for a KPL aggregate): a view of
+    one position of a :class:`DecodedBatch`, made when it is read (so it is frozen: a change
+    goes through the batch, :meth:`DecodedBatch.poison`)."""
 
     #: Position in the decoded list; the event's record index, unless a KPL aggregate came before.
     index: int
@@ -64,6 +66,129 @@ class DecodedRecord:
     record_index: int = -1
     #: The KPL user record this is, or ``None`` for a record that is not an aggregate.
     user_record: UserRecord | None = None
+
+
+class DecodedBatch(Sequence[DecodedRecord]):
+    """The decoded batch as parallel lists, one entry per :class:`DecodedRecord` (position =
+    ``index``); reading a position makes its :class:`DecodedRecord`.
+
+    The lists are what the hot loops read (``values`` of the ``statuses == "input"`` positions
+    go to the model; ``record_ids``, ``sequence_numbers`` and ``source_arns`` make the
+    results): the common record costs six list appends instead of an object. Reasons,
+    details and KPL user records are kept by position only where there is one.
+    """
+
+    __slots__ = (
+        "record_ids",
+        "sequence_numbers",
+        "source_arns",
+        "statuses",
+        "values",
+        "reasons",
+        "details",
+        "record_indices",
+        "user_records",
+    )
+
+    def __init__(self) -> None:
+        self.record_ids: list[str] = []
+        self.sequence_numbers: list[str | None] = []
+        self.source_arns: list[str] = []
+        self.statuses: list[Status] = []
+        self.values: list[Any] = []
+        #: The event's record index of each position (:attr:`DecodedRecord.record_index`).
+        self.record_indices: list[int] = []
+        self.reasons: dict[int, str] = {}
+        self.details: dict[int, str] = {}
+        self.user_records: dict[int, UserRecord] = {}
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    @overload
+    def __getitem__(self, position: int) -> DecodedRecord: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[DecodedRecord]: ...
+
+    def __getitem__(self, position: int | slice) -> DecodedRecord | list[DecodedRecord]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise IndexError("decoded batch index out of range")
+        return DecodedRecord(
+            position,
+            self.record_ids[position],
+            self.sequence_numbers[position],
+            self.source_arns[position],
+            self.statuses[position],
+            self.values[position],
+            self.reasons.get(position, ""),
+            self.details.get(position, ""),
+            self.record_indices[position],
+            self.user_records.get(position),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DecodedBatch | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"DecodedBatch({list(self)!r})"
+
+    def append(self, record: DecodedRecord) -> None:
+        """Add ``record`` at the end (its ``index`` is the batch's length: the caller's job)."""
+        self.add(
+            record.record_id,
+            record.sequence_number,
+            record.source_arn,
+            record.status,
+            record.value,
+            record.reason,
+            record.detail,
+            record.record_index if record.record_index >= 0 else len(self),
+            record.user_record,
+        )
+
+    def extend(self, records: list[DecodedRecord]) -> None:
+        for record in records:
+            self.append(record)
+
+    def add(
+        self,
+        record_id: str,
+        sequence_number: str | None,
+        source_arn: str,
+        status: Status,
+        value: Any,
+        reason: str,
+        detail: str,
+        record_index: int,
+        user_record: UserRecord | None = None,
+    ) -> None:
+        """Add one record, field by field."""
+        position = len(self.statuses)
+        self.record_ids.append(record_id)
+        self.sequence_numbers.append(sequence_number)
+        self.source_arns.append(source_arn)
+        self.statuses.append(status)
+        self.values.append(value)
+        self.record_indices.append(record_index)
+        if reason:
+            self.reasons[position] = reason
+        if detail:
+            self.details[position] = detail
+        if user_record is not None:
+            self.user_records[position] = user_record
+
+    def poison(self, position: int, reason: str, detail: str) -> None:
+        """Turn the input at ``position`` into poison (the model failed on it alone)."""
+        self.statuses[position], self.reasons[position], self.details[position] = "poison", reason, detail
 
 
 _deserializer = None
@@ -359,9 +484,9 @@ def decode_records(
     options: PayloadOptions | None = None,
     *,
     fast: bool = True,
-) -> list[DecodedRecord]:
+) -> DecodedBatch:
     """Decode a whole batch; one :class:`DecodedRecord` per record (per user record of a KPL
-    aggregate), in order.
+    aggregate), in order, as a :class:`DecodedBatch`.
 
     ``records`` are whatever the caller sent. Lambda sends
     :class:`~inference.events.KinesisStreamRecord` or
@@ -379,8 +504,10 @@ def decode_records(
     """
     options = options or _DEFAULT_OPTIONS
     expected_source = KINESIS_SOURCE if kind == "kinesis" else DYNAMODB_SOURCE
-    out: list[DecodedRecord] = []
+    out = DecodedBatch()
     field = contract["field"] if fast and kind == "kinesis" and contract["kind"] == "text" else None
+    add_id, add_seq, add_arn = out.record_ids.append, out.sequence_numbers.append, out.source_arns.append
+    add_status, add_value, add_index = out.statuses.append, out.values.append, out.record_indices.append
     for index, record in enumerate(records):
         if field is not None:
             try:
@@ -403,7 +530,12 @@ def decode_records(
                         if end == len(text) and type(doc) is dict and "eventSource" not in doc:
                             value = doc[field]
                             if type(value) is str:
-                                out.append(DecodedRecord(len(out), record_id, seq, arn, "input", value, "", "", index))
+                                add_id(record_id)
+                                add_seq(seq)
+                                add_arn(arn)
+                                add_status("input")
+                                add_value(value)
+                                add_index(index)
                                 continue
             except Exception:  # any deviation: the general path below decides, and says why
                 pass
@@ -418,7 +550,7 @@ def _decode_record(
     expected_source: str,
     contract: TextInput | TabularInput,
     options: PayloadOptions,
-    out: list[DecodedRecord],
+    out: DecodedBatch,
 ) -> None:
     """Decode the event's record ``index``, appending its :class:`DecodedRecord` (or, for a KPL
     aggregate, one per user record) to ``out``: every field tested before it is used."""

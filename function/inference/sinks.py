@@ -1,6 +1,7 @@
 """Where predictions go: the response, a DynamoDB table, a Kinesis stream, or S3.
 
-Every sink takes the batch's results and returns the ``index`` of each result it
+Every sink takes the batch's results (a sequence of :class:`ResultItem`; the batch processor
+passes :class:`Results`, the same as parallel lists) and returns the ``index`` of each result it
 could not write; the batch processor turns those into ``batchItemFailures``. Writes
 are batched and keyed by ``record_id`` so a redelivered record overwrites its earlier
 result (DynamoDB, S3). A Kinesis stream is append-only: a redelivered record is
@@ -21,9 +22,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 logger = logging.getLogger("inference")
 
@@ -63,6 +66,86 @@ class ResultItem:
         return doc
 
 
+class Results(Sequence[ResultItem]):
+    """A batch's results as parallel lists (one entry per result, in ``indices`` order,
+    which ascends); reading a position makes its :class:`ResultItem`.
+
+    What one result a record costs is a few list entries, not an object: the response
+    (:class:`ResponseSink`) is built from the lists directly.
+    """
+
+    __slots__ = (
+        "indices",
+        "record_ids",
+        "sequence_numbers",
+        "source_arns",
+        "outputs",
+        "model_name",
+        "model_version",
+        "keys",
+    )
+
+    def __init__(
+        self,
+        indices: list[int],
+        record_ids: list[str],
+        sequence_numbers: list[str],
+        source_arns: list[str],
+        outputs: list[dict[str, Any]],
+        model_name: str,
+        model_version: str,
+        keys: list[dict[str, Any] | None] | None = None,
+    ) -> None:
+        self.indices, self.record_ids, self.sequence_numbers = indices, record_ids, sequence_numbers
+        self.source_arns, self.outputs = source_arns, outputs
+        self.model_name, self.model_version = model_name, model_version
+        #: Each result's ``key`` (:attr:`ResultItem.key`); ``None``: no result has one.
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, position: int) -> ResultItem: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> list[ResultItem]: ...
+
+    def __getitem__(self, position: int | slice) -> ResultItem | list[ResultItem]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise IndexError("results index out of range")
+        return ResultItem(
+            self.indices[position],
+            self.record_ids[position],
+            self.sequence_numbers[position],
+            self.source_arns[position],
+            self.outputs[position],
+            self.model_name,
+            self.model_version,
+            None if self.keys is None else self.keys[position],
+        )
+
+    def before(self, cutoff: int) -> Results:
+        """The results of the records before position ``cutoff`` of the batch."""
+        end = bisect_left(self.indices, cutoff)
+        if end == len(self.indices):
+            return self
+        return Results(
+            self.indices[:end],
+            self.record_ids[:end],
+            self.sequence_numbers[:end],
+            self.source_arns[:end],
+            self.outputs[:end],
+            self.model_name,
+            self.model_version,
+            None if self.keys is None else self.keys[:end],
+        )
+
+
 def dynamodb_value(value: Any) -> Any:
     """``value`` with every float as the ``Decimal`` DynamoDB stores (lists and maps too).
 
@@ -79,7 +162,7 @@ def dynamodb_value(value: Any) -> Any:
 
 
 class ResultSink(Protocol):
-    def write(self, items: list[ResultItem]) -> set[int]:
+    def write(self, items: Sequence[ResultItem]) -> set[int]:
         """Write ``items``; return the ``index`` of every item not written."""
 
 
@@ -116,8 +199,8 @@ def _rest_failed(chunks: list[list[ResultItem]], after: int) -> set[int]:
     return {item.index for chunk in chunks[after + 1 :] for item in chunk}
 
 
-def _chunks[T](items: list[T], size: int) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _chunks[T](items: Sequence[T], size: int) -> list[list[T]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 class ResponseSink:
@@ -126,7 +209,10 @@ class ResponseSink:
     def __init__(self) -> None:
         self.predictions: dict[str, dict[str, Any]] = {}
 
-    def write(self, items: list[ResultItem]) -> set[int]:
+    def write(self, items: Sequence[ResultItem]) -> set[int]:
+        if isinstance(items, Results) and items.keys is None:  # the lists as they are
+            self.predictions.update(zip(items.record_ids, items.outputs))
+            return set()
         for item in items:
             self.predictions[item.record_id] = item.outputs if item.key is None else {**item.outputs, "key": item.key}
         return set()
@@ -147,7 +233,7 @@ class DynamoDBSink:
             key: self._serialize(dynamodb_value(value)) for key, value in item.as_json().items() if value is not None
         }
 
-    def write(self, items: list[ResultItem]) -> set[int]:
+    def write(self, items: Sequence[ResultItem]) -> set[int]:
         chunks = _chunks(items, 25)
         for n, chunk in enumerate(chunks):
             by_id = {item.record_id: item for item in chunk}  # a duplicate id in one call is rejected
@@ -175,7 +261,7 @@ class KinesisSink:
         self.stream = stream
         self.client = client or aws_client("kinesis")
 
-    def write(self, items: list[ResultItem]) -> set[int]:
+    def write(self, items: Sequence[ResultItem]) -> set[int]:
         chunks = _chunks(items, 500)
         for n, chunk in enumerate(chunks):
             pending = chunk
@@ -211,7 +297,7 @@ class S3Sink:
         self.prefix = prefix
         self.client = client or aws_client("s3")
 
-    def write(self, items: list[ResultItem]) -> set[int]:
+    def write(self, items: Sequence[ResultItem]) -> set[int]:
         if not items:
             return set()
         first = items[0]
